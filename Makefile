@@ -1,0 +1,47 @@
+# Two promises: `make demo` and `make test` work on a fresh machine with Python 3.11 and git.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+REPORTS := reports
+
+.PHONY: demo test lint typecheck pytest docs bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@ $(VENV)/.installed
+
+demo: $(VENV)/.installed
+	mkdir -p $(REPORTS)
+	$(BIN)/python -m runner validate workflows/
+	$(BIN)/python -m runner graph workflows/rlm_cache_change.star -o $(REPORTS)/rlm_cache_change.mmd
+	$(BIN)/python -m runner compile workflows/rlm_cache_change.star -o $(REPORTS)/rlm_cache_change.json
+	@echo "Reports written to $(REPORTS)/"
+
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff format --check runner tests bench
+	$(BIN)/ruff check runner tests bench
+
+typecheck: $(VENV)/.installed-dev
+	$(BIN)/mypy --strict runner
+
+pytest: $(VENV)/.installed-dev
+	$(BIN)/python -m pytest
+
+test: lint typecheck pytest
+
+docs: $(VENV)/.installed-dev
+	$(BIN)/python -m runner.docgen > docs/workflow-language.md
+
+bench: $(VENV)/.installed
+	$(BIN)/python bench/startup.py
+
+clean:
+	rm -rf $(VENV) $(REPORTS) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,39 @@
+"""Canonical JSON and content hashes: the one way Branchleaf turns data into keys."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any
+
+
+def canonical_json(value: Any) -> str:
+    """Serialise ``value`` with sorted keys and fixed separators; the same data, the same text."""
+    return json.dumps(
+        thaw(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    )
+
+
+def content_hash(value: Any) -> str:
+    """SHA-256 hex digest of the canonical JSON of ``value``."""
+    return hashlib.sha256(canonical_json(value).encode("utf-8")).hexdigest()
+
+
+def freeze(value: Any) -> Any:
+    """A deeply immutable copy of a JSON value: mappings become read-only, lists tuples."""
+    if isinstance(value, Mapping):
+        return MappingProxyType({key: freeze(item) for key, item in value.items()})
+    if isinstance(value, list | tuple):
+        return tuple(freeze(item) for item in value)
+    return value
+
+
+def thaw(value: Any) -> Any:
+    """A plain JSON copy (dicts and lists) of a value made by :func:`freeze`."""
+    if isinstance(value, Mapping):
+        return {key: thaw(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [thaw(item) for item in value]
+    return value

@@ -1,0 +1,72 @@
+"""``branchleaf validate PATH...``: check workflow files without running anything."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from rich.console import Console
+from rich.markup import escape
+
+from runner.compiler.pipeline import Checked, check_file, discover
+from runner.config import load_config
+from runner.errors import UsageError
+
+
+def run(args: argparse.Namespace, console: Console) -> int:
+    """Validate every workflow named or found; 0 when all are valid, 2 otherwise."""
+    config = load_config(args.config)
+    capabilities = config.capabilities if config.path is not None else None
+    files = discover(args.paths)
+    if not files:
+        raise UsageError(
+            f"no workflow files (.yaml, .yml, .json, .star) under {' '.join(args.paths)}"
+        )
+    results = [
+        check_file(path, capabilities=capabilities, discovered=found) for path, found in files
+    ]
+    if args.format == "json":
+        console.print_json(json.dumps(_report(results)))
+    else:
+        _print_text(results, console)
+    return 2 if any(result.diagnostics for result in results) else 0
+
+
+def _report(results: list[Checked]) -> dict[str, object]:
+    return {
+        "valid": not any(result.diagnostics for result in results),
+        "errors": sum(len(result.diagnostics) for result in results),
+        "files": [
+            {
+                "path": result.path,
+                "kind": result.kind,
+                "valid": not result.diagnostics,
+                "name": result.workflow.name if result.workflow else None,
+                "hash": result.workflow.hash if result.workflow else None,
+                "diagnostics": [d.to_json() for d in result.diagnostics],
+            }
+            for result in results
+        ],
+    }
+
+
+def _print_text(results: list[Checked], console: Console) -> None:
+    bad = 0
+    for result in results:
+        if result.diagnostics:
+            bad += 1
+            for diagnostic in result.diagnostics:
+                console.print(f"[red]✗[/] {escape(diagnostic.render())}")
+        elif result.workflow is not None:
+            console.print(f"[green]✓[/] {escape(result.path)} ({escape(result.workflow.name)})")
+        elif result.kind == "library":
+            console.print(f"[green]✓[/] {escape(result.path)} (Starlark library)")
+    errors = sum(len(result.diagnostics) for result in results)
+    checked = sum(1 for result in results if result.kind != "skipped")
+    if bad:
+        console.print(
+            f"[red]{errors} error(s) in {bad} of {checked} file(s).[/] "
+            "Fix them and run validate again."
+        )
+    else:
+        console.print(f"[green]{checked} file(s) valid.[/]")

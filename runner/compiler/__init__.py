@@ -1,0 +1,1 @@
+"""The compiler: workflow sources (YAML, JSON, Starlark) -> document -> validated IR."""

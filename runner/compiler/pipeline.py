@@ -1,0 +1,143 @@
+"""The compile pipeline: source file -> document -> schema -> IR -> semantic checks.
+
+Both languages go through the same three stages, and nothing runs before all three pass.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from runner import ir
+from runner.compiler.build import build_workflow
+from runner.compiler.schema import schema_diagnostics
+from runner.compiler.semantic import Checker, RoleCapabilities
+from runner.compiler.source import Document
+from runner.errors import CompileError, Diagnostic
+
+WORKFLOW_SUFFIXES = {".yaml": "yaml", ".yml": "yaml", ".json": "json", ".star": "starlark"}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Checked:
+    """The outcome of checking one file."""
+
+    path: str
+    """The file, as named."""
+    workflow: ir.Workflow | None
+    """The compiled workflow, when it is valid."""
+    diagnostics: tuple[Diagnostic, ...]
+    """Every problem found; empty when valid."""
+    kind: str = "workflow"
+    """``workflow``; ``library`` for a Starlark file that only defines helpers (it never calls
+    ``workflow()``); ``skipped`` for a YAML or JSON file found in a folder that is not a
+    workflow (no ``version`` and no ``steps``), such as a mock script."""
+
+
+def load_source(path: str, *, library_ok: bool = False) -> Document | None:
+    """Load a workflow file into its document (``None`` for a Starlark library)."""
+    language = WORKFLOW_SUFFIXES.get(Path(path).suffix.lower())
+    if language is None:
+        raise CompileError(
+            [
+                Diagnostic(
+                    file=path,
+                    rule="syntax",
+                    message="not a workflow file",
+                    hint="Workflows are .yaml, .yml, .json or .star files.",
+                )
+            ]
+        )
+    if language == "starlark":
+        from runner.compiler.starlark_loader import load_starlark
+
+        return load_starlark(path, library_ok=library_ok)
+    from runner.compiler.yaml_loader import load_yaml
+
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise CompileError([Diagnostic(file=path, rule="syntax", message="no such file")]) from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CompileError(
+            [Diagnostic(file=path, rule="syntax", message=f"cannot read the file: {exc}")]
+        ) from exc
+    return load_yaml(path, text, language=language)
+
+
+def compile_document(
+    document: Document, *, capabilities: RoleCapabilities | None = None
+) -> ir.Workflow:
+    """Validate a document and build its IR; raises CompileError with every problem found."""
+    problems = schema_diagnostics(document)
+    if problems:
+        raise CompileError(problems)
+    workflow = build_workflow(document.data, source=document.path)
+    problems = Checker(document, workflow, capabilities).run()
+    if problems:
+        raise CompileError(sorted(problems, key=_order))
+    return workflow
+
+
+def compile_file(path: str, *, capabilities: RoleCapabilities | None = None) -> ir.Workflow:
+    """Load, validate and compile one workflow file."""
+    checked = check_file(path, capabilities=capabilities)
+    if checked.workflow is None:
+        raise CompileError(checked.diagnostics)
+    return checked.workflow
+
+
+def check_file(
+    path: str, *, capabilities: RoleCapabilities | None = None, discovered: bool = False
+) -> Checked:
+    """Every problem of one workflow file, never an exception for bad input.
+
+    ``discovered`` files were found by walking a folder rather than named: Starlark libraries
+    and YAML or JSON documents that are not workflows are then passed over, not failed.
+    """
+    try:
+        document = load_source(path, library_ok=discovered)
+        if document is None:
+            return Checked(path=path, workflow=None, diagnostics=(), kind="library")
+        if discovered and not _looks_like_workflow(document.data):
+            return Checked(path=path, workflow=None, diagnostics=(), kind="skipped")
+        workflow = compile_document(document, capabilities=capabilities)
+    except CompileError as exc:
+        return Checked(path=path, workflow=None, diagnostics=exc.diagnostics)
+    except RecursionError:
+        return Checked(
+            path=path,
+            workflow=None,
+            diagnostics=(
+                Diagnostic(
+                    file=path,
+                    rule="bounds",
+                    message="the workflow nests too deeply to be read",
+                    hint="Flatten the workflow.",
+                ),
+            ),
+        )
+    return Checked(path=path, workflow=workflow, diagnostics=())
+
+
+def _looks_like_workflow(data: object) -> bool:
+    return not isinstance(data, dict) or "version" in data or "steps" in data
+
+
+def discover(paths: list[str]) -> list[tuple[str, bool]]:
+    """Workflow files named or found under folders, as (path, discovered), sorted per folder."""
+    found: list[tuple[str, bool]] = []
+    for path in paths:
+        root = Path(path)
+        if not root.is_dir():
+            found.append((path, False))
+            continue
+        for file in sorted(root.rglob("*")):
+            hidden = any(part.startswith(".") for part in file.relative_to(root).parts)
+            if file.is_file() and not hidden and file.suffix.lower() in WORKFLOW_SUFFIXES:
+                found.append((str(file), True))
+    return found
+
+
+def _order(diagnostic: Diagnostic) -> tuple[str, int, int, str]:
+    return (diagnostic.file, diagnostic.line or 0, diagnostic.col or 0, diagnostic.pointer or "")

@@ -1,0 +1,117 @@
+"""Which nodes a reader may read: those guaranteed to have finished before it runs.
+
+``available`` gives, for every node, the ids finished when it starts; ``exposed`` the ids a node
+makes readable to what comes after it. Copies (expand bodies, ``count`` candidates) and cond arms
+expose nothing by their inner ids: there is no single finished copy to read, or it may not have
+run; readers read the expand, tournament or cond node instead. ``explain`` says why a read is not
+allowed, in the reader's terms.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from runner import ir
+from runner.tree import Visit, children
+
+_HIDING = {
+    "expand": "runs once per item of expand {owner!r}; read outputs.{owner} (the list) instead",
+    "cond": "is inside cond {owner!r} and may not have run; read outputs.{owner} instead",
+    "tournament": "is a sampled candidate of tournament {owner!r}; read outputs.{owner} instead",
+    "pareto": "is a sampled candidate of pareto {owner!r}; read outputs.{owner} instead",
+}
+
+
+def exposed(node: ir.Node) -> frozenset[str]:
+    """Ids readable once ``node`` has finished."""
+    out = {node.id}
+    if node.kind in ("sequence", "branch", "loop_until") or (
+        node.kind in ("tournament", "pareto") and node.candidates is not None
+    ):
+        for child in children(node):
+            out |= exposed(child.node)
+    return frozenset(out)
+
+
+@dataclass(frozen=True, slots=True)
+class Availability:
+    """Ids finished before each node starts, and before each node's after-children fields."""
+
+    before: dict[str, frozenset[str]]
+    """Node id -> ids finished when it starts."""
+    after_children: dict[str, frozenset[str]]
+    """Node id -> ids finished once its children have (for ``until``, judges, objectives)."""
+    after_run: frozenset[str]
+    """Ids readable by the workflow's tests."""
+
+
+def availability(root: ir.Node) -> Availability:
+    """Compute what every node may read."""
+    before: dict[str, frozenset[str]] = {}
+    after_children: dict[str, frozenset[str]] = {}
+
+    def visit(node: ir.Node, ready: frozenset[str]) -> None:
+        before.setdefault(node.id, ready)
+        finished = ready
+        for child in children(node):
+            visit(child.node, finished)
+            if node.kind == "sequence":
+                finished = finished | exposed(child.node)
+        own = ready
+        for child in children(node):
+            if node.kind in ("loop_until",) or (
+                node.kind in ("tournament", "pareto") and node.candidates is not None
+            ):
+                own = own | exposed(child.node)
+        after_children.setdefault(node.id, own)
+
+    visit(root, frozenset())
+    return Availability(before=before, after_children=after_children, after_run=exposed(root))
+
+
+def hides(node: ir.Node) -> bool:
+    """Whether the ids inside ``node`` are invisible from outside it."""
+    return node.kind in ("expand", "cond") or (
+        node.kind in ("tournament", "pareto") and node.candidates is None
+    )
+
+
+def explain_hidden(target: str, owner: ir.Node) -> str:
+    """Why ``target``, inside ``owner``, cannot be read from outside."""
+    return f"{target!r} " + _HIDING[owner.kind].format(owner=owner.id)
+
+
+def explain(reader: Visit, target: str, visits: dict[str, Visit], known: Iterable[str]) -> str:
+    """Why ``reader`` may not read ``target``: one phrase, for a diagnostic."""
+    if target not in visits:
+        close = difflib.get_close_matches(target, list(known), n=1)
+        guess = f"; did you mean {close[0]!r}?" if close else ""
+        return f"no node has the id {target!r}{guess}"
+    if target == reader.node.id:
+        return f"{target!r} is this node itself, which has not finished when it is read"
+    reader_chain = [reader, *reader.ancestors()]
+    target_visit = visits[target]
+    target_chain = [target_visit, *target_visit.ancestors()]
+    reader_ids = [v.node.id for v in reader_chain]
+    if target in reader_ids:
+        return f"{target!r} encloses this node and has not finished when it is read"
+    if reader.node.id in [v.node.id for v in target_chain]:
+        return f"{target!r} runs inside this node, after this field is read"
+    common = next(v for v in target_chain if v.node.id in reader_ids)
+    below_common = target_chain[: target_chain.index(common)]
+    for hider in reversed(below_common[1:]):
+        if hides(hider.node):
+            return explain_hidden(target, hider.node)
+    reader_side = reader_chain[reader_ids.index(common.node.id) - 1]
+    target_side = below_common[-1]
+    later = (target_side.index or 0) > (reader_side.index or 0)
+    if common.node.kind == "sequence" and later:
+        return f"{target!r} runs later in sequence {common.node.id!r}"
+    if common.node.kind == "cond":
+        return f"{target!r} is in the other arm of cond {common.node.id!r}"
+    if common.node.kind in ("branch", "tournament", "pareto"):
+        under = f"{common.node.kind} {common.node.id!r}"
+        return f"{target!r} may run at the same time (both under {under})"
+    return f"{target!r} is not guaranteed to have finished before this node runs"

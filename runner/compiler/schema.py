@@ -1,0 +1,227 @@
+"""Schema validation: the JSON Schema contract, with errors phrased for the people who write
+workflows (what is wrong, where, and how to fix it) rather than as validator internals."""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import json
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError
+
+from runner.compiler.source import Document, pointer_join
+from runner.errors import Diagnostic
+
+WORKFLOW_SCHEMA = "workflow.schema.json"
+CONFIG_SCHEMA = "config.schema.json"
+
+
+def schema_path(name: str = WORKFLOW_SCHEMA) -> Path:
+    """Where a schema is: inside the installed package, or in the source checkout."""
+    here = Path(__file__).resolve().parent.parent
+    installed = here / "schemas" / name
+    return installed if installed.is_file() else here.parent / "schemas" / name
+
+
+@functools.cache
+def load_schema(name: str) -> dict[str, Any]:
+    """A JSON Schema shipped with Branchleaf, by file name."""
+    with schema_path(name).open(encoding="utf-8") as handle:
+        schema: dict[str, Any] = json.load(handle)
+    return schema
+
+
+def workflow_schema() -> dict[str, Any]:
+    """The workflow JSON Schema."""
+    return load_schema(WORKFLOW_SCHEMA)
+
+
+@functools.cache
+def _validator(name: str = WORKFLOW_SCHEMA) -> Draft202012Validator:
+    return Draft202012Validator(load_schema(name))
+
+
+def schema_diagnostics(document: Document, schema: str = WORKFLOW_SCHEMA) -> list[Diagnostic]:
+    """Every violation of ``schema`` in ``document``, in source order."""
+    found: dict[tuple[str, str], Diagnostic] = {}
+    for error in _validator(schema).iter_errors(document.data):
+        for pointer, message, hint in _explain(error, document.data):
+            key = (pointer, message)
+            if key not in found:
+                found[key] = document.diagnostic(pointer, message, rule="schema", hint=hint)
+    return sorted(found.values(), key=_source_order)
+
+
+def _source_order(diagnostic: Diagnostic) -> tuple[str, int, int, str]:
+    return (diagnostic.file, diagnostic.line or 0, diagnostic.col or 0, diagnostic.pointer or "")
+
+
+def _pointer(error: ValidationError) -> str:
+    pointer = ""
+    for token in error.absolute_path:
+        pointer = pointer_join(pointer, token)
+    return pointer
+
+
+def _owner(data: Any, path: Iterable[Any]) -> str:
+    """`` in leaf 'review_one'``: the innermost node on the path, for context."""
+    owner = " at the top level"
+    current = data
+    for token in path:
+        if isinstance(current, Mapping) and isinstance(current.get("kind"), str):
+            owner = f" in {current['kind']} {current.get('id', '(no id)')!r}"
+        try:
+            current = current[token]
+        except (KeyError, IndexError, TypeError):
+            break
+    if isinstance(current, Mapping) and isinstance(current.get("kind"), str):
+        owner = f" in {current['kind']} {current.get('id', '(no id)')!r}"
+    return owner
+
+
+_TYPE_NAMES = {
+    "string": "a string",
+    "integer": "an integer",
+    "number": "a number",
+    "boolean": "true or false",
+    "array": "a list",
+    "object": "a mapping",
+    "null": "null",
+}
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return "null"
+
+
+def _suggest(word: str, choices: Iterable[str]) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1)
+    return f" Did you mean {close[0]!r}?" if close else ""
+
+
+def _explain(error: ValidationError, data: Any) -> list[tuple[str, str, str | None]]:
+    """(pointer, message, hint) triples for one validator error."""
+    pointer = _pointer(error)
+    owner = _owner(data, error.absolute_path)
+    schema = error.schema if isinstance(error.schema, Mapping) else {}
+    value = error.instance
+    field = str(error.absolute_path[-1]) if error.absolute_path else "document"
+    kind = error.validator
+    expected: Any = error.validator_value
+    if kind == "additionalProperties" and isinstance(value, Mapping):
+        known = sorted(schema.get("properties", {}))
+        extra = [key for key in value if key not in schema.get("properties", {})]
+        return [
+            (
+                pointer_join(pointer, key),
+                f"unknown field {key!r}{owner}",
+                (_suggest(key, known) + f" Allowed here: {', '.join(known)}.").strip()
+                if known
+                else "Remove it.",
+            )
+            for key in extra
+        ]
+    if kind == "required" and isinstance(value, Mapping):
+        missing = [key for key in expected if key not in value]
+        described = schema.get("properties", {})
+        return [
+            (
+                pointer,
+                f"missing required field {key!r}{owner}",
+                f"Add {key}: {described.get(key, {}).get('description', '')}".strip(),
+            )
+            for key in missing
+        ]
+    if kind == "dependentRequired" and isinstance(value, Mapping):
+        return [
+            (pointer, f"{name!r} needs {need!r} too{owner}", f"Add {need!r} or remove {name!r}.")
+            for name, needs in expected.items()
+            if name in value
+            for need in needs
+            if need not in value
+        ]
+    if kind == "oneOf" and isinstance(value, Mapping):
+        return [_explain_one_of(error, pointer, owner, value)]
+    if kind == "type":
+        want = expected
+        wants = [want] if isinstance(want, str) else list(want)
+        names = " or ".join(_TYPE_NAMES.get(w, w) for w in wants)
+        got = _TYPE_NAMES.get(_json_type(value), "null")
+        return [(pointer, f"{field} must be {names}, not {got}{owner}", None)]
+    if kind in ("enum", "const"):
+        allowed = expected if kind == "enum" else [expected]
+        if field == "kind" and isinstance(value, str):
+            kinds = workflow_schema()["$defs"]["node"]["properties"]["kind"]["enum"]
+            return [
+                (
+                    pointer,
+                    f"unknown node kind {value!r}",
+                    (_suggest(value, kinds) + f" Kinds: {', '.join(kinds)}.").strip(),
+                )
+            ]
+        shown = ", ".join(json.dumps(a) for a in allowed)
+        hint = _suggest(value, [str(a) for a in allowed]) if isinstance(value, str) else ""
+        if field == "memo" and isinstance(value, bool):
+            hint = " Quote it: memo: 'on'."
+        return [
+            (
+                pointer,
+                f"{field} must be one of {shown}, not {json.dumps(value)}{owner}",
+                hint.strip() or None,
+            )
+        ]
+    if kind == "pattern":
+        what = schema.get("description", f"the pattern {expected}")
+        return [(pointer, f"{json.dumps(value)} is not valid for {field}{owner}", what)]
+    if kind == "propertyNames":
+        return [(pointer, f"{error.message}{owner}", "Names are letters, digits and underscores.")]
+    bounds = {
+        "minimum": "at least",
+        "maximum": "at most",
+        "exclusiveMinimum": "greater than",
+        "exclusiveMaximum": "less than",
+    }
+    if kind in bounds:
+        return [
+            (
+                pointer,
+                f"{field} must be {bounds[kind]} {expected}, not {value}{owner}",
+                None,
+            )
+        ]
+    if kind == "minItems":
+        return [(pointer, f"{field} needs at least {expected} item(s){owner}", None)]
+    if kind == "minLength":
+        return [(pointer, f"{field} must not be empty{owner}", None)]
+    if kind == "uniqueItems":
+        return [(pointer, f"{field} lists the same item twice{owner}", "Remove the duplicate.")]
+    return [(pointer, f"{error.message}{owner}", None)]
+
+
+def _explain_one_of(
+    error: ValidationError, pointer: str, owner: str, value: Mapping[str, Any]
+) -> tuple[str, str, str | None]:
+    alternatives: Any = error.validator_value
+    options = [tuple(option.get("required", ())) for option in alternatives]
+    present = [option for option in options if option and all(k in value for k in option)]
+    names = " or ".join(" + ".join(option) for option in options)
+    if present:
+        given = ", ".join(" + ".join(option) for option in present)
+        return (pointer, f"give only one of {names}{owner}, not {given}", "Remove the others.")
+    return (pointer, f"needs {names}{owner}", f"Add {names}.")

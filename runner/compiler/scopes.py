@@ -1,0 +1,210 @@
+"""Scopes: write scopes of nodes that may run at the same time, and children that would exceed
+their parent's permissions or budget."""
+
+from __future__ import annotations
+
+import fnmatch
+import itertools
+from collections.abc import Iterator
+from dataclasses import dataclass, fields
+
+from runner import globs, ir
+from runner.expressions import is_template
+from runner.tree import Visit
+
+_FAN_OUT = ("expand",)
+_PARALLEL = ("branch", "tournament", "pareto")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Finding:
+    """A scope problem at a node field."""
+
+    visit: Visit
+    """The node at fault."""
+    field: str
+    """The document field, relative to the node (``writes``, ``budget/tokens``...)."""
+    rule: str
+    """``writes``, ``permissions`` or ``budget``."""
+    message: str
+    """What is wrong."""
+    hint: str
+    """How to fix it."""
+
+
+def _copies(visit: Visit) -> bool:
+    """Whether ``visit`` makes concurrent copies of its child (expand, sampled candidates)."""
+    node = visit.node
+    return node.kind in _FAN_OUT or (
+        node.kind in ("tournament", "pareto") and node.count is not None
+    )
+
+
+def _isolation(visit: Visit) -> str | None:
+    isolation: str | None = getattr(visit.node, "isolation", None)
+    return isolation
+
+
+def _worktree_below(chain: list[Visit], point: Visit) -> bool:
+    """Whether some worktree-isolated fan-out sits strictly below ``point`` on ``chain``."""
+    for visit in chain:
+        if visit is point:
+            return False
+        if visit.parent is not None and visit.parent is not point:
+            parent = visit.parent
+            if (_copies(parent) or parent.node.kind in _PARALLEL) and _isolation(
+                parent
+            ) == "worktree":
+                return True
+    return False
+
+
+def _concurrency_point(a: Visit, b: Visit) -> Visit | None:
+    """The node that makes ``a`` and ``b`` run at the same time, if any."""
+    chain_a = [a, *a.ancestors()]
+    chain_b = [b, *b.ancestors()]
+    ids_b = {id(v) for v in chain_b}
+    if a is not b and (id(a) in ids_b or id(b) in {id(v) for v in chain_a}):
+        return None  # one encloses the other: its scope covers the other's work
+    common = next(v for v in chain_a if id(v) in ids_b)
+    if a is not b and common.node.kind in _PARALLEL:
+        return common
+    # Copies of an expand body (or of a sampled candidate) run at the same time as each other,
+    # so everything inside them, the node itself included, may run beside everything else.
+    for visit in chain_a[1:] if a is b else [common, *common.ancestors()]:
+        if _copies(visit):
+            return visit
+    return None
+
+
+def write_conflicts(visits: list[Visit]) -> Iterator[Finding]:
+    """Overlapping write scopes of nodes that may run at the same time, outside worktrees."""
+    writers = [v for v in visits if v.node.writes]
+    for a, b in itertools.combinations_with_replacement(writers, 2):
+        point = _concurrency_point(a, b)
+        if point is None:
+            continue
+        pair = globs.any_overlap(a.node.writes or (), b.node.writes or ())
+        if pair is None:
+            continue
+        chain_a, chain_b = [a, *a.ancestors()], [b, *b.ancestors()]
+        if _isolation(point) == "worktree" or (
+            _worktree_below(chain_a, point) and _worktree_below(chain_b, point)
+        ):
+            continue
+        other = "other copies of itself" if a is b else repr(b.node.id)
+        yield Finding(
+            visit=a,
+            field="writes",
+            rule="writes",
+            message=(
+                f"{a.node.id!r} writes {pair[0]!r}, which overlaps {pair[1]!r} written by "
+                f"{other}, and both may run at the same time under "
+                f"{point.node.kind} {point.node.id!r}"
+            ),
+            hint=f"Narrow the scopes so they do not overlap, or set isolation: worktree on "
+            f"{point.node.id!r}.",
+        )
+
+
+def _inherited(visit: Visit, workflow: ir.Workflow, attribute: str, key: str) -> object:
+    """The nearest ancestor's (or the workflow's) value of ``attribute.key``."""
+    for ancestor in visit.ancestors():
+        holder = getattr(ancestor.node, attribute)
+        if holder is not None and getattr(holder, key) is not None:
+            return getattr(holder, key)
+    holder = getattr(workflow, attribute)
+    return None if holder is None else getattr(holder, key)
+
+
+def limit_excesses(visits: list[Visit], workflow: ir.Workflow) -> Iterator[Finding]:
+    """Children whose permissions or budget exceed their parent's."""
+    for visit in visits:
+        node = visit.node
+        for f in fields(ir.Budget):
+            mine = None if node.budget is None else getattr(node.budget, f.name)
+            theirs = _inherited(visit, workflow, "budget", f.name)
+            if isinstance(mine, int | float) and isinstance(theirs, int | float) and mine > theirs:
+                yield Finding(
+                    visit=visit,
+                    field=f"budget/{f.name}",
+                    rule="budget",
+                    message=f"budget.{f.name} {mine} exceeds the enclosing limit {theirs}",
+                    hint=f"Lower it to at most {theirs}, or raise the parent's.",
+                )
+        yield from _permission_excesses(visit, workflow)
+
+
+def _permission_excesses(visit: Visit, workflow: ir.Workflow) -> Iterator[Finding]:
+    node = visit.node
+    allowed_commands = _inherited(visit, workflow, "permissions", "commands")
+    allowed_writes = _inherited(visit, workflow, "permissions", "writes")
+    own = node.permissions
+    if own is not None and own.commands is not None and isinstance(allowed_commands, tuple):
+        for pattern in own.commands:
+            if not any(fnmatch.fnmatchcase(pattern, outer) for outer in allowed_commands):
+                yield Finding(
+                    visit=visit,
+                    field="permissions/commands",
+                    rule="permissions",
+                    message=f"permissions.commands {pattern!r} is wider than the enclosing "
+                    f"permissions allow ({', '.join(allowed_commands) or 'none'})",
+                    hint="A child may only narrow its parent's permissions.",
+                )
+    if own is not None and own.writes is not None and isinstance(allowed_writes, tuple):
+        for pattern in own.writes:
+            if not globs.covered_by_any(allowed_writes, pattern):
+                yield Finding(
+                    visit=visit,
+                    field="permissions/writes",
+                    rule="permissions",
+                    message=f"permissions.writes {pattern!r} is outside the enclosing "
+                    f"permissions ({', '.join(allowed_writes) or 'none'})",
+                    hint="A child may only narrow its parent's permissions.",
+                )
+    writes_allowed = own.writes if own is not None and own.writes is not None else allowed_writes
+    if node.writes and isinstance(writes_allowed, tuple):
+        for pattern in node.writes:
+            if not globs.covered_by_any(writes_allowed, pattern):
+                yield Finding(
+                    visit=visit,
+                    field="writes",
+                    rule="permissions",
+                    message=f"writes {pattern!r} is outside permissions.writes "
+                    f"({', '.join(writes_allowed) or 'none'})",
+                    hint="Add it to permissions.writes, or narrow the write scope.",
+                )
+    if node.kind == "command":
+        yield from _command_permission(visit, own, allowed_commands)
+
+
+def _command_permission(
+    visit: Visit, own: ir.Permissions | None, inherited: object
+) -> Iterator[Finding]:
+    node = visit.node
+    assert isinstance(node, ir.Command)
+    allowed = own.commands if own is not None and own.commands is not None else inherited
+    patterns: tuple[str, ...] = allowed if isinstance(allowed, tuple) else ()
+    line = " ".join(node.run)
+    if not patterns:
+        yield Finding(
+            visit=visit,
+            field="run",
+            rule="permissions",
+            message=f"command {node.id!r} runs {line!r}, but no permissions.commands admit "
+            "any command",
+            hint=f"Add a glob such as {node.run[0] + '*'!r} to permissions.commands.",
+        )
+        return
+    # Templated argv items are only known at run time, where the runner checks them again.
+    if any(is_template(item) for item in node.run):
+        return
+    if not any(fnmatch.fnmatchcase(line, pattern) for pattern in patterns):
+        yield Finding(
+            visit=visit,
+            field="run",
+            rule="permissions",
+            message=f"command {node.id!r} runs {line!r}, which no permissions.commands glob "
+            f"admits ({', '.join(patterns)})",
+            hint=f"Add {line!r} (or a glob covering it) to permissions.commands.",
+        )

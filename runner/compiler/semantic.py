@@ -1,0 +1,396 @@
+"""Semantic validation of a schema-valid workflow: every static rule that JSON Schema cannot say.
+
+All problems are collected in one pass; nothing runs. The rules: ids unique; references read only
+nodes guaranteed to have finished; expressions and templates compile and read only names in
+scope; roles are declared and their needs met by the configuration; input defaults have their
+types; output schemas are valid; the launch shape fits ``budget.leaves`` and the depth limit;
+write scopes of concurrent nodes do not overlap; children never exceed their parent's limits.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
+
+from runner import ir
+from runner.canonical import thaw
+from runner.compiler import references, scopes, shape
+from runner.compiler.source import Document, pointer_join
+from runner.errors import Diagnostic
+from runner.expressions import ROOT_NAMES, ExpressionError, analyze_expression, analyze_template
+from runner.tree import Visit, walk
+
+RoleCapabilities = Callable[[str], tuple[str, frozenset[str]]]
+"""Role -> (where it is served, e.g. ``provider local, model small``, its capabilities)."""
+
+_PYTHON_TYPES: dict[str, tuple[type, ...]] = {
+    "string": (str,),
+    "integer": (int,),
+    "number": (int, float),
+    "boolean": (bool,),
+    "array": (tuple, list),
+    "object": (dict,),
+}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Source:
+    """One template or expression field of a node."""
+
+    field: str
+    text: str
+    expression: bool
+    after_children: bool = False
+    names: frozenset[str] = frozenset()
+
+
+def _sources(node: ir.Node) -> Iterator[_Source]:
+    """The template and expression fields of ``node``, with the extra names each sees."""
+    match node.kind:
+        case "leaf":
+            if node.prompt is not None:
+                yield _Source(field="prompt", text=node.prompt, expression=False)
+            for i, message in enumerate(node.messages or ()):
+                yield _Source(field=f"messages/{i}/content", text=message.content, expression=False)
+        case "command":
+            for i, item in enumerate(node.run):
+                yield _Source(field=f"run/{i}", text=item, expression=False)
+            if node.cwd is not None:
+                yield _Source(field="cwd", text=node.cwd, expression=False)
+            for key, value in (node.env or {}).items():
+                yield _Source(field=f"env/{key}", text=value, expression=False)
+        case "expand":
+            yield _Source(field="over", text=node.over, expression=True)
+        case "cond":
+            yield _Source(field="if", text=node.if_, expression=True)
+        case "loop_until":
+            yield _Source(
+                field="until",
+                text=node.until,
+                expression=True,
+                after_children=True,
+                names=frozenset({"iteration"}),
+            )
+        case "reduce":
+            if node.expr is not None:
+                yield _Source(field="expr", text=node.expr, expression=True)
+            if node.prompt is not None:
+                yield _Source(field="prompt", text=node.prompt, expression=False)
+        case "tournament":
+            scored = frozenset({"candidate"})
+            if node.judge is not None:
+                yield _Source(
+                    field="judge/prompt",
+                    text=node.judge.prompt,
+                    expression=False,
+                    after_children=True,
+                    names=scored,
+                )
+            if node.score is not None:
+                yield _Source(
+                    field="score",
+                    text=node.score,
+                    expression=True,
+                    after_children=True,
+                    names=scored,
+                )
+        case "pareto":
+            scored = frozenset({"candidate"})
+            for i, objective in enumerate(node.objectives):
+                yield _Source(
+                    field=f"objectives/{i}/expr",
+                    text=objective.expr,
+                    expression=True,
+                    after_children=True,
+                    names=scored,
+                )
+            if node.diversity_key is not None:
+                yield _Source(
+                    field="diversity_key",
+                    text=node.diversity_key,
+                    expression=True,
+                    after_children=True,
+                    names=scored,
+                )
+        case "teacher_review":
+            if node.prompt is not None:
+                yield _Source(field="prompt", text=node.prompt, expression=False)
+        case _:
+            return
+
+
+def _scope_names(visit: Visit) -> frozenset[str]:
+    """Variables bound by the enclosing expands, loops and sampled candidates."""
+    names: set[str] = set()
+    child = visit
+    for ancestor in visit.ancestors():
+        node = ancestor.node
+        if node.kind == "expand":
+            names.add(node.as_)
+        elif node.kind == "loop_until":
+            names.add("iteration")
+        elif node.kind in ("tournament", "pareto") and child.field == "body":
+            names.add("sample")
+        child = ancestor
+    return frozenset(names)
+
+
+class Checker:
+    """Collects every semantic problem of one workflow."""
+
+    def __init__(
+        self,
+        document: Document,
+        workflow: ir.Workflow,
+        capabilities: RoleCapabilities | None = None,
+    ) -> None:
+        self.document = document
+        self.workflow = workflow
+        self.capabilities = capabilities
+        self.found: list[Diagnostic] = []
+        self.visits = list(walk(workflow.steps))
+        self.by_id: dict[str, Visit] = {}
+        self.roles = dict(workflow.roles or ())
+        self.inputs = dict(workflow.inputs or ())
+
+    def report(self, pointer: str, message: str, *, rule: str, hint: str | None = None) -> None:
+        """Record one problem at ``pointer``."""
+        self.found.append(self.document.diagnostic(pointer, message, rule=rule, hint=hint))
+
+    def run(self) -> list[Diagnostic]:
+        """Run every check and return what they found."""
+        self.check_ids()
+        self.check_inputs()
+        self.check_roles()
+        self.check_references()
+        self.check_shape()
+        for finding in [
+            *scopes.write_conflicts(self.visits),
+            *scopes.limit_excesses(self.visits, self.workflow),
+        ]:
+            pointer = pointer_join(finding.visit.pointer, "") + finding.field
+            self.report(pointer, finding.message, rule=finding.rule, hint=finding.hint)
+        return self.found
+
+    def check_ids(self) -> None:
+        """Ids are unique across the whole tree."""
+        for visit in self.visits:
+            first = self.by_id.setdefault(visit.node.id, visit)
+            if first is not visit:
+                self.report(
+                    pointer_join(visit.pointer, "id"),
+                    f"the id {visit.node.id!r} is already used by the {first.node.kind} at "
+                    f"{first.pointer}",
+                    rule="ids",
+                    hint="Give every node its own id.",
+                )
+
+    def check_inputs(self) -> None:
+        """Input defaults have the declared type."""
+        for name, spec in self.inputs.items():
+            if not spec.has_default:
+                continue
+            value = thaw(spec.default)
+            wanted = _PYTHON_TYPES[spec.type]
+            if not isinstance(value, wanted) or (spec.type != "boolean" and value is True):
+                self.report(
+                    f"/inputs/{name}/default",
+                    f"the default of input {name!r} is not of type {spec.type}",
+                    rule="schema",
+                    hint=f"Give a default of type {spec.type}, or change the type.",
+                )
+
+    def check_roles(self) -> None:
+        """Roles used are declared, and the configuration can serve what they need."""
+        for visit in self.visits:
+            for field, role in _roles_used(visit.node):
+                if role not in self.roles:
+                    close = difflib.get_close_matches(role, list(self.roles), n=1)
+                    guess = f" Did you mean {close[0]!r}?" if close else ""
+                    self.report(
+                        pointer_join(visit.pointer, "") + field,
+                        f"role {role!r} is not declared",
+                        rule="roles",
+                        hint=f"Declare it under roles.{guess}",
+                    )
+            for field in ("output",):
+                schema = getattr(visit.node, field, None)
+                if schema is not None:
+                    self.check_output_schema(pointer_join(visit.pointer, field), thaw(schema))
+        if self.capabilities is None:
+            return
+        for name, spec in self.roles.items():
+            served_by, available = self.capabilities(name)
+            missing = [need for need in spec.needs or () if need not in available]
+            if missing:
+                self.report(
+                    f"/roles/{name}/needs",
+                    f"role {name!r} needs {', '.join(missing)}, which {served_by} does not offer",
+                    rule="roles",
+                    hint="Map the role to a model with these capabilities in branchleaf.yaml.",
+                )
+
+    def check_output_schema(self, pointer: str, schema: Any) -> None:
+        """An ``output`` field holds a valid JSON Schema."""
+        try:
+            Draft202012Validator.check_schema(schema)
+        except SchemaError as exc:
+            where = "/".join(str(p) for p in exc.absolute_path)
+            self.report(
+                pointer,
+                f"output is not a valid JSON Schema: {exc.message}"
+                + (f" (at {where})" if where else ""),
+                rule="schema",
+                hint="See https://json-schema.org/understanding-json-schema/.",
+            )
+
+    def check_references(self) -> None:
+        """Expressions compile, read names in scope, and read only finished nodes."""
+        available = references.availability(self.workflow.steps)
+        for visit in self.visits:
+            node = visit.node
+            scope = _scope_names(visit)
+            for source in _sources(node):
+                ready = (
+                    available.after_children[node.id]
+                    if source.after_children
+                    else available.before[node.id]
+                )
+                self.check_source(
+                    visit, pointer_join(visit.pointer, "") + source.field, source, scope, ready
+                )
+            if node.kind in ("reduce", "teacher_review"):
+                ready = available.before[node.id]
+                for i, target in enumerate(node.inputs):
+                    if target not in ready:
+                        self.report(
+                            pointer_join(pointer_join(visit.pointer, "inputs"), i),
+                            f"{node.kind} {node.id!r} reads {target!r}, but "
+                            + references.explain(visit, target, self.by_id, self.by_id),
+                            rule="references",
+                            hint="Read only nodes that finish before this one starts.",
+                        )
+        for i, test in enumerate(self.workflow.tests or ()):
+            source = _Source(field="expect", text=test.expect, expression=True)
+            self.check_source(None, f"/tests/{i}/expect", source, frozenset(), available.after_run)
+
+    def check_source(
+        self,
+        visit: Visit | None,
+        pointer: str,
+        source: _Source,
+        scope: frozenset[str],
+        ready: frozenset[str],
+    ) -> None:
+        """Check one template or expression."""
+        what = "expression" if source.expression else "template"
+        try:
+            reads = (analyze_expression if source.expression else analyze_template)(source.text)
+        except ExpressionError as exc:
+            line = f" (line {exc.line} of the {what})" if exc.line and exc.line > 1 else ""
+            self.report(
+                pointer,
+                f"the {what} does not compile: {exc.message}{line}",
+                rule="expressions",
+                hint="Templates and expressions are Jinja2; see docs/workflow-language.md.",
+            )
+            return
+        allowed = ROOT_NAMES | scope | source.names
+        for name in sorted(reads.names - allowed):
+            close = difflib.get_close_matches(name, sorted(allowed), n=1)
+            guess = f" Did you mean {close[0]!r}?" if close else ""
+            self.report(
+                pointer,
+                f"the {what} reads {name!r}, which is not defined here",
+                rule="expressions",
+                hint=f"Names in scope: {', '.join(sorted(allowed))}.{guess}",
+            )
+        for name in sorted(reads.inputs - set(self.inputs)):
+            self.report(
+                pointer,
+                f"the {what} reads inputs.{name}, which is not declared",
+                rule="expressions",
+                hint="Declare it under inputs.",
+            )
+        for name in sorted(reads.env - set(self.workflow.env or ())):
+            self.report(
+                pointer,
+                f"the {what} reads env.{name}, which the workflow does not declare",
+                rule="expressions",
+                hint="List it under env to let the workflow read it.",
+            )
+        for target in sorted(reads.outputs - ready):
+            reason = (
+                references.explain(visit, target, self.by_id, self.by_id)
+                if visit is not None
+                else _test_reason(target, self.by_id)
+            )
+            self.report(
+                pointer,
+                f"the {what} reads outputs.{target}, but {reason}",
+                rule="references",
+                hint="Read only nodes that finish before this one starts.",
+            )
+
+    def check_shape(self) -> None:
+        """The launch shape fits budget.leaves, and nesting stays under the depth limit."""
+        deepest = max(self.visits, key=lambda v: v.depth)
+        if deepest.depth > shape.MAX_DEPTH:
+            self.report(
+                deepest.pointer,
+                f"nodes nest {deepest.depth} deep, more than the limit of {shape.MAX_DEPTH}",
+                rule="bounds",
+                hint="Flatten the workflow, e.g. with sequences of siblings.",
+            )
+        limits = [("", self.workflow.budget, self.workflow.steps, "the workflow")]
+        limits += [
+            (v.pointer, v.node.budget, v.node, f"{v.node.kind} {v.node.id!r}")
+            for v in self.visits
+            if v.node.budget is not None
+        ]
+        for pointer, budget, node, what in limits:
+            if budget is None or budget.leaves is None:
+                continue
+            launched = shape.launch_leaves(node)
+            if launched > budget.leaves:
+                self.report(
+                    f"{pointer}/budget/leaves",
+                    f"{what} can launch up to {launched} model calls (loops and expands "
+                    f"multiplied, both cond arms counted), more than budget.leaves "
+                    f"{budget.leaves}",
+                    rule="bounds",
+                    hint=f"Raise budget.leaves to {launched}, or lower max_children, "
+                    "max_iterations or count.",
+                )
+
+
+def _roles_used(node: ir.Node) -> Iterator[tuple[str, str]]:
+    match node.kind:
+        case "leaf":
+            yield "role", node.role
+        case "reduce":
+            if node.role is not None:
+                yield "role", node.role
+        case "tournament":
+            if node.judge is not None:
+                yield "judge/role", node.judge.role
+        case "teacher_review":
+            yield "role", node.role or ir.DEFAULT_TEACHER_ROLE
+        case _:
+            return
+
+
+def _test_reason(target: str, by_id: dict[str, Visit]) -> str:
+    if target not in by_id:
+        close = difflib.get_close_matches(target, list(by_id), n=1)
+        guess = f"; did you mean {close[0]!r}?" if close else ""
+        return f"no node has the id {target!r}{guess}"
+    for ancestor in reversed(list(by_id[target].ancestors())):
+        if references.hides(ancestor.node):
+            return references.explain_hidden(target, ancestor.node)
+    return f"{target!r} is not guaranteed to have run"

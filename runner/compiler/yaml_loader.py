@@ -1,0 +1,153 @@
+"""YAML and JSON workflow files -> document, keeping a line and column for every JSON pointer."""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+import yaml
+
+from runner.compiler.source import Document, Location, pointer_join, table_locator
+from runner.errors import CompileError, Diagnostic
+
+_BaseLoader: type[Any] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _Loader(_BaseLoader):  # type: ignore[misc]
+    """Safe loading with YAML 1.2 booleans: only true and false, so ``memo: on`` stays a string,
+    and no timestamps, so dates stay strings as JSON has no date type."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [
+        (tag, regexp)
+        for tag, regexp in resolvers
+        if tag not in ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:timestamp")
+    ]
+    for first, resolvers in _BaseLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+
+
+def load_yaml(path: str, text: str, *, language: str = "yaml") -> Document:
+    """Parse one YAML (or JSON) workflow; every problem is reported in one CompileError."""
+    loader = _Loader(text)
+    try:
+        root = loader.get_single_node()
+    except yaml.MarkedYAMLError as exc:
+        raise CompileError([_syntax_diagnostic(path, exc)]) from exc
+    except yaml.YAMLError as exc:
+        raise CompileError([Diagnostic(file=path, rule="syntax", message=str(exc))]) from exc
+    finally:
+        loader.dispose()
+    if root is None:
+        raise CompileError(
+            [
+                Diagnostic(
+                    file=path,
+                    rule="syntax",
+                    line=1,
+                    col=1,
+                    message="the file is empty",
+                    hint="A workflow needs at least version, name and steps.",
+                )
+            ]
+        )
+    walker = _Walker(path, loader)
+    data = walker.value(root, "")
+    if walker.problems:
+        raise CompileError(walker.problems)
+    return Document(
+        path=path, data=data, language=language, locator=table_locator(walker.positions)
+    )
+
+
+def _position(mark: Any) -> tuple[int, int]:
+    return (mark.line + 1, mark.column + 1)
+
+
+def _syntax_diagnostic(path: str, exc: yaml.MarkedYAMLError) -> Diagnostic:
+    mark = exc.problem_mark or exc.context_mark
+    line, col = _position(mark) if mark is not None else (None, None)
+    parts = [part for part in (exc.context, exc.problem) if part]
+    return Diagnostic(
+        file=path,
+        line=line,
+        col=col,
+        rule="syntax",
+        message="invalid YAML: " + ", ".join(parts),
+        hint="Check the indentation and the quoting around this place.",
+    )
+
+
+class _Walker:
+    """Builds plain JSON values from composed YAML nodes, recording where each came from."""
+
+    def __init__(self, path: str, loader: Any) -> None:
+        self.path = path
+        self.loader = loader
+        self.positions: dict[str, Location] = {}
+        self.problems: list[Diagnostic] = []
+
+    def problem(self, node: Any, pointer: str, message: str, hint: str) -> None:
+        line, col = _position(node.start_mark)
+        self.problems.append(
+            Diagnostic(
+                file=self.path,
+                line=line,
+                col=col,
+                pointer=pointer,
+                rule="syntax",
+                message=message,
+                hint=hint,
+            )
+        )
+
+    def value(self, node: Any, pointer: str) -> Any:
+        self.positions.setdefault(pointer, (self.path, *_position(node.start_mark)))
+        if isinstance(node, yaml.MappingNode):
+            return self.mapping(node, pointer)
+        if isinstance(node, yaml.SequenceNode):
+            return [self.value(item, pointer_join(pointer, i)) for i, item in enumerate(node.value)]
+        scalar = self.loader.construct_object(node, deep=True)
+        if isinstance(scalar, float) and not math.isfinite(scalar):
+            self.problem(
+                node, pointer, f"{node.value} is not a JSON number", "Use a finite number."
+            )
+        elif scalar is not None and not isinstance(scalar, str | int | float | bool):
+            self.problem(
+                node,
+                pointer,
+                f"a YAML {type(scalar).__name__} value is not JSON",
+                "Quote the value to make it a string.",
+            )
+        return scalar
+
+    def mapping(self, node: Any, pointer: str) -> dict[str, Any]:
+        self.loader.flatten_mapping(node)
+        out: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            key = self.loader.construct_object(key_node, deep=True)
+            if not isinstance(key, str):
+                self.problem(
+                    key_node,
+                    pointer,
+                    f"the key {key_node.value!r} is not a string",
+                    "Quote the key.",
+                )
+                continue
+            child = pointer_join(pointer, key)
+            if key in out:
+                self.problem(
+                    key_node,
+                    child,
+                    f"the field {key!r} is given twice",
+                    "Keep one of them; YAML would silently drop the first.",
+                )
+                continue
+            self.positions[child] = (self.path, *_position(key_node.start_mark))
+            out[key] = self.value(value_node, child)
+        return out

@@ -1,0 +1,119 @@
+"""Templates and expressions: Jinja2 in a sandbox, and what a piece of source reads.
+
+Workflows see only the names the runner hands them (``inputs``, ``outputs``, loop and expand
+variables, ``iteration``, declared ``env`` entries): no files, no network, no Python objects. The
+environment is immutable, undefined names are errors, and the sources of randomness Jinja ships
+(the ``random`` filter, ``lipsum``) are removed so that a replay renders the same text.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from jinja2 import StrictUndefined, TemplateSyntaxError, meta, nodes
+from jinja2.parser import Parser
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+ROOT_NAMES = frozenset({"inputs", "outputs", "env"})
+"""Names every expression and template sees."""
+
+
+class ExpressionError(Exception):
+    """A template or expression that does not compile."""
+
+    def __init__(self, message: str, line: int | None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.line = line
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Reads:
+    """What one template or expression reads."""
+
+    outputs: frozenset[str]
+    """Node ids read as ``outputs.X`` or ``outputs['X']``."""
+    inputs: frozenset[str]
+    """Input names read as ``inputs.X``."""
+    env: frozenset[str]
+    """Environment entries read as ``env.X``."""
+    names: frozenset[str]
+    """Free variable names (``inputs``, ``file``, ``candidate``...)."""
+    dynamic_outputs: bool
+    """Whether ``outputs`` is indexed by a computed key, which cannot be checked statically."""
+
+
+@functools.cache
+def environment() -> ImmutableSandboxedEnvironment:
+    """The one sandboxed Jinja environment used for every workflow."""
+    env = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
+    env.filters.pop("random", None)
+    env.globals.pop("lipsum", None)
+    return env
+
+
+def compile_expression(source: str) -> Callable[..., Any]:
+    """Compile an expression; raises ExpressionError with the problem and line."""
+    try:
+        return environment().compile_expression(source, undefined_to_none=False)
+    except TemplateSyntaxError as exc:
+        raise ExpressionError(exc.message or str(exc), exc.lineno) from exc
+
+
+def analyze_expression(source: str) -> Reads:
+    """Check that an expression compiles and report what it reads."""
+    env = environment()
+    try:
+        parser = Parser(env, source, state="variable")
+        expr = parser.parse_expression()
+        if not parser.stream.eos:
+            parser.fail(f"unexpected {parser.stream.current.value!r} after the expression")
+    except TemplateSyntaxError as exc:
+        raise ExpressionError(exc.message or str(exc), exc.lineno) from exc
+    compile_expression(source)
+    template = nodes.Template([nodes.Output([expr])], lineno=1)
+    template.set_environment(env)
+    return _reads(template)
+
+
+def analyze_template(source: str) -> Reads:
+    """Check that a template compiles and report what it reads."""
+    env = environment()
+    try:
+        tree = env.parse(source)
+        env.compile(tree)
+    except TemplateSyntaxError as exc:
+        raise ExpressionError(exc.message or str(exc), exc.lineno) from exc
+    return _reads(tree)
+
+
+def is_template(source: str) -> bool:
+    """Whether ``source`` has any template syntax, or is plain text."""
+    return "{{" in source or "{%" in source or "{#" in source
+
+
+def _reads(tree: nodes.Template) -> Reads:
+    found: dict[str, set[str]] = {name: set() for name in ROOT_NAMES}
+    dynamic = False
+    for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
+        assert isinstance(node, nodes.Getattr | nodes.Getitem)
+        base = node.node
+        if not (isinstance(base, nodes.Name) and base.name in ROOT_NAMES):
+            continue
+        if isinstance(node, nodes.Getattr):
+            found[base.name].add(node.attr)
+        elif isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
+            found[base.name].add(node.arg.value)
+        elif base.name == "outputs":
+            dynamic = True
+    free = meta.find_undeclared_variables(tree) - set(environment().globals)
+    return Reads(
+        outputs=frozenset(found["outputs"]),
+        inputs=frozenset(found["inputs"]),
+        env=frozenset(found["env"]),
+        names=frozenset(free),
+        dynamic_outputs=dynamic,
+    )

@@ -1,0 +1,100 @@
+"""The command line: the parser, the command table and the one error boundary."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import traceback
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from runner import __version__
+from runner.errors import CompileError, RunnerError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+COMMANDS = {
+    "validate": "Check workflow files (schema and semantic rules); exit 2 when any is invalid.",
+    "compile": "Print the canonical JSON document of a workflow (YAML, JSON or Starlark).",
+    "graph": "Print a Mermaid flowchart of a workflow.",
+}
+"""Command name -> help; each is implemented by ``runner.commands.<name>.run``."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="branchleaf",
+        description="A headless CI runner for branch-and-leaf LLM-agent workflows.",
+    )
+    parser.add_argument("--version", action="version", version=f"branchleaf {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    validate = sub.add_parser(
+        "validate", help=COMMANDS["validate"], description=COMMANDS["validate"]
+    )
+    validate.add_argument("paths", nargs="+", metavar="PATH", help="workflow files or folders")
+    validate.add_argument("--format", choices=("text", "json"), default="text")
+    validate.add_argument("--config", help="branchleaf.yaml to check role capabilities against")
+
+    compile_ = sub.add_parser("compile", help=COMMANDS["compile"], description=COMMANDS["compile"])
+    compile_.add_argument("file", metavar="FILE", help="workflow file")
+    compile_.add_argument("-o", "--output", help="write to this file instead of stdout")
+    compile_.add_argument(
+        "--compact", action="store_true", help="canonical compact form (the hashed bytes)"
+    )
+
+    graph = sub.add_parser("graph", help=COMMANDS["graph"], description=COMMANDS["graph"])
+    graph.add_argument("file", metavar="FILE", help="workflow file")
+    graph.add_argument("-o", "--output", help="write to this file instead of stdout")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command and return its exit code."""
+    from rich.console import Console
+
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as exc:  # argparse has printed the usage error
+        return exc.code if isinstance(exc.code, int) else 2
+    console = Console(highlight=False, soft_wrap=True)
+    errors = Console(stderr=True, highlight=False, soft_wrap=True)
+    return _run(args, console, errors)
+
+
+def _run(args: argparse.Namespace, console: Console, errors: Console) -> int:
+    try:
+        command = importlib.import_module(f"runner.commands.{args.command}")
+        code: int = command.run(args, console)
+        return code
+    except CompileError as exc:
+        for diagnostic in exc.diagnostics:
+            errors.print(f"[bold red]error:[/] {_escape(diagnostic.render())}")
+        return exc.exit_code
+    except RunnerError as exc:
+        errors.print(f"[bold red]error:[/] {_escape(str(exc))}")
+        return exc.exit_code
+    except KeyboardInterrupt:
+        errors.print("[yellow]interrupted[/]")
+        return 130
+    except Exception as exc:
+        if args.debug:
+            errors.print(_escape(traceback.format_exc()))
+        errors.print(
+            f"[bold red]internal error:[/] {type(exc).__name__}: {_escape(str(exc))}. "
+            "This is a bug in branchleaf; rerun with --debug for the traceback and report it."
+        )
+        return 3
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
