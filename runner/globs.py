@@ -43,7 +43,7 @@ def overlaps(a: str, b: str) -> bool:
 
 
 def covers(outer: str, inner: str) -> bool:
-    """True when every path covered by ``inner`` is covered by ``outer`` (may miss exotic cases)."""
+    """True when every path covered by ``inner`` is covered by ``outer`` (sound; may say False)."""
     return _within(split(inner), split(outer), GLOBSTAR, _segment_within, prefix=True)
 
 

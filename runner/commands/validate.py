@@ -23,7 +23,8 @@ def run(args: argparse.Namespace, console: Console) -> int:
             f"no workflow files (.yaml, .yml, .json, .star) under {' '.join(args.paths)}"
         )
     results = [
-        check_file(path, capabilities=capabilities, discovered=found) for path, found in files
+        check_file(path, capabilities=capabilities, discovered=found, library_ok=True)
+        for path, found in files
     ]
     if args.format == "json":
         console.print_json(json.dumps(_report(results)))

@@ -88,15 +88,21 @@ def compile_file(path: str, *, capabilities: RoleCapabilities | None = None) -> 
 
 
 def check_file(
-    path: str, *, capabilities: RoleCapabilities | None = None, discovered: bool = False
+    path: str,
+    *,
+    capabilities: RoleCapabilities | None = None,
+    discovered: bool = False,
+    library_ok: bool = False,
 ) -> Checked:
     """Every problem of one workflow file, never an exception for bad input.
 
-    ``discovered`` files were found by walking a folder rather than named: Starlark libraries
-    and YAML or JSON documents that are not workflows are then passed over, not failed.
+    ``library_ok`` accepts a Starlark file that never calls ``workflow()`` as a library (its
+    code is still evaluated and its errors reported). ``discovered`` files were found by walking
+    a folder rather than named: YAML or JSON documents there that are not workflows (no
+    ``version`` and no ``steps``) are passed over, not failed.
     """
     try:
-        document = load_source(path, library_ok=discovered)
+        document = load_source(path, library_ok=library_ok or discovered)
         if document is None:
             return Checked(path=path, workflow=None, diagnostics=(), kind="library")
         if discovered and not _looks_like_workflow(document.data):

@@ -144,7 +144,7 @@ def _explain(error: ValidationError, data: Any) -> list[tuple[str, str, str | No
             (
                 pointer,
                 f"missing required field {key!r}{owner}",
-                f"Add {key}: {described.get(key, {}).get('description', '')}".strip(),
+                _add_hint(key, described.get(key, {}).get("description")),
             )
             for key in missing
         ]
@@ -212,6 +212,10 @@ def _explain(error: ValidationError, data: Any) -> list[tuple[str, str, str | No
     if kind == "uniqueItems":
         return [(pointer, f"{field} lists the same item twice{owner}", "Remove the duplicate.")]
     return [(pointer, f"{error.message}{owner}", None)]
+
+
+def _add_hint(key: str, description: str | None) -> str:
+    return f"Add {key} ({description.rstrip('.')})." if description else f"Add {key}."
 
 
 def _explain_one_of(

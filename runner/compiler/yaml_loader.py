@@ -107,7 +107,7 @@ class _Walker:
         )
 
     def value(self, node: Any, pointer: str) -> Any:
-        self.positions.setdefault(pointer, (self.path, *_position(node.start_mark)))
+        self.positions[pointer] = (self.path, *_position(node.start_mark))
         if isinstance(node, yaml.MappingNode):
             return self.mapping(node, pointer)
         if isinstance(node, yaml.SequenceNode):
@@ -148,6 +148,5 @@ class _Walker:
                     "Keep one of them; YAML would silently drop the first.",
                 )
                 continue
-            self.positions[child] = (self.path, *_position(key_node.start_mark))
             out[key] = self.value(value_node, child)
         return out

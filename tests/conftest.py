@@ -1,0 +1,88 @@
+"""Shared test helpers: small workflow sources written to real files."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+GOOD_YAML = """\
+version: 1
+name: review-files
+inputs:
+  files: {type: array, default: ["a.py", "b.py"]}
+roles:
+  reviewer: {needs: [json_mode]}
+budget: {tokens: 100000, cost_usd: 1.0, leaves: 100}
+concurrency: {leaves: 8}
+steps:
+  kind: sequence
+  id: main
+  steps:
+    - kind: expand
+      id: review
+      over: inputs.files
+      as: file
+      max_children: 50
+      body:
+        kind: leaf
+        id: review_one
+        role: reviewer
+        prompt: "Review {{ file }} and say whether it is ok."
+        output: {type: object, properties: {ok: {type: boolean}}, required: [ok]}
+    - kind: reduce
+      id: summary
+      inputs: [review]
+      expr: "outputs.review | selectattr('ok') | list | length"
+tests:
+  - name: every file reviewed
+    expect: "outputs.review | length == 2"
+"""
+
+GOOD_STAR = """\
+review = expand(
+    id="review",
+    over="inputs.files",
+    as_="file",
+    max_children=50,
+    body=leaf(
+        id="review_one",
+        role="reviewer",
+        prompt="Review {{ file }} and say whether it is ok.",
+        output={"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]},
+    ),
+)
+workflow(
+    name="review-files",
+    inputs={"files": {"type": "array", "default": ["a.py", "b.py"]}},
+    roles={"reviewer": {"needs": ["json_mode"]}},
+    budget={"tokens": 100000, "cost_usd": 1.0, "leaves": 100},
+    concurrency={"leaves": 8},
+    steps=sequence(
+        id="main",
+        steps=[
+            review,
+            reduce(
+                id="summary",
+                inputs=["review"],
+                expr="outputs.review | selectattr('ok') | list | length",
+            ),
+        ],
+    ),
+    tests=[{"name": "every file reviewed", "expect": "outputs.review | length == 2"}],
+)
+"""
+
+
+@pytest.fixture
+def write(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """Write a file under tmp_path (dedented) and return its path as a string."""
+
+    def _write(name: str, text: str) -> str:
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text), encoding="utf-8")
+        return str(path)
+
+    return _write
