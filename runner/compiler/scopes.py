@@ -196,8 +196,19 @@ def _command_permission(
             hint=f"Add a glob such as {node.run[0] + '*'!r} to permissions.commands.",
         )
         return
-    # Templated argv items are only known at run time, where the runner checks them again.
     if any(is_template(item) for item in node.run):
+        # Templated items are only known at run time, where the runner checks the rendered
+        # line again; here each stands for anything, and the line must at least be admissible.
+        probe = " ".join("*" if is_template(item) else item for item in node.run)
+        if not any(globs.overlaps(pattern, probe) for pattern in patterns):
+            yield Finding(
+                visit=visit,
+                field="run",
+                rule="permissions",
+                message=f"command {node.id!r} runs {probe!r} (templated parts as *), which no "
+                f"permissions.commands glob can admit ({', '.join(patterns)})",
+                hint="Add a glob covering the command line to permissions.commands.",
+            )
         return
     if not any(fnmatch.fnmatchcase(line, pattern) for pattern in patterns):
         yield Finding(
