@@ -22,10 +22,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
         raise UsageError(
             f"no workflow files (.yaml, .yml, .json, .star) under {' '.join(args.paths)}"
         )
-    results = [
-        check_file(path, capabilities=capabilities, discovered=found, library_ok=True)
-        for path, found in files
-    ]
+    results = [check_file(path, capabilities=capabilities, lenient=True) for path in files]
     if args.format == "json":
         console.print_json(json.dumps(_report(results)))
     else:
@@ -62,9 +59,15 @@ def _print_text(results: list[Checked], console: Console) -> None:
             console.print(f"[green]✓[/] {escape(result.path)} ({escape(result.workflow.name)})")
         elif result.kind == "library":
             console.print(f"[green]✓[/] {escape(result.path)} (Starlark library)")
+        else:
+            console.print(
+                f"[dim]- {escape(result.path)} skipped: not a workflow (no version, no steps)[/]"
+            )
     errors = sum(len(result.diagnostics) for result in results)
     checked = sum(1 for result in results if result.kind != "skipped")
-    if bad:
+    if not checked:
+        console.print("No workflows among the files given.")
+    elif bad:
         console.print(
             f"[red]{errors} error(s) in {bad} of {checked} file(s).[/] "
             "Fix them and run validate again."

@@ -91,21 +91,20 @@ def check_file(
     path: str,
     *,
     capabilities: RoleCapabilities | None = None,
-    discovered: bool = False,
-    library_ok: bool = False,
+    lenient: bool = False,
 ) -> Checked:
     """Every problem of one workflow file, never an exception for bad input.
 
-    ``library_ok`` accepts a Starlark file that never calls ``workflow()`` as a library (its
-    code is still evaluated and its errors reported). ``discovered`` files were found by walking
-    a folder rather than named: YAML or JSON documents there that are not workflows (no
-    ``version`` and no ``steps``) are passed over, not failed.
+    ``lenient``, as ``validate`` is: a Starlark file that never calls ``workflow()`` is a
+    library (its code is still evaluated and its errors reported), and a YAML or JSON mapping
+    with neither ``version`` nor ``steps`` (a mock script, a configuration) is not a workflow
+    and is passed over, and said to be.
     """
     try:
-        document = load_source(path, library_ok=library_ok or discovered)
+        document = load_source(path, library_ok=lenient)
         if document is None:
             return Checked(path=path, workflow=None, diagnostics=(), kind="library")
-        if discovered and not _looks_like_workflow(document.data):
+        if lenient and not _looks_like_workflow(document.data):
             return Checked(path=path, workflow=None, diagnostics=(), kind="skipped")
         workflow = compile_document(document, capabilities=capabilities)
     except CompileError as exc:
@@ -130,18 +129,18 @@ def _looks_like_workflow(data: object) -> bool:
     return not isinstance(data, dict) or "version" in data or "steps" in data
 
 
-def discover(paths: list[str]) -> list[tuple[str, bool]]:
-    """Workflow files named or found under folders, as (path, discovered), sorted per folder."""
-    found: list[tuple[str, bool]] = []
+def discover(paths: list[str]) -> list[str]:
+    """Workflow files named or found under folders (hidden ones left out), sorted per folder."""
+    found: list[str] = []
     for path in paths:
         root = Path(path)
         if not root.is_dir():
-            found.append((path, False))
+            found.append(path)
             continue
         for file in sorted(root.rglob("*")):
             hidden = any(part.startswith(".") for part in file.relative_to(root).parts)
             if file.is_file() and not hidden and file.suffix.lower() in WORKFLOW_SUFFIXES:
-                found.append((str(file), True))
+                found.append(str(file))
     return found
 
 

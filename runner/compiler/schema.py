@@ -163,7 +163,7 @@ def _explain(error: ValidationError, data: Any) -> list[tuple[str, str, str | No
         wants = [want] if isinstance(want, str) else list(want)
         names = " or ".join(_TYPE_NAMES.get(w, w) for w in wants)
         got = _TYPE_NAMES.get(_json_type(value), "null")
-        return [(pointer, f"{field} must be {names}, not {got}{owner}", None)]
+        return [(pointer, f"{field} must be {names}, not {got}{owner}", f"Write it as {names}.")]
     if kind in ("enum", "const"):
         allowed = expected if kind == "enum" else [expected]
         if field == "kind" and isinstance(value, str):
@@ -183,7 +183,7 @@ def _explain(error: ValidationError, data: Any) -> list[tuple[str, str, str | No
             (
                 pointer,
                 f"{field} must be one of {shown}, not {json.dumps(value)}{owner}",
-                hint.strip() or None,
+                hint.strip() or f"Use one of {shown}.",
             )
         ]
     if kind == "pattern":
@@ -202,16 +202,18 @@ def _explain(error: ValidationError, data: Any) -> list[tuple[str, str, str | No
             (
                 pointer,
                 f"{field} must be {bounds[kind]} {expected}, not {value}{owner}",
-                None,
+                f"Use a value {bounds[kind]} {expected}.",
             )
         ]
     if kind == "minItems":
-        return [(pointer, f"{field} needs at least {expected} item(s){owner}", None)]
+        return [
+            (pointer, f"{field} needs at least {expected} item(s){owner}", "Add the missing items.")
+        ]
     if kind == "minLength":
-        return [(pointer, f"{field} must not be empty{owner}", None)]
+        return [(pointer, f"{field} must not be empty{owner}", "Give it a value.")]
     if kind == "uniqueItems":
         return [(pointer, f"{field} lists the same item twice{owner}", "Remove the duplicate.")]
-    return [(pointer, f"{error.message}{owner}", None)]
+    return [(pointer, f"{error.message}{owner}", "See docs/workflow-language.md for this field.")]
 
 
 def _add_hint(key: str, description: str | None) -> str:

@@ -324,6 +324,14 @@ class Checker:
                 rule="expressions",
                 hint="List it under env to let the workflow read it.",
             )
+        if reads.dynamic_outputs:
+            self.report(
+                pointer,
+                f"the {what} reads outputs[...] with a computed key, which cannot be checked "
+                "before the run",
+                rule="references",
+                hint="Name the node: outputs.X or outputs['X'].",
+            )
         for target in sorted(reads.outputs - ready):
             reason = (
                 references.explain(visit, target, self.by_id, self.by_id)

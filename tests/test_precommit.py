@@ -1,0 +1,214 @@
+"""The ``branchleaf-validate`` pre-commit hook, installed and run the way a user tries it.
+
+Each test runs the real ``pre-commit try-repo`` against a throwaway git repository holding
+workflow files. ``try-repo`` builds the hook's environment (a virtualenv with branchleaf and its
+dependencies installed from the package index) in a store of its own that it deletes afterwards,
+so every run builds it again: these tests are slow, and they fail when the index is unreachable.
+
+The hook repository is a commit of this checkout's working tree (tracked and untracked files that
+git does not ignore), made in a temporary folder: ``try-repo`` on the checkout itself would only
+see committed and modified tracked files, not new ones, so the hook definition and code under
+test would not match the working tree before they are committed.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+"""The checkout root, which holds ``.pre-commit-hooks.yaml``."""
+HOOK = "branchleaf-validate"
+TIMEOUT_S = 900
+"""Longest one ``try-repo`` may take, environment build included."""
+
+pytestmark = pytest.mark.slow
+
+GOOD = """\
+version: 1
+name: good
+roles:
+  writer: {description: Writes the greeting.}
+steps:
+  kind: sequence
+  id: main
+  steps:
+    - kind: leaf
+      id: hello
+      role: writer
+      prompt: Say hello.
+"""
+
+BROKEN = """\
+version: 1
+name: broken
+roles:
+  writer: {description: Writes the greeting.}
+steps:
+  kind: sequence
+  id: main
+  steps:
+    - colour: blue
+      kind: leaf
+      id: hello
+      role: writer
+      prompt: Say hello.
+"""
+"""Line 9 holds a field no node has."""
+
+LIBRARY = """\
+def greeting(id):
+    return leaf(id = id, role = "writer", prompt = "Say hello.")
+"""
+"""A Starlark library: it never calls workflow(...), the file below loads it."""
+
+USES_LIBRARY = """\
+load("greetings.star", "greeting")
+
+workflow(
+    name = "uses-library",
+    roles = {"writer": {"description": "Writes the greeting."}},
+    steps = sequence(id = "main", steps = [greeting("hello")]),
+)
+"""
+
+
+def _environ(**extra: str) -> dict[str, str]:
+    """The environment without git variables that would point git at another repository."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("GIT_")}
+    env.update(extra)
+    return env
+
+
+def _git(cwd: Path, *args: str) -> str:
+    done = subprocess.run(
+        ["git", *args],
+        cwd=cwd,
+        env=_environ(),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, f"git {' '.join(args)} failed in {cwd}:\n{done.stderr}"
+    return done.stdout
+
+
+def _commit_all(repo: Path) -> None:
+    """``git init`` ``repo`` and commit everything in it."""
+    _git(repo, "init", "--quiet")
+    _git(repo, "config", "user.name", "Branchleaf Tests")
+    _git(repo, "config", "user.email", "tests@branchleaf.invalid")
+    _git(repo, "config", "commit.gpgsign", "false")
+    _git(repo, "add", "--all")
+    _git(repo, "commit", "--quiet", "--message", "snapshot")
+
+
+@pytest.fixture(scope="module")
+def pre_commit_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One pre-commit home for the module, so nothing is written to the user's cache."""
+    return tmp_path_factory.mktemp("pre-commit-home")
+
+
+@pytest.fixture(scope="module")
+def hook_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The checkout's working tree, committed in a temporary repository."""
+    listed = _git(ROOT, "ls-files", "-z", "--cached", "--others", "--exclude-standard")
+    snapshot = tmp_path_factory.mktemp("hook-repo")
+    for name in filter(None, listed.split("\0")):
+        source = ROOT / name
+        if source.is_file():  # a tracked file deleted in the working tree is left out
+            (snapshot / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, snapshot / name)
+    assert (snapshot / ".pre-commit-hooks.yaml").is_file()
+    _commit_all(snapshot)
+    return snapshot
+
+
+def _project(root: Path, files: dict[str, str]) -> Path:
+    """A git repository holding ``files`` (path -> text), committed."""
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text, encoding="utf-8")
+    _commit_all(root)
+    return root
+
+
+def _try_repo(
+    hook_repo: Path, home: Path, project: Path, *files: str
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pre_commit",
+            "try-repo",
+            str(hook_repo),
+            HOOK,
+            "--verbose",
+            "--color",
+            "never",
+            "--files",
+            *files,
+        ],
+        cwd=project,
+        env=_environ(PRE_COMMIT_HOME=str(home)),
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+        check=False,
+    )
+
+
+def test_valid_workflow_passes(hook_repo: Path, pre_commit_home: Path, tmp_path: Path) -> None:
+    project = _project(tmp_path, {"workflows/good.yaml": GOOD, "workflows/broken.yaml": BROKEN})
+
+    done = _try_repo(hook_repo, pre_commit_home, project, "workflows/good.yaml")
+
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output
+    assert "branchleaf validate" in output
+    assert "Passed" in output
+    assert "broken.yaml" not in output
+
+
+def test_invalid_workflow_fails_with_its_location(
+    hook_repo: Path, pre_commit_home: Path, tmp_path: Path
+) -> None:
+    project = _project(tmp_path, {"workflows/good.yaml": GOOD, "workflows/broken.yaml": BROKEN})
+
+    done = _try_repo(
+        hook_repo, pre_commit_home, project, "workflows/good.yaml", "workflows/broken.yaml"
+    )
+
+    output = done.stdout + done.stderr
+    assert done.returncode != 0, output
+    assert "Failed" in output
+    assert re.search(r"workflows/broken\.yaml:9:\d+:", output), output
+    assert "unknown field 'colour'" in output
+    assert not re.search(r"workflows/good\.yaml:\d+", output), output
+
+
+def test_starlark_library_passes(hook_repo: Path, pre_commit_home: Path, tmp_path: Path) -> None:
+    """pre-commit names a changed library file like any other; it must not fail the commit."""
+    project = _project(
+        tmp_path,
+        {"workflows/greetings.star": LIBRARY, "workflows/uses_library.star": USES_LIBRARY},
+    )
+
+    done = _try_repo(
+        hook_repo,
+        pre_commit_home,
+        project,
+        "workflows/greetings.star",
+        "workflows/uses_library.star",
+    )
+
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output
+    assert "Passed" in output
