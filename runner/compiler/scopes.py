@@ -140,9 +140,11 @@ def _permission_excesses(visit: Visit, workflow: ir.Workflow) -> Iterator[Findin
     allowed_commands = _inherited(visit, workflow, "permissions", "commands")
     allowed_writes = _inherited(visit, workflow, "permissions", "writes")
     own = node.permissions
-    if own is not None and own.commands is not None and isinstance(allowed_commands, tuple):
+    if own is not None and own.commands is not None:
+        # No enclosing entry admits no command, so a child cannot grant itself any.
+        allowed_commands = allowed_commands if isinstance(allowed_commands, tuple) else ()
         for pattern in own.commands:
-            if not any(fnmatch.fnmatchcase(pattern, outer) for outer in allowed_commands):
+            if not any(globs.text_covers(outer, pattern) for outer in allowed_commands):
                 yield Finding(
                     visit=visit,
                     field="permissions/commands",
@@ -200,7 +202,7 @@ def _command_permission(
         # Templated items are only known at run time, where the runner checks the rendered
         # line again; here each stands for anything, and the line must at least be admissible.
         probe = " ".join("*" if is_template(item) else item for item in node.run)
-        if not any(globs.overlaps(pattern, probe) for pattern in patterns):
+        if not any(globs.text_overlaps(pattern, probe) for pattern in patterns):
             yield Finding(
                 visit=visit,
                 field="run",

@@ -28,6 +28,9 @@ from runner.tree import Visit, walk
 RoleCapabilities = Callable[[str], tuple[str, frozenset[str]]]
 """Role -> (where it is served, e.g. ``provider local, model small``, its capabilities)."""
 
+_RESERVED_NAMES = ROOT_NAMES | {"iteration", "candidate", "sample"}
+"""Names the runner binds itself, which an expand's ``as`` must not hide."""
+
 _PYTHON_TYPES: dict[str, tuple[type, ...]] = {
     "string": (str,),
     "integer": (int,),
@@ -197,7 +200,9 @@ class Checker:
                 continue
             value = thaw(spec.default)
             wanted = _PYTHON_TYPES[spec.type]
-            if not isinstance(value, wanted) or (spec.type != "boolean" and value is True):
+            if not isinstance(value, wanted) or (
+                spec.type != "boolean" and isinstance(value, bool)
+            ):
                 self.report(
                     f"/inputs/{name}/default",
                     f"the default of input {name!r} is not of type {spec.type}",
@@ -263,6 +268,14 @@ class Checker:
                 )
                 self.check_source(
                     visit, pointer_join(visit.pointer, "") + source.field, source, scope, ready
+                )
+            if node.kind == "expand" and node.as_ in _RESERVED_NAMES:
+                self.report(
+                    pointer_join(visit.pointer, "as"),
+                    f"expand {node.id!r} binds its items to {node.as_!r}, which would hide the "
+                    f"runner's own {node.as_!r} inside the body",
+                    rule="expressions",
+                    hint="Choose another name, such as item.",
                 )
             if node.kind in ("reduce", "teacher_review"):
                 ready = available.before[node.id]
