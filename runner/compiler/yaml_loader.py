@@ -112,7 +112,7 @@ class _Walker:
             return self.mapping(node, pointer)
         if isinstance(node, yaml.SequenceNode):
             return [self.value(item, pointer_join(pointer, i)) for i, item in enumerate(node.value)]
-        scalar = self.loader.construct_object(node, deep=True)
+        scalar = self.construct(node, pointer)
         if isinstance(scalar, float) and not math.isfinite(scalar):
             self.problem(
                 node, pointer, f"{node.value} is not a JSON number", "Use a finite number."
@@ -126,17 +126,31 @@ class _Walker:
             )
         return scalar
 
+    def construct(self, node: Any, pointer: str) -> Any:
+        """The value of a scalar (or key) node; a tag that cannot be built is a problem."""
+        if not isinstance(node, yaml.ScalarNode):
+            return None
+        try:
+            return self.loader.construct_object(node, deep=True)
+        except (yaml.YAMLError, ValueError, TypeError, KeyError) as exc:
+            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            self.problem(
+                node,
+                pointer,
+                f"the value {node.value!r} cannot be read as {node.tag}: {problem}",
+                "Remove the tag, or quote the value to make it a string.",
+            )
+            return None
+
     def mapping(self, node: Any, pointer: str) -> dict[str, Any]:
         self.loader.flatten_mapping(node)
         out: dict[str, Any] = {}
         for key_node, value_node in node.value:
-            key = self.loader.construct_object(key_node, deep=True)
+            key = self.construct(key_node, pointer)
             if not isinstance(key, str):
+                shown = repr(key_node.value) if isinstance(key_node, yaml.ScalarNode) else "a list"
                 self.problem(
-                    key_node,
-                    pointer,
-                    f"the key {key_node.value!r} is not a string",
-                    "Quote the key.",
+                    key_node, pointer, f"the key {shown} is not a string", "Quote the key."
                 )
                 continue
             child = pointer_join(pointer, key)
