@@ -24,6 +24,7 @@ from typing import Any
 
 import starlark as sl
 
+from runner.canonical import thaw
 from runner.compiler.source import Document, Location, pointer_join
 from runner.errors import CompileError, Diagnostic
 
@@ -92,7 +93,7 @@ class _Evaluation:
         out: dict[str, Any] = {}
         for key, value in kwargs.items():
             if value is not None:
-                out[RESERVED_FIELDS.get(key, key)] = _plain(value)
+                out[RESERVED_FIELDS.get(key, key)] = thaw(value)
         return out
 
     def _builtin(self, kind: str) -> Callable[..., dict[str, Any]]:
@@ -168,15 +169,6 @@ def _read(path: Path, display: str) -> str:
         return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise _BuiltinError(f"cannot read {display}: {exc}") from exc
-
-
-def _plain(value: Any) -> Any:
-    """Starlark values as plain JSON values: tuples become lists."""
-    if isinstance(value, dict):
-        return {key: _plain(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(item) for item in value]
-    return value
 
 
 def _starlark_diagnostic(display: str, exc: Exception) -> Diagnostic:
