@@ -143,7 +143,17 @@ class _Walker:
             return None
 
     def mapping(self, node: Any, pointer: str) -> dict[str, Any]:
-        self.loader.flatten_mapping(node)
+        try:
+            self.loader.flatten_mapping(node)
+        except yaml.YAMLError as exc:
+            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            self.problem(
+                node,
+                pointer,
+                f"a merge key (<<) cannot be used here: {problem}",
+                "Merge only mappings, written as <<: *anchor.",
+            )
+            return {}
         out: dict[str, Any] = {}
         for key_node, value_node in node.value:
             key = self.construct(key_node, pointer)
