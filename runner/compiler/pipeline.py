@@ -52,7 +52,7 @@ def load_source(path: str, *, library_ok: bool = False) -> Document | None:
         from runner.compiler.starlark_loader import load_starlark
 
         return load_starlark(path, library_ok=library_ok)
-    from runner.compiler.yaml_loader import load_yaml
+    from runner.compiler.yaml_loader import load_json, load_yaml
 
     try:
         text = Path(path).read_text(encoding="utf-8")
@@ -62,7 +62,7 @@ def load_source(path: str, *, library_ok: bool = False) -> Document | None:
         raise CompileError(
             [Diagnostic(file=path, rule="syntax", message=f"cannot read the file: {exc}")]
         ) from exc
-    return load_yaml(path, text, language=language)
+    return load_json(path, text) if language == "json" else load_yaml(path, text)
 
 
 def compile_document(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from typing import Any
@@ -32,8 +33,57 @@ _Loader.add_implicit_resolver(
 )
 
 
+MAX_VALUES = 100_000
+"""Most values a document may expand to: YAML aliases can multiply a small file without end."""
+
+
+class _TooLarge(Exception):
+    """The document expands to more than MAX_VALUES values."""
+
+
+def load_json(path: str, text: str) -> Document:
+    """Parse one JSON workflow with JSON's own rules; positions come from reading it as YAML.
+
+    JSON is nearly a subset of YAML, so the YAML composer finds where each value is; the values
+    themselves come from the JSON parser, which reads exponents, surrogate pairs and raw
+    control characters as JSON means them. Where the YAML reader cannot follow, positions are
+    left out, never the values.
+    """
+
+    def reject(constant: str) -> Any:
+        raise ValueError(f"{constant} is not a JSON number")
+
+    try:
+        data = json.loads(text, parse_constant=reject)
+    except json.JSONDecodeError as exc:
+        raise CompileError(
+            [
+                Diagnostic(
+                    file=path,
+                    line=exc.lineno,
+                    col=exc.colno,
+                    rule="syntax",
+                    message=f"invalid JSON: {exc.msg}",
+                    hint="Check the commas, quotes and brackets around this place.",
+                )
+            ]
+        ) from exc
+    except ValueError as exc:
+        raise CompileError(
+            [Diagnostic(file=path, rule="syntax", message=str(exc), hint="Use a finite number.")]
+        ) from exc
+    try:
+        located = load_yaml(path, text, language="json")
+    except CompileError as exc:
+        twice = [d for d in exc.diagnostics if "given twice" in d.message]
+        if twice:  # JSON parsers keep the last of duplicate keys silently; say so instead
+            raise
+        return Document(path=path, data=data, language="json")
+    return Document(path=path, data=data, language="json", locator=located.locator)
+
+
 def load_yaml(path: str, text: str, *, language: str = "yaml") -> Document:
-    """Parse one YAML (or JSON) workflow; every problem is reported in one CompileError."""
+    """Parse one YAML workflow; every problem is reported in one CompileError."""
     loader = _Loader(text)
     try:
         root = loader.get_single_node()
@@ -57,7 +107,19 @@ def load_yaml(path: str, text: str, *, language: str = "yaml") -> Document:
             ]
         )
     walker = _Walker(path, loader)
-    data = walker.value(root, "")
+    try:
+        data = walker.value(root, "")
+    except _TooLarge as exc:
+        raise CompileError(
+            [
+                Diagnostic(
+                    file=path,
+                    rule="syntax",
+                    message=f"the document expands to more than {MAX_VALUES} values",
+                    hint="YAML aliases (*name) repeat what they point at; use fewer of them.",
+                )
+            ]
+        ) from exc
     if walker.problems:
         raise CompileError(walker.problems)
     return Document(
@@ -91,6 +153,7 @@ class _Walker:
         self.loader = loader
         self.positions: dict[str, Location] = {}
         self.problems: list[Diagnostic] = []
+        self.count = 0
 
     def problem(self, node: Any, pointer: str, message: str, hint: str) -> None:
         line, col = _position(node.start_mark)
@@ -107,6 +170,9 @@ class _Walker:
         )
 
     def value(self, node: Any, pointer: str) -> Any:
+        self.count += 1
+        if self.count > MAX_VALUES:
+            raise _TooLarge()
         self.positions[pointer] = (self.path, *_position(node.start_mark))
         if isinstance(node, yaml.MappingNode):
             return self.mapping(node, pointer)
