@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from runner.compiler.pipeline import Checked
+
 GOOD_YAML = """\
 version: 1
 name: review-files
@@ -86,3 +88,15 @@ def write(tmp_path: Path):  # type: ignore[no-untyped-def]
         return str(path)
 
     return _write
+
+
+def position(text: str, needle: str) -> tuple[int, int]:
+    """1-based line and column where the only occurrence of ``needle`` starts in ``text``."""
+    assert text.count(needle) == 1, f"{needle!r} is not unique in the document"
+    before = text[: text.index(needle)]
+    return before.count("\n") + 1, len(before) - before.rfind("\n")
+
+
+def rendered(checked: Checked) -> list[str]:
+    """Every diagnostic of a checked file, as the user reads it."""
+    return [d.render() for d in checked.diagnostics]

@@ -35,6 +35,7 @@ import yaml
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from runner import ir
 from runner.canonical import content_hash
 from runner.compiler.build import to_document
 from runner.compiler.pipeline import Checked, check_file
@@ -49,19 +50,7 @@ PROPERTIES = settings(
 Draw = Callable[[st.SearchStrategy[Any]], Any]
 
 MAX_DEPTH = 4
-KINDS = (
-    "leaf",
-    "command",
-    "sequence",
-    "branch",
-    "expand",
-    "cond",
-    "loop_until",
-    "reduce",
-    "tournament",
-    "pareto",
-    "teacher_review",
-)
+KINDS = tuple(ir.NODE_TYPES)
 COMPOSITE = frozenset(
     {"sequence", "branch", "expand", "cond", "loop_until", "tournament", "pareto"}
 )

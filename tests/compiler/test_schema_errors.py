@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import position, rendered
 
 from runner.compiler.pipeline import Checked, check_file
 from runner.errors import Diagnostic
@@ -32,17 +33,6 @@ def check(tmp_path: Path, text: str, name: str = "workflow.yaml") -> Checked:
     path = tmp_path / name
     path.write_text(text, encoding="utf-8")
     return check_file(str(path))
-
-
-def position(text: str, needle: str) -> tuple[int, int]:
-    """1-based line and column where the only occurrence of ``needle`` starts in ``text``."""
-    assert text.count(needle) == 1, f"{needle!r} is not unique in the document"
-    before = text[: text.index(needle)]
-    return before.count("\n") + 1, len(before) - before.rfind("\n")
-
-
-def rendered(checked: Checked) -> list[str]:
-    return [d.render() for d in checked.diagnostics]
 
 
 def find(checked: Checked, phrase: str) -> Diagnostic:

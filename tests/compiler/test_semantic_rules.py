@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from conftest import position, rendered
 
 from runner.compiler.pipeline import Checked, check_file
 from runner.compiler.semantic import RoleCapabilities
@@ -58,17 +59,6 @@ def check(
     path = tmp_path / name
     path.write_text(text, encoding="utf-8")
     return check_file(str(path), capabilities=capabilities)
-
-
-def position(text: str, needle: str) -> tuple[int, int]:
-    """1-based line and column where the only occurrence of ``needle`` starts in ``text``."""
-    assert text.count(needle) == 1, f"{needle!r} is not unique in the document"
-    before = text[: text.index(needle)]
-    return before.count("\n") + 1, len(before) - before.rfind("\n")
-
-
-def rendered(checked: Checked) -> list[str]:
-    return [d.render() for d in checked.diagnostics]
 
 
 def only(checked: Checked) -> Diagnostic:
