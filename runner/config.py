@@ -47,6 +47,8 @@ class Provider:
     """Mock script path."""
     timeout_s: float | None
     """Request timeout."""
+    max_retries: int | None
+    """Retries of retryable failures (``None``: the provider's default)."""
     models: dict[str, Model]
     """Models by name."""
 
@@ -80,7 +82,14 @@ class Config:
 
 
 _MOCK = Provider(
-    name=MOCK, type=MOCK, base_url=None, api_key_env=None, script=None, timeout_s=None, models={}
+    name=MOCK,
+    type=MOCK,
+    base_url=None,
+    api_key_env=None,
+    script=None,
+    timeout_s=None,
+    max_retries=None,
+    models={},
 )
 DEFAULT = Config(path=None, providers={MOCK: _MOCK}, roles={})
 
@@ -128,6 +137,7 @@ def _build(path: str, data: dict[str, Any], document: Any) -> Config:
             api_key_env=spec.get("api_key_env"),
             script=spec.get("script"),
             timeout_s=spec.get("timeout_s"),
+            max_retries=spec.get("max_retries"),
             models=models,
         )
     roles: dict[str, tuple[str, str | None]] = {}

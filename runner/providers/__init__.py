@@ -1,0 +1,1 @@
+"""Model providers: one Protocol, an explicit registry, the mock and the HTTP providers."""
