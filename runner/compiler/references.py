@@ -108,7 +108,13 @@ def explain(reader: Visit, target: str, visits: dict[str, Visit], known: Iterabl
     target_side = below_common[-1]
     later = (target_side.index or 0) > (reader_side.index or 0)
     if common.node.kind == "sequence" and later:
-        return f"{target!r} runs later in sequence {common.node.id!r}"
+        looped = any(v.node.kind == "loop_until" for v in [common, *common.ancestors()])
+        advice = (
+            f"; a loop runs its body in order each iteration, so put {target!r} first"
+            if looped
+            else ""
+        )
+        return f"{target!r} runs later in sequence {common.node.id!r}{advice}"
     if common.node.kind == "cond":
         return f"{target!r} is in the other arm of cond {common.node.id!r}"
     if common.node.kind in ("branch", "tournament", "pareto"):
