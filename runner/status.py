@@ -1,0 +1,82 @@
+"""Node and run statuses, and how they combine.
+
+A node's first terminal status wins; later signals are kept as evidence, never overwrite it. A
+run's status is the most severe of its nodes' by the precedence the specification fixes:
+cancelled > budget_exceeded > stuck > replay_diverged > failed > succeeded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class Status(StrEnum):
+    """Where a node, or a run, stands."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    CANCELLED = "cancelled"
+    BUDGET_EXCEEDED = "budget_exceeded"
+    STUCK = "stuck"
+    REPLAY_DIVERGED = "replay_diverged"
+
+    @property
+    def terminal(self) -> bool:
+        """Whether the status is final."""
+        return self not in (Status.PENDING, Status.RUNNING)
+
+
+_SEVERITY = {
+    Status.CANCELLED: 6,
+    Status.BUDGET_EXCEEDED: 5,
+    Status.STUCK: 4,
+    Status.REPLAY_DIVERGED: 3,
+    Status.FAILED: 2,
+    Status.SUCCEEDED: 1,
+    Status.SKIPPED: 0,
+}
+"""Run precedence; a skipped node (an arm not taken) does not make a run fail."""
+
+
+def run_status(statuses: Iterable[Status]) -> Status:
+    """The run's status from its nodes' terminal statuses (succeeded when there are none)."""
+    worst = Status.SUCCEEDED
+    for status in statuses:
+        if not status.terminal:
+            raise ValueError(f"a finished run cannot hold a {status.value} node")
+        if _SEVERITY[status] > _SEVERITY[worst]:
+            worst = status
+    return worst
+
+
+@dataclass(slots=True)
+class Outcome:
+    """The status of one node as signals arrive: the first terminal one sticks."""
+
+    status: Status = Status.PENDING
+    """The current status."""
+    reason: str | None = None
+    """Why it ended, from the signal that decided it."""
+    later: list[tuple[Status, str]] = field(default_factory=list)
+    """Terminal signals that came after the deciding one, kept as evidence."""
+
+    def start(self) -> None:
+        """Mark the node running (only from pending)."""
+        if self.status is Status.PENDING:
+            self.status = Status.RUNNING
+
+    def settle(self, status: Status, reason: str = "") -> bool:
+        """Record a terminal signal; returns whether it decided the status."""
+        if not status.terminal:
+            raise ValueError(f"{status.value} is not a terminal status")
+        if self.status.terminal:
+            self.later.append((status, reason))
+            return False
+        self.status = status
+        self.reason = reason or None
+        return True
