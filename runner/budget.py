@@ -1,0 +1,133 @@
+"""Budget accounting with reservations that fail closed.
+
+Every scope with limits (the run, and any node with a ``budget``) has a ledger chained to the
+one around it. A model call reserves its worst case in every ledger up the chain before it
+starts; if any would go over, nothing is reserved and the call does not happen. When the call
+ends, its actual usage replaces the reservation. Pure bookkeeping: the executor owns the clock
+(``wall_s`` is enforced by it as a deadline) and the event loop, which is single-threaded, so
+no locks are needed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from runner import ir
+
+
+class BudgetExceeded(Exception):
+    """A reservation that does not fit; says which limit of which scope."""
+
+    def __init__(self, scope: str, metric: str, limit: float, needed: float) -> None:
+        super().__init__(
+            f"budget.{metric} of {scope} would be exceeded: {needed:g} needed, limit {limit:g}"
+        )
+        self.scope = scope
+        self.metric = metric
+        self.limit = limit
+        self.needed = needed
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Amount:
+    """Tokens, dollars and leaf launches."""
+
+    tokens: int = 0
+    """Prompt plus completion tokens."""
+    cost_usd: float = 0.0
+    """Dollars."""
+    leaves: int = 0
+    """Model calls launched."""
+
+    def __add__(self, other: Amount) -> Amount:
+        return Amount(
+            tokens=self.tokens + other.tokens,
+            cost_usd=self.cost_usd + other.cost_usd,
+            leaves=self.leaves + other.leaves,
+        )
+
+    def __sub__(self, other: Amount) -> Amount:
+        return Amount(
+            tokens=self.tokens - other.tokens,
+            cost_usd=self.cost_usd - other.cost_usd,
+            leaves=self.leaves - other.leaves,
+        )
+
+
+@dataclass(slots=True)
+class Ledger:
+    """Spending of one scope against its limits."""
+
+    scope: str
+    """What the limits belong to (``the run``, ``branch 'review'``), for messages."""
+    limits: ir.Budget
+    """The scope's limits; ``None`` fields are unlimited."""
+    parent: Ledger | None = None
+    """The enclosing scope's ledger."""
+    spent: Amount = field(default_factory=Amount)
+    """Actual usage of finished calls."""
+    held: Amount = field(default_factory=Amount)
+    """Reservations of calls in flight."""
+
+    def chain(self) -> list[Ledger]:
+        """This ledger and every enclosing one, innermost first."""
+        out: list[Ledger] = []
+        current: Ledger | None = self
+        while current is not None:
+            out.append(current)
+            current = current.parent
+        return out
+
+    def check(self, extra: Amount) -> None:
+        """Raise BudgetExceeded if ``extra`` on top of what is spent and held does not fit."""
+        total = self.spent + self.held + extra
+        for metric, used in (
+            ("tokens", total.tokens),
+            ("cost_usd", total.cost_usd),
+            ("leaves", total.leaves),
+        ):
+            limit = getattr(self.limits, metric)
+            if limit is not None and used > limit + 1e-12:
+                raise BudgetExceeded(self.scope, metric, limit, used)
+
+
+@dataclass(slots=True)
+class Reservation:
+    """A worst case held in a chain of ledgers until the call ends."""
+
+    ledger: Ledger
+    """The innermost ledger it was taken from."""
+    amount: Amount
+    """What is held."""
+    open: bool = True
+    """Whether it still holds anything."""
+
+
+def reserve(ledger: Ledger, worst: Amount) -> Reservation:
+    """Hold ``worst`` in every ledger up the chain, or in none (fail closed)."""
+    chain = ledger.chain()
+    for scope in chain:
+        scope.check(worst)
+    for scope in chain:
+        scope.held = scope.held + worst
+    return Reservation(ledger=ledger, amount=worst)
+
+
+def settle(reservation: Reservation, actual: Amount | None) -> None:
+    """Replace the reservation by what the call actually used (``None``: nothing, e.g. it
+    failed before the provider answered)."""
+    if not reservation.open:
+        raise ValueError("this reservation was already settled")
+    reservation.open = False
+    for scope in reservation.ledger.chain():
+        scope.held = scope.held - reservation.amount
+        if actual is not None:
+            scope.spent = scope.spent + actual
+
+
+def worst_case(
+    prompt_tokens: int, max_tokens: int, input_per_mtok: float, output_per_mtok: float
+) -> Amount:
+    """The most a call can cost: its prompt plus ``max_tokens`` of reply, at the model's prices."""
+    cost = (prompt_tokens * input_per_mtok + max_tokens * output_per_mtok) / 1_000_000
+    return Amount(tokens=prompt_tokens + max_tokens, cost_usd=cost, leaves=1)
