@@ -1,0 +1,162 @@
+"""Rendering and reading at run time, pure: templates and expressions against what a node may
+see, replies checked against a leaf's output schema, and ``--input k=v`` typed by the
+workflow's declared inputs."""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from jinja2 import Template, Undefined
+from jinja2.exceptions import TemplateError
+from jsonschema import Draft202012Validator
+
+from runner import ir
+from runner.canonical import thaw
+from runner.errors import UsageError
+from runner.expressions import compile_expression, environment
+
+
+class RenderError(Exception):
+    """A template or expression that failed at run time (an undefined name, a bad operation)."""
+
+
+class OutputError(Exception):
+    """A reply that is not valid JSON for the leaf's output schema, even after repair."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Scope:
+    """Everything a template or expression of one node may read."""
+
+    inputs: Mapping[str, Any]
+    """The run's inputs, defaults applied."""
+    outputs: Mapping[str, Any]
+    """Outputs of the nodes finished before this one, by id."""
+    env: Mapping[str, str] = field(default_factory=dict)
+    """The declared environment entries."""
+    variables: Mapping[str, Any] = field(default_factory=dict)
+    """Loop and expand variables, ``iteration``, ``candidate``, ``sample``."""
+
+    def names(self) -> dict[str, Any]:
+        """The mapping Jinja renders against."""
+        return {
+            **self.variables,
+            "inputs": self.inputs,
+            "outputs": self.outputs,
+            "env": self.env,
+        }
+
+    def with_variables(self, **variables: Any) -> Scope:
+        """The same scope with more variables bound."""
+        return Scope(
+            inputs=self.inputs,
+            outputs=self.outputs,
+            env=self.env,
+            variables={**self.variables, **variables},
+        )
+
+
+@functools.lru_cache(maxsize=4096)
+def _template(source: str) -> Template:
+    return environment().from_string(source)
+
+
+@functools.lru_cache(maxsize=4096)
+def _expression(source: str) -> Any:
+    return compile_expression(source)
+
+
+def render(source: str, scope: Scope) -> str:
+    """Render a template; raises RenderError with Jinja's reason."""
+    try:
+        return _template(source).render(scope.names())
+    except (TemplateError, TypeError, ValueError, ArithmeticError, LookupError) as exc:
+        raise RenderError(f"{type(exc).__name__}: {exc}") from exc
+
+
+def evaluate(source: str, scope: Scope) -> Any:
+    """Evaluate an expression; raises RenderError with Jinja's reason."""
+    try:
+        value = _expression(source)(**scope.names())
+        if isinstance(value, Undefined):
+            str(value)  # a strict undefined raises its own, precise, error when used
+        return value
+    except (TemplateError, TypeError, ValueError, ArithmeticError, LookupError) as exc:
+        raise RenderError(f"{type(exc).__name__}: {exc}") from exc
+
+
+_FENCE = re.compile(r"^\s*```[A-Za-z0-9_-]*\s*\n?(?P<body>.*?)\n?\s*```\s*$", re.DOTALL)
+
+
+def parse_reply(text: str, schema: Any) -> Any:
+    """The reply as JSON valid for ``schema``; one repair pass strips code fences."""
+    validator = Draft202012Validator(thaw(schema))
+    attempts = [text]
+    fenced = _FENCE.match(text)
+    if fenced:
+        attempts.append(fenced.group("body"))
+    problem = ""
+    for attempt in attempts:
+        try:
+            value = json.loads(attempt)
+        except json.JSONDecodeError as exc:
+            problem = f"the reply is not JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
+            continue
+        error = next(iter(validator.iter_errors(value)), None)
+        if error is None:
+            return value
+        where = "/" + "/".join(str(p) for p in error.absolute_path)
+        problem = f"the reply does not match the output schema at {where}: {error.message}"
+    raise OutputError(problem)
+
+
+def _parse_input(name: str, kind: ir.InputType, raw: str) -> Any:
+    if kind == "string":
+        return raw
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise UsageError(
+            f"--input {name}={raw} is not a valid {kind}: write it as JSON, e.g. "
+            + {"integer": "3", "number": "0.5", "boolean": "true", "array": '["a", "b"]'}.get(
+                kind, '{"key": "value"}'
+            )
+        ) from exc
+    checks = {
+        "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
+        "number": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
+        "boolean": lambda v: isinstance(v, bool),
+        "array": lambda v: isinstance(v, list),
+        "object": lambda v: isinstance(v, dict),
+    }
+    if not checks[kind](value):
+        raise UsageError(f"--input {name}={raw} is not a {kind}, as the workflow declares it")
+    return value
+
+
+def resolve_inputs(workflow: ir.Workflow, given: Mapping[str, str]) -> dict[str, Any]:
+    """The run's inputs: ``--input`` values typed by their declaration, then the defaults."""
+    declared = dict(workflow.inputs or ())
+    unknown = sorted(set(given) - set(declared))
+    if unknown:
+        known = ", ".join(declared) or "none"
+        raise UsageError(
+            f"the workflow {workflow.name!r} has no input {unknown[0]!r} (declared: {known})"
+        )
+    values: dict[str, Any] = {}
+    for name, spec in declared.items():
+        if name in given:
+            values[name] = _parse_input(name, spec.type, given[name])
+        elif spec.has_default:
+            values[name] = thaw(spec.default)
+        else:
+            raise UsageError(
+                f"the workflow {workflow.name!r} needs the input {name!r} ({spec.type}): "
+                f"give it with --input {name}=..."
+            )
+    return values

@@ -1,0 +1,112 @@
+"""Run-time rendering: templates, expressions, replies against output schemas, typed inputs."""
+
+from __future__ import annotations
+
+import pytest
+
+from runner.compiler.build import build_workflow
+from runner.errors import UsageError
+from runner.render import (
+    OutputError,
+    RenderError,
+    Scope,
+    evaluate,
+    parse_reply,
+    render,
+    resolve_inputs,
+)
+
+SCOPE = Scope(
+    inputs={"files": ["a.py", "b.py"]},
+    outputs={"review": [{"ok": True}, {"ok": False}]},
+    env={"CI": "true"},
+    variables={"file": "a.py"},
+)
+
+
+def test_render_sees_inputs_outputs_env_and_variables() -> None:
+    text = render("{{ file }} of {{ inputs.files | length }}; ci={{ env.CI }}", SCOPE)
+    assert text == "a.py of 2; ci=true"
+
+
+def test_evaluate_the_spec_example() -> None:
+    assert evaluate("outputs.review | selectattr('ok') | list | length", SCOPE) == 1
+
+
+@pytest.mark.parametrize(
+    "source",
+    ["{{ missing }}", "{{ outputs.nope.deeper }}", "{{ ''.__class__ }}", "{{ 1 / 0 }}"],
+)
+def test_render_failures_are_render_errors(source: str) -> None:
+    with pytest.raises(RenderError):
+        render(source, SCOPE)
+
+
+def test_sandbox_blocks_python_internals_in_expressions() -> None:
+    with pytest.raises(RenderError, match=r"SecurityError|UndefinedError"):
+        evaluate("inputs.__class__.__mro__", SCOPE)
+
+
+def test_with_variables_adds_without_changing_the_original() -> None:
+    inner = SCOPE.with_variables(iteration=2)
+    assert evaluate("iteration + 1", inner) == 3
+    with pytest.raises(RenderError):
+        evaluate("iteration", SCOPE)
+
+
+SCHEMA = {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]}
+
+
+@pytest.mark.parametrize(
+    "text", ['{"ok": true}', '```json\n{"ok": true}\n```', '```\n{"ok": true}```']
+)
+def test_parse_reply_with_one_repair_pass(text: str) -> None:
+    assert parse_reply(text, SCHEMA) == {"ok": True}
+
+
+@pytest.mark.parametrize(
+    ("text", "phrase"),
+    [
+        ("ok!", "not JSON"),
+        ('{"ok": "yes"}', "at /ok: 'yes' is not of type 'boolean'"),
+        ("```json\n{}\n```", "'ok' is a required property"),
+    ],
+)
+def test_parse_reply_failures_name_the_schema_error(text: str, phrase: str) -> None:
+    with pytest.raises(OutputError, match=phrase.replace("/", ".")):
+        parse_reply(text, SCHEMA)
+
+
+WORKFLOW = build_workflow(
+    {
+        "version": 1,
+        "name": "w",
+        "inputs": {
+            "files": {"type": "array", "default": ["x"]},
+            "rounds": {"type": "integer"},
+            "title": {"type": "string", "default": "t"},
+            "strict": {"type": "boolean", "default": False},
+        },
+        "steps": {"kind": "leaf", "id": "a", "role": "r", "prompt": "p"},
+    }
+)
+
+
+def test_inputs_are_typed_and_defaulted() -> None:
+    values = resolve_inputs(WORKFLOW, {"rounds": "3", "title": "42"})
+    assert values == {"files": ["x"], "rounds": 3, "title": "42", "strict": False}
+
+
+@pytest.mark.parametrize(
+    ("given", "phrase"),
+    [
+        ({}, "needs the input 'rounds'"),
+        ({"rounds": "three"}, "not a valid integer"),
+        ({"rounds": "true"}, "is not a integer"),
+        ({"rounds": "1", "nope": "1"}, "has no input 'nope'"),
+        ({"rounds": "1", "strict": "yes"}, "not a valid boolean"),
+    ],
+)
+def test_bad_inputs_are_usage_errors(given: dict[str, str], phrase: str) -> None:
+    with pytest.raises(UsageError, match=phrase):
+        resolve_inputs(WORKFLOW, given)
