@@ -107,6 +107,9 @@ class Provider(Protocol):
 
     name: str
     """The provider's name in the configuration."""
+    retries_transient: bool
+    """Whether it retries transient failures (429, 5xx, timeouts) itself; when not, the
+    executor does, with the same backoff."""
 
     async def complete(self, request: ModelRequest) -> ModelReply:
         """Answer one request, or raise ProviderError."""

@@ -1,0 +1,1 @@
+"""The executor: runs a compiled workflow on asyncio, with the pure decisions kept apart."""

@@ -1,0 +1,124 @@
+"""Anthropic's messages API."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from typing import Any
+
+from runner.config import Provider as ProviderConfig
+from runner.providers.base import ModelReply, ModelRequest, Usage
+from runner.providers.http import (
+    JSON_ONLY,
+    HttpClient,
+    Malformed,
+    dig,
+    price_cost,
+    provider_message,
+    require_api_key,
+    required_count,
+    resolve_model,
+    token_count,
+)
+
+DEFAULT_BASE_URL = "https://api.anthropic.com/v1"
+API_VERSION = "2023-06-01"
+DEFAULT_MAX_TOKENS = 1024
+PATH = "/messages"
+
+
+class AnthropicProvider:
+    """Messages over HTTP; system messages go to the top-level ``system`` field."""
+
+    retries_transient = True
+    """It retries 429, 5xx and timeouts itself (see ``runner.providers.http``)."""
+
+    def __init__(
+        self,
+        config: ProviderConfig,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.name = config.name
+        self.config = config
+        key = require_api_key(config)
+        self._client = HttpClient(
+            provider=config.name,
+            base_url=config.base_url or DEFAULT_BASE_URL,
+            headers={"x-api-key": key, "anthropic-version": API_VERSION},
+            secret=key,
+            timeout_s=config.timeout_s,
+            max_retries=config.max_retries,
+            sleep=sleep,
+            rng=rng,
+        )
+
+    def close(self) -> None:
+        """Release pooled connections."""
+        self._client.close()
+
+    def body(self, request: ModelRequest) -> dict[str, Any]:
+        """The JSON body sent for ``request``."""
+        system = [m.content for m in request.messages if m.role == "system"]
+        if request.json_mode:
+            # The messages API has no JSON mode; the instruction is the nearest equivalent.
+            system.append(JSON_ONLY)
+        body: dict[str, Any] = {
+            "model": resolve_model(self.config, request.model),
+            "max_tokens": request.max_tokens or DEFAULT_MAX_TOKENS,
+            "messages": [
+                {"role": m.role, "content": m.content}
+                for m in request.messages
+                if m.role != "system"
+            ],
+        }
+        if system:
+            body["system"] = "\n\n".join(system)
+        if request.temperature is not None:
+            body["temperature"] = request.temperature
+        return body
+
+    async def complete(self, request: ModelRequest) -> ModelReply:
+        """Answer one request, or raise ProviderError."""
+        body = self.body(request)
+        data = await self._client.post_json_async(PATH, body)
+        try:
+            return self._reply(body["model"], data)
+        except Malformed as exc:
+            raise self._client.error(PATH, f"returned a malformed reply: {exc}") from exc
+
+    def _reply(self, model: str, data: dict[str, Any]) -> ModelReply:
+        if data.get("type") == "error":
+            raise Malformed(f"an error instead of a message: {provider_message(data)}")
+        blocks = dig(data, "content")
+        if not isinstance(blocks, list):
+            raise Malformed("content is not a list of blocks")
+        parts: list[str] = []
+        for block in blocks:
+            if isinstance(block, dict) and block.get("type") == "text":
+                text = block.get("text")
+                if not isinstance(text, str):
+                    raise Malformed("a text block has no text")
+                parts.append(text)
+        usage = dig(data, "usage")
+        fresh = required_count(usage, "input_tokens")
+        completion = required_count(usage, "output_tokens")
+        cached = token_count(usage, "cache_read_input_tokens") or 0
+        written = token_count(usage, "cache_creation_input_tokens") or 0
+        # input_tokens counts only the uncached remainder; the whole prompt is the sum, which
+        # keeps prompt_tokens comparable with OpenAI's (where cached tokens are included).
+        prompt = fresh + cached + written
+        answered, stop = data.get("model"), data.get("stop_reason")
+        return ModelReply(
+            text="".join(parts),
+            usage=Usage(
+                prompt_tokens=prompt,
+                completion_tokens=completion,
+                cached_prompt_tokens=cached,
+                cost_usd=price_cost(self.config, model, prompt, completion),
+            ),
+            model=answered if isinstance(answered, str) else model,
+            finish_reason=stop if isinstance(stop, str) else None,
+        )

@@ -1,0 +1,322 @@
+"""Plumbing shared by the HTTP providers: keys, timeouts, retries and error translation.
+
+Every failure leaves this module as a :class:`ProviderError` whose message names the provider,
+the endpoint and the HTTP status, and never contains the API key: the key is scrubbed from any
+text that reaches a message, including the provider's own error text and ``requests``' exception
+strings, and an exception chain that would carry it is cut.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import math
+import os
+import random
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from runner.config import Provider as ProviderConfig
+from runner.errors import ConfigError
+from runner.providers.base import ProviderError
+
+DEFAULT_TIMEOUT_S = 60.0
+CONNECT_TIMEOUT_S = 10.0
+DEFAULT_MAX_RETRIES = 3
+BACKOFF_BASE_S = 0.5
+BACKOFF_CAP_S = 30.0
+RETRY_AFTER_CAP_S = 60.0
+# 529 is Anthropic's "overloaded" status; it clears like a 503.
+RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504, 529})
+JSON_ONLY = "Reply with a single JSON value only: no prose, no code fences."
+REDACTED = "[redacted]"
+_DETAIL_LIMIT = 300
+# The executor runs many leaves at once, each call on its own worker thread; urllib3's default
+# pool of 10 would drop and reopen connections above that.
+_POOL_SIZE = 32
+
+
+def read_api_key(config: ProviderConfig) -> str | None:
+    """The key from the variable named by ``api_key_env`` (None when none is named)."""
+    variable = config.api_key_env
+    if variable is None:
+        return None
+    key = os.environ.get(variable, "").strip()
+    if not key:
+        raise ConfigError(
+            f"provider {config.name!r} reads its API key from the environment variable "
+            f"{variable}, which is not set or empty: set {variable} before running"
+        )
+    return key
+
+
+def require_api_key(config: ProviderConfig) -> str:
+    """Like :func:`read_api_key`, for providers that cannot work without a key."""
+    key = read_api_key(config)
+    if key is None:
+        raise ConfigError(
+            f"provider {config.name!r} needs an API key: set api_key_env in its configuration "
+            "to the name of the environment variable that holds the key"
+        )
+    return key
+
+
+def parse_retry_after(value: str | None, now: float) -> float | None:
+    """Seconds to wait from a Retry-After header (delta seconds or HTTP-date), if valid."""
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    try:
+        seconds = float(text)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(text)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            return None
+        seconds = when.timestamp() - now
+    if not math.isfinite(seconds):
+        return None
+    return max(0.0, seconds)
+
+
+def provider_message(body: Any) -> str | None:
+    """The error text inside an error body, in the shapes OpenAI-likes and Anthropic use."""
+    if not isinstance(body, dict):
+        return None
+    error = body.get("error")
+    if isinstance(error, dict) and isinstance(error.get("message"), str):
+        return str(error["message"])
+    if isinstance(error, str):
+        return error
+    for field in ("message", "detail"):
+        if isinstance(body.get(field), str):
+            return str(body[field])
+    return None
+
+
+def price_cost(config: ProviderConfig, model: str | None, prompt: int, completion: int) -> float:
+    """Dollars for a call at the model's configured prices; 0 for an unpriced model."""
+    info = config.models.get(model) if model is not None else None
+    if info is None:
+        return 0.0
+    return (prompt * info.input_per_mtok + completion * info.output_per_mtok) / 1_000_000
+
+
+def resolve_model(config: ProviderConfig, model: str | None) -> str:
+    """The model to send: the request's, or the provider's only configured one."""
+    if model:
+        return model
+    if len(config.models) == 1:
+        return next(iter(config.models))
+    raise ConfigError(
+        f"provider {config.name!r} needs a model name: name one for the role in branchleaf.yaml "
+        "(roles: <role>: {provider: ..., model: ...})"
+    )
+
+
+class Malformed(Exception):
+    """A reply body without a field the API always sends; the provider turns it into an error."""
+
+
+def dig(data: Any, *path: str | int) -> Any:
+    """``data[path[0]][path[1]]...``, or Malformed naming the first missing step."""
+    here = "reply"
+    for step in path:
+        if isinstance(step, int):
+            if not isinstance(data, list) or len(data) <= step:
+                raise Malformed(f"{here} has no item [{step}]")
+            here += f"[{step}]"
+        else:
+            if not isinstance(data, dict) or step not in data:
+                raise Malformed(f"{here} has no field {step!r}")
+            here += f".{step}"
+        data = data[step]
+    return data
+
+
+def token_count(data: Any, *path: str) -> int | None:
+    """An optional token count at ``path``; Malformed when present but not a count."""
+    for step in path:
+        if not isinstance(data, dict) or data.get(step) is None:
+            return None
+        data = data[step]
+    if isinstance(data, bool) or not isinstance(data, int) or data < 0:
+        raise Malformed(f"{'.'.join(path)} is {data!r}, not a token count")
+    return data
+
+
+def required_count(usage: Any, field: str) -> int:
+    """A token count the reply must carry in ``usage``."""
+    count = token_count(usage, field)
+    if count is None:
+        raise Malformed(f"usage has no {field!r}")
+    return count
+
+
+class HttpClient:
+    """A JSON-over-HTTP endpoint with timeouts, retries and scrubbed errors."""
+
+    def __init__(
+        self,
+        *,
+        provider: str,
+        base_url: str,
+        headers: Mapping[str, str],
+        secret: str | None,
+        timeout_s: float | None = None,
+        max_retries: int | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        rng: random.Random | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.provider = provider
+        self.base_url = base_url.rstrip("/")
+        self.timeout_s = float(timeout_s) if timeout_s is not None else DEFAULT_TIMEOUT_S
+        self.max_retries = max(0, max_retries if max_retries is not None else DEFAULT_MAX_RETRIES)
+        self._secret = secret
+        self._sleep = sleep
+        self._rng = rng if rng is not None else random.Random()
+        self._clock = clock
+        self._session = requests.Session()
+        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=_POOL_SIZE)
+        self._session.mount("http://", adapter)
+        self._session.mount("https://", adapter)
+        self._session.headers.update(headers)
+
+    def close(self) -> None:
+        """Release pooled connections."""
+        self._session.close()
+
+    def scrub(self, text: str) -> str:
+        """``text`` with the API key replaced, safe to put in a message."""
+        return text.replace(self._secret, REDACTED) if self._secret else text
+
+    def error(self, path: str, detail: str, **fields: Any) -> ProviderError:
+        """A ProviderError naming the provider and endpoint, with the key scrubbed."""
+        where = f"provider {self.provider!r}: POST {self._shown_url(path)}"
+        return ProviderError(self.scrub(f"{where} {detail}"), **fields)
+
+    def post_json(
+        self, path: str, body: Mapping[str, Any], *, stop: threading.Event | None = None
+    ) -> dict[str, Any]:
+        """POST ``body`` as JSON and return the JSON object answered; retry transient failures."""
+        attempt = 0
+        while True:
+            try:
+                return self._attempt(path, body)
+            except ProviderError as exc:
+                if not exc.retryable or attempt >= self.max_retries or _stopped(stop):
+                    if attempt == 0:
+                        raise
+                    raise ProviderError(
+                        f"{exc} (gave up after {attempt + 1} attempts)",
+                        status=exc.status,
+                        retryable=exc.retryable,
+                        retry_after_s=exc.retry_after_s,
+                    ) from exc
+                self._sleep(self._delay(attempt, exc.retry_after_s))
+                attempt += 1
+                if _stopped(stop):
+                    raise self.error(path, "was cancelled while waiting to retry") from exc
+
+    async def post_json_async(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """:meth:`post_json` on a worker thread; a cancelled caller stops any further retries."""
+        stop = threading.Event()
+        try:
+            return await asyncio.to_thread(self.post_json, path, body, stop=stop)
+        except asyncio.CancelledError:
+            # The thread cannot be interrupted mid-request, but it must not start another one.
+            stop.set()
+            raise
+
+    def _delay(self, attempt: int, retry_after_s: float | None) -> float:
+        if retry_after_s is not None:
+            return min(retry_after_s, RETRY_AFTER_CAP_S)
+        # Full jitter spreads out clients that failed together (AWS Architecture Blog,
+        # "Exponential Backoff And Jitter").
+        return self._rng.uniform(0.0, min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2**attempt))
+
+    def _attempt(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        timeout = (min(CONNECT_TIMEOUT_S, self.timeout_s), self.timeout_s)
+        try:
+            response = self._session.post(self.base_url + path, json=body, timeout=timeout)
+        except requests.Timeout as exc:
+            detail = f"timed out (connect {timeout[0]:g}s, read {timeout[1]:g}s)"
+            raise self.error(path, detail, retryable=True) from self._cause(exc)
+        except requests.exceptions.SSLError as exc:
+            detail = f"failed the TLS handshake: {self._short(str(exc))}"
+            raise self.error(path, detail) from self._cause(exc)
+        except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
+            detail = f"could not connect or lost the connection: {self._short(str(exc))}"
+            raise self.error(path, detail, retryable=True) from self._cause(exc)
+        except requests.RequestException as exc:
+            detail = f"could not be sent: {type(exc).__name__}: {self._short(str(exc))}"
+            raise self.error(path, detail) from self._cause(exc)
+        with response:
+            return self._read(path, response)
+
+    def _read(self, path: str, response: requests.Response) -> dict[str, Any]:
+        status = response.status_code
+        try:
+            data: Any = response.json()
+        except ValueError as exc:
+            data = exc
+        if 200 <= status < 300:
+            if isinstance(data, dict):
+                return data
+            what = "a body that is not JSON" if isinstance(data, Exception) else "a non-object"
+            raise self.error(path, f"returned HTTP {status} with {what}", status=status)
+        retryable = status in RETRYABLE_STATUSES
+        retry_after = parse_retry_after(response.headers.get("Retry-After"), self._clock())
+        detail = f"failed with HTTP {status}"
+        if response.reason:
+            detail += f" {response.reason}"
+        message = provider_message(data)
+        if message:
+            detail += f": {self._short(message)}"
+        if status in (401, 403):
+            detail += "; check the API key in the environment variable named by api_key_env"
+        elif status == 404:
+            detail += "; check the provider's base_url and the model name"
+        raise self.error(
+            path, detail, status=status, retryable=retryable, retry_after_s=retry_after
+        )
+
+    def _short(self, text: str) -> str:
+        # Scrub before cutting, or a key split by the cut would survive in part.
+        flat = " ".join(self.scrub(text).split())
+        return flat if len(flat) <= _DETAIL_LIMIT else flat[: _DETAIL_LIMIT - 1] + "…"
+
+    def _cause(self, exc: BaseException) -> BaseException | None:
+        # A chained exception is printed with --debug; drop it rather than show the key.
+        if self._secret and self._secret in _chain_text(exc):
+            return None
+        return exc
+
+    def _shown_url(self, path: str) -> str:
+        # Credentials written into base_url (user:password@host) stay out of messages too.
+        parts = urlsplit(self.base_url + path)
+        host = parts.hostname or ""
+        if parts.port is not None:
+            host = f"{host}:{parts.port}"
+        return urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+def _stopped(stop: threading.Event | None) -> bool:
+    return stop is not None and stop.is_set()
+
+
+def _chain_text(exc: BaseException | None) -> str:
+    seen: list[str] = []
+    while exc is not None and len(seen) < 16:
+        seen.append(f"{exc!r} {exc}")
+        exc = exc.__cause__ or exc.__context__
+    return "\n".join(seen)
