@@ -23,6 +23,9 @@ demo: $(VENV)/.installed
 	$(BIN)/python -m runner validate workflows/
 	$(BIN)/python -m runner graph workflows/rlm_cache_change.star -o $(REPORTS)/rlm_cache_change.mmd
 	$(BIN)/python -m runner compile workflows/rlm_cache_change.star -o $(REPORTS)/rlm_cache_change.json
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m runner run workflows/rlm_cache_change.star \
+		--mock-script workflows/mocks/rlm_cache_change.yaml --report-dir $(REPORTS) \
+		--input 'test_command=["python", "-m", "pytest", "tests/test_ir.py"]'
 	@echo "Reports written to $(REPORTS)/"
 
 lint: $(VENV)/.installed-dev

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,10 +47,23 @@ class Reads:
     """Whether ``outputs`` is indexed by a computed key, which cannot be checked statically."""
 
 
+class _Environment(ImmutableSandboxedEnvironment):
+    """The sandbox, reading ``a.b`` on a mapping as its key first: workflow data is JSON, so
+    ``outputs.items`` or ``reply.keys`` mean the node or field of that name, not a dict method."""
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        if isinstance(obj, Mapping):
+            try:
+                return obj[attribute]
+            except (KeyError, TypeError):
+                pass
+        return super().getattr(obj, attribute)
+
+
 @functools.cache
 def environment() -> ImmutableSandboxedEnvironment:
     """The one sandboxed Jinja environment used for every workflow."""
-    env = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
+    env = _Environment(undefined=StrictUndefined, autoescape=False)
     env.filters.pop("random", None)
     env.globals.pop("lipsum", None)
     return env

@@ -14,7 +14,9 @@ from runner.compiler.pipeline import check_file, discover, load_source
 from runner.tree import walk
 
 WORKFLOWS = Path(__file__).resolve().parent.parent / "workflows"
-EXAMPLES = [path for path in discover([str(WORKFLOWS)]) if not path.endswith("_lib.star")]
+EXAMPLES = [
+    path for path in discover([str(WORKFLOWS)]) if check_file(path, lenient=True).kind == "workflow"
+]
 
 
 def test_instance_ids() -> None:

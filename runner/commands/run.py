@@ -1,0 +1,164 @@
+"""``branchleaf run WORKFLOW``: validate, run with the configured providers (the mock by
+default), check the workflow's tests, print the result and write a JSON summary."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from runner.compiler.pipeline import compile_file
+from runner.config import load_config
+from runner.errors import UsageError
+from runner.executor.engine import Engine
+from runner.executor.results import RunResult
+from runner.progress import LiveProgress, PlainProgress
+from runner.providers.registry import build_providers
+from runner.render import resolve_inputs
+from runner.status import Status
+
+DEFAULT_REPORT_DIR = ".branchleaf/reports"
+
+
+def parse_inputs(pairs: list[str]) -> dict[str, str]:
+    """``k=v`` strings as a mapping."""
+    out: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise UsageError(f"--input {pair!r} is not of the form name=value")
+        out[name] = value
+    return out
+
+
+def run(args: argparse.Namespace, console: Console) -> int:
+    """Run one workflow; 0 when every node and test passed, 1 otherwise, 130 if interrupted."""
+    config = load_config(args.config)
+    capabilities = config.capabilities if config.path is not None else None
+    workflow = compile_file(args.workflow, capabilities=capabilities)
+    inputs = resolve_inputs(workflow, parse_inputs(args.input or []))
+    roles = [name for name, _ in workflow.roles or ()]
+    providers = build_providers(config, roles, mock_script=args.mock_script)
+    live = console.is_terminal and not args.plain
+    progress: LiveProgress | PlainProgress = (
+        LiveProgress(console) if live else PlainProgress(console)
+    )
+    engine = Engine(
+        workflow, config=config, providers=providers, workspace=Path.cwd(), observer=progress
+    )
+    if not live:
+        console.print(f"running {workflow.name} ({workflow.source})", markup=False)
+    with progress if isinstance(progress, LiveProgress) else contextlib.nullcontext():
+        result = asyncio.run(_run_with_signals(engine, inputs))
+    _print(result, console)
+    summary = _write_summary(result, Path(args.report_dir))
+    console.print(f"summary written to {summary}", markup=False)
+    if result.status is Status.CANCELLED:
+        return 130
+    return 0 if result.passed else 1
+
+
+async def _run_with_signals(engine: Engine, inputs: dict[str, Any]) -> RunResult:
+    """Run, turning SIGINT and SIGTERM into a clean cancellation of everything in flight."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(
+            sig, engine.halt, Status.CANCELLED, f"interrupted by {signal.Signals(sig).name}"
+        )
+    try:
+        return await engine.run(inputs)
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+def _print(result: RunResult, console: Console) -> None:
+    colour = "green" if result.passed else "red"
+    failures = [r for r in result.nodes if r.status not in (Status.SUCCEEDED, Status.SKIPPED)]
+    if failures:
+        table = Table(title="nodes that did not succeed", title_justify="left")
+        for column in ("node", "kind", "status", "why"):
+            table.add_column(column)
+        for node in failures[:20]:
+            table.add_row(escape(node.path), node.kind, node.status.value, escape(node.error or ""))
+        console.print(table)
+    if result.tests:
+        table = Table(title="tests", title_justify="left")
+        table.add_column("test")
+        table.add_column("result")
+        for test in result.tests:
+            mark = (
+                "[green]passed[/]"
+                if test.passed
+                else f"[red]failed[/] {escape(test.message or '')}"
+            )
+            table.add_row(escape(test.name), mark)
+        console.print(table)
+    spend = result.spend
+    console.print(
+        f"[{colour}]{result.workflow}: {result.status.value}[/] "
+        f"({len(result.nodes)} nodes, {spend.calls} model calls, {spend.tokens} tokens, "
+        f"${spend.cost_usd:.4f}, {result.duration_s:.2f}s)"
+        + (f" — {escape(result.reason)}" if result.reason else "")
+    )
+
+
+def summary_json(result: RunResult) -> dict[str, Any]:
+    """The run summary as JSON."""
+    return {
+        "workflow": result.workflow,
+        "workflow_hash": result.workflow_hash,
+        "status": result.status.value,
+        "passed": result.passed,
+        "reason": result.reason,
+        "duration_s": round(result.duration_s, 3),
+        "spend": {
+            "calls": result.spend.calls,
+            "prompt_tokens": result.spend.prompt_tokens,
+            "completion_tokens": result.spend.completion_tokens,
+            "cached_prompt_tokens": result.spend.cached_prompt_tokens,
+            "cost_usd": result.spend.cost_usd,
+        },
+        "tests": [{"name": t.name, "passed": t.passed, "message": t.message} for t in result.tests],
+        "nodes": [
+            {
+                "path": n.path,
+                "id": n.node_id,
+                "kind": n.kind,
+                "status": n.status.value,
+                "error": n.error,
+                "attempts": n.attempts,
+                "duration_s": round(n.duration_s, 4),
+                "tokens": n.spend.tokens,
+                "cost_usd": n.spend.cost_usd,
+                "decision": n.decision,
+            }
+            for n in result.nodes
+        ],
+        "output": result.output,
+    }
+
+
+def _write_summary(result: RunResult, report_dir: Path) -> Path:
+    """Write the summary atomically, so a crash never leaves half a file."""
+    target = report_dir / f"{result.workflow}.summary.json"
+    try:
+        report_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(
+            "w", dir=report_dir, delete=False, suffix=".tmp", encoding="utf-8"
+        ) as handle:
+            json.dump(summary_json(result), handle, indent=2, sort_keys=True, default=str)
+        os.replace(handle.name, target)
+    except OSError as exc:
+        raise UsageError(f"cannot write the run summary to {report_dir}: {exc.strerror}") from exc
+    return target

@@ -1,0 +1,320 @@
+"""The asyncio executor: runs a compiled workflow node by node.
+
+Dataflow without barriers: every container awaits only its own children, so a slow branch never
+holds back an unrelated one. Bounds are semaphores (calls and commands; children of fan-outs),
+strict by construction. Every node ends with exactly one terminal status, the first signal
+winning; a budget stop or an interrupt cancels what is in flight and waits for it to stop.
+The decisions themselves (winners, frontiers, statuses, budgets, rendering) are pure functions
+from ``runner.selection``, ``runner.status``, ``runner.budget`` and ``runner.render``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import time
+from collections import ChainMap
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Protocol
+
+from runner import ir
+from runner.budget import BudgetExceeded, Ledger
+from runner.canonical import canonical_json
+from runner.config import Config
+from runner.executor import kinds
+from runner.executor.calls import Caller, RetryPolicy
+from runner.executor.frames import Frame
+from runner.executor.results import NodeResult, RunResult, Spend, TestResult
+from runner.providers.base import Provider, ProviderError
+from runner.render import OutputError, RenderError, evaluate
+from runner.status import Outcome, Status, run_status
+
+
+class Observer(Protocol):
+    """Follows a run as it goes (the live view, plain progress lines)."""
+
+    def started(self, path: str, node: ir.Node) -> None:
+        """A node (or copy) started."""
+
+    def finished(self, result: NodeResult) -> None:
+        """A node (or copy) ended."""
+
+
+_NOTHING = Spend()
+
+
+class NodeFailed(Exception):
+    """A node ended without success; carries the status and the reason."""
+
+    def __init__(self, status: Status, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+class _RunStopped(Exception):
+    """The whole run was stopped (budget, interrupt): unwinds everything."""
+
+
+class Engine:
+    """Runs one workflow once."""
+
+    def __init__(
+        self,
+        workflow: ir.Workflow,
+        *,
+        config: Config,
+        providers: Mapping[str, Provider],
+        workspace: Path,
+        observer: Observer | None = None,
+        retry_policy: RetryPolicy | None = None,
+        seed: int = 0,
+    ) -> None:
+        self.workflow = workflow
+        self.config = config
+        self.workspace = workspace
+        self.observer = observer
+        self.caller = Caller(config, providers, retry_policy or RetryPolicy(), random.Random(seed))
+        self.results: list[NodeResult] = []
+        self.stop = Outcome()
+        self.total = 0
+        self._root: asyncio.Task[Any] | None = None
+        self.worktrees: Any = None
+
+    # -- the run ------------------------------------------------------------------------------
+
+    async def run(self, inputs: Mapping[str, Any]) -> RunResult:
+        """Run the workflow with typed ``inputs``; never raises for a workflow failure."""
+        started = time.monotonic()
+        workflow = self.workflow
+        concurrency = workflow.concurrency or ir.Concurrency()
+        limits = (asyncio.Semaphore(concurrency.leaves),) if concurrency.leaves else ()
+        budget = workflow.budget or ir.Budget()
+        frame = Frame(
+            outputs=ChainMap(),
+            inputs=inputs,
+            env={name: os.environ.get(name, "") for name in workflow.env or ()},
+            variables={},
+            leaf_limits=limits,
+            branches=concurrency.branches,
+            ledger=Ledger("the run", budget),
+            commands=(workflow.permissions.commands or ()) if workflow.permissions else (),
+            cwd=self.workspace,
+        )
+        output: Any = None
+        self._root = asyncio.current_task()
+        try:
+            async with asyncio.timeout(budget.wall_s):
+                output = await self.execute(workflow.steps, frame)
+        except NodeFailed:
+            pass
+        except TimeoutError:
+            self.stop.settle(Status.BUDGET_EXCEEDED, f"budget.wall_s {budget.wall_s:g} s ran out")
+        except asyncio.CancelledError:
+            if not self.stop.status.terminal:
+                raise  # cancelled from outside: let the caller see it
+            asyncio.current_task().uncancel()  # type: ignore[union-attr]
+        finally:
+            if self.worktrees is not None:
+                await self.worktrees.close()
+        statuses = [result.status for result in self.results]
+        status = self.stop.status if self.stop.status.terminal else run_status(statuses)
+        reason = self.stop.reason or next(
+            (r.error for r in self.results if r.status is status and r.error), None
+        )
+        tests = self.check_tests(frame) if status is Status.SUCCEEDED else ()
+        spend = sum((r.spend for r in self.results), Spend())
+        return RunResult(
+            workflow=workflow.name,
+            workflow_hash=workflow.hash,
+            status=status,
+            reason=None if status is Status.SUCCEEDED else reason,
+            output=output,
+            outputs=dict(frame.outputs),
+            nodes=tuple(self.results),
+            tests=tests,
+            spend=spend,
+            duration_s=time.monotonic() - started,
+            total_nodes=max(self.total, len(self.results)),
+        )
+
+    def halt(self, status: Status, reason: str) -> None:
+        """Stop the whole run: the first stop signal decides its status."""
+        if self.stop.settle(status, reason) and self._root is not None:
+            self._root.cancel()
+
+    async def worktree_for(self, name: str) -> Path:
+        """A fresh git worktree of the workspace for one isolated child."""
+        if self.worktrees is None:
+            from runner.executor.worktrees import Worktrees
+
+            self.worktrees = Worktrees(self.workspace)
+        path: Path = await self.worktrees.create(name)
+        return path
+
+    async def release_worktree(self, path: Path) -> None:
+        """Remove a child's worktree once it has finished."""
+        if self.worktrees is not None:
+            await self.worktrees.remove(path)
+
+    def check_tests(self, frame: Frame) -> tuple[TestResult, ...]:
+        """Evaluate the workflow's tests against the final outputs."""
+        results = []
+        for test in self.workflow.tests or ():
+            try:
+                value = evaluate(test.expect, frame.scope())
+            except RenderError as exc:
+                results.append(TestResult(name=test.name, passed=False, message=str(exc)))
+                continue
+            message = None if value else f"expected {test.expect!r} to hold, got {value!r}"
+            results.append(TestResult(name=test.name, passed=bool(value), message=message))
+        return tuple(results)
+
+    # -- one node -----------------------------------------------------------------------------
+
+    async def execute(self, node: ir.Node, frame: Frame) -> Any:
+        """Run one node with its retries and timeout; record and return its output."""
+        frame = self.enter(node, frame)
+        path = frame.path(node.id)
+        self.total += 1
+        if self.observer is not None:
+            self.observer.started(path, node)
+        started = time.monotonic()
+        attempts = node.retry.attempts if node.retry else 1
+        spent = Spend()
+        for attempt in range(1, attempts + 1):
+            try:
+                async with asyncio.timeout(node.timeout_s):
+                    output, spend, decision = await kinds.run(self, node, frame)
+                spent = spent + spend
+                _require_json(node, output)
+                self.finish(
+                    node,
+                    path,
+                    Status.SUCCEEDED,
+                    started,
+                    attempts=attempt,
+                    spend=spent,
+                    output=output,
+                    decision=decision,
+                )
+                frame.record(node.id, output)
+                return output
+            except (NodeFailed, TimeoutError, RenderError, OutputError, ProviderError) as exc:
+                status, reason = _failure(node, exc)
+                if status is Status.FAILED and attempt < attempts:
+                    backoff = node.retry.backoff_s if node.retry else None
+                    await asyncio.sleep((backoff or 0.0) * 2 ** (attempt - 1))
+                    continue
+                self.finish(
+                    node, path, status, started, attempts=attempt, spend=spent, error=reason
+                )
+                raise NodeFailed(status, f"{node.kind} {node.id!r} {status.value}") from exc
+            except BudgetExceeded as exc:
+                self.finish(
+                    node,
+                    path,
+                    Status.BUDGET_EXCEEDED,
+                    started,
+                    attempts=attempt,
+                    spend=spent,
+                    error=str(exc),
+                )
+                self.halt(Status.BUDGET_EXCEEDED, str(exc))
+                raise NodeFailed(Status.BUDGET_EXCEEDED, str(exc)) from exc
+            except asyncio.CancelledError:
+                self.finish(
+                    node,
+                    path,
+                    Status.CANCELLED,
+                    started,
+                    attempts=attempt,
+                    spend=spent,
+                    error=self.stop.reason or "cancelled",
+                )
+                raise
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def enter(self, node: ir.Node, frame: Frame) -> Frame:
+        """The frame a node runs in: its own limits, budget and permissions applied."""
+        changes: dict[str, Any] = {}
+        concurrency = getattr(node, "concurrency", None)
+        if concurrency is not None and concurrency.leaves is not None:
+            changes["leaf_limits"] = (asyncio.Semaphore(concurrency.leaves), *frame.leaf_limits)
+        if concurrency is not None and concurrency.branches is not None:
+            changes["branches"] = concurrency.branches
+        if node.budget is not None:
+            changes["ledger"] = Ledger(f"{node.kind} {node.id!r}", node.budget, frame.ledger)
+        if node.permissions is not None and node.permissions.commands is not None:
+            changes["commands"] = node.permissions.commands
+        if node.memo is not None:
+            changes["memo"] = node.memo
+        return replace(frame, **changes) if changes else frame
+
+    def finish(
+        self,
+        node: ir.Node,
+        path: str,
+        status: Status,
+        started: float,
+        *,
+        attempts: int = 1,
+        spend: Spend = _NOTHING,
+        output: Any = None,
+        error: str | None = None,
+        decision: Any = None,
+    ) -> None:
+        """Record how a node ended."""
+        result = NodeResult(
+            path=path,
+            node_id=node.id,
+            kind=node.kind,
+            status=status,
+            output=output,
+            error=error,
+            attempts=attempts,
+            duration_s=time.monotonic() - started,
+            spend=spend,
+            decision=decision,
+        )
+        self.results.append(result)
+        if self.observer is not None:
+            self.observer.finished(result)
+
+    def skip(self, node: ir.Node, frame: Frame, reason: str) -> None:
+        """Record a node that will not run (a cond arm not taken, steps after a failure)."""
+        self.total += 1
+        self.finish(
+            node, frame.path(node.id), Status.SKIPPED, time.monotonic(), attempts=0, error=reason
+        )
+
+    async def bounded(self, frame: Frame, work: Callable[[], Awaitable[Any]]) -> Any:
+        """Run ``work`` holding every call/command slot of the frame (innermost first)."""
+        held: list[asyncio.Semaphore] = []
+        try:
+            for semaphore in frame.leaf_limits:
+                await semaphore.acquire()
+                held.append(semaphore)
+            return await work()
+        finally:
+            for semaphore in held:
+                semaphore.release()
+
+
+def _require_json(node: ir.Node, output: Any) -> None:
+    """Outputs must be JSON, so that traces can hold them and replays compare them."""
+    try:
+        canonical_json(output)
+    except (TypeError, ValueError) as exc:
+        raise NodeFailed(Status.FAILED, f"the output is not JSON: {exc}") from exc
+
+
+def _failure(node: ir.Node, exc: BaseException) -> tuple[Status, str]:
+    if isinstance(exc, NodeFailed):
+        return exc.status, exc.reason
+    if isinstance(exc, TimeoutError):
+        return Status.FAILED, f"timed out after {node.timeout_s:g} s"
+    return Status.FAILED, str(exc)

@@ -1,0 +1,333 @@
+"""What each node kind does when it runs. Each returns (output, own model spend, decision)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from runner import ir
+from runner.canonical import canonical_json, thaw
+from runner.errors import RunnerError
+from runner.executor.calls import chat
+from runner.executor.frames import Frame
+from runner.executor.results import Spend
+from runner.providers.base import ChatMessage
+from runner.render import evaluate, parse_reply, render
+from runner.status import Status, run_status
+
+if TYPE_CHECKING:
+    from runner.executor.engine import Engine
+
+Ran = tuple[Any, Spend, Any]
+
+LESSON_KINDS = ["note", "prompt_patch", "workflow", "branch_heuristic", "cache_policy", "test"]
+LESSONS_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["lessons"],
+    "additionalProperties": False,
+    "properties": {
+        "lessons": {
+            "type": "array",
+            "maxItems": 10,
+            "items": {
+                "type": "object",
+                "required": ["id", "kind", "target", "content", "rationale"],
+                "properties": {
+                    "id": {"type": "string", "minLength": 1},
+                    "kind": {"enum": LESSON_KINDS},
+                    "target": {"type": "string", "minLength": 1},
+                    "content": {"type": "string"},
+                    "rationale": {"type": "string"},
+                    "evidence": {"type": "array", "items": {"type": "string"}},
+                },
+            },
+        }
+    },
+}
+"""The shape of a teacher's reply: proposed lessons for the learning loop."""
+
+TEACHER_BRIEF = (
+    "You review the results below of an automated workflow run and propose lessons that would "
+    "make later runs better: notes, prompt patches, workflow changes, branch heuristics, cache "
+    "policies or tests. Each lesson has an id, a kind ({kinds}), a target (a role, a node id or "
+    "the workflow), the content, the rationale, and evidence (node ids it rests on). "
+    'Reply with JSON: {{"lessons": [...]}}.\n\nResults by node id:\n{results}'
+)
+
+
+async def run(engine: Engine, node: ir.Node, frame: Frame) -> Ran:
+    """Run ``node`` in ``frame`` by its kind."""
+    match node.kind:
+        case "leaf":
+            return await _leaf(engine, node, frame)
+        case "command":
+            return await _command(engine, node, frame)
+        case "sequence":
+            return await _sequence(engine, node, frame)
+        case "branch":
+            jobs = [(child, frame.layer()) for child in node.children]
+            outputs = await fan_out(engine, node, frame, jobs, expose=True)
+            return {c.id: out for c, out in zip(node.children, outputs, strict=True)}, Spend(), None
+        case "expand":
+            return await _expand(engine, node, frame)
+        case "cond":
+            return await _cond(engine, node, frame)
+        case "loop_until":
+            return await _loop(engine, node, frame)
+        case "reduce":
+            return await _reduce(engine, node, frame)
+        case "tournament" | "pareto":
+            from runner.executor.contests import contest
+
+            return await contest(engine, node, frame)
+        case "teacher_review":
+            return await _teacher(engine, node, frame)
+    raise AssertionError(f"unknown node kind {node.kind}")
+
+
+async def model_call(
+    engine: Engine,
+    frame: Frame,
+    *,
+    node_id: str,
+    role: str,
+    messages: tuple[ChatMessage, ...],
+    output: Any,
+    temperature: float | None,
+    max_tokens: int | None,
+    sample: int,
+) -> tuple[Any, Spend]:
+    """One model call under the frame's bounds and budget; the reply parsed when ``output``."""
+    schema = thaw(output) if output is not None else None
+    request = engine.caller.request(
+        node_id=node_id,
+        role=role,
+        messages=messages,
+        output_schema=schema,
+        temperature=temperature,
+        max_tokens=max_tokens,
+        sample=sample,
+    )
+    call = await engine.bounded(frame, lambda: engine.caller.call(request, frame.ledger))
+    for tally in frame.tallies:
+        tally.cost_usd += call.spend.cost_usd
+    value = parse_reply(call.reply.text, schema) if schema is not None else call.reply.text
+    return value, call.spend
+
+
+async def _leaf(engine: Engine, node: ir.Leaf, frame: Frame) -> Ran:
+    scope = frame.scope()
+    messages = chat(node, lambda template: render(template, scope))
+    sample = node.sample if node.sample is not None else (frame.sample or 0)
+    value, spend = await model_call(
+        engine,
+        frame,
+        node_id=ir.instance_id(node.id, frame.copies),
+        role=node.role,
+        messages=messages,
+        output=node.output,
+        temperature=node.temperature,
+        max_tokens=node.max_tokens,
+        sample=sample,
+    )
+    return value, spend, None
+
+
+async def _command(engine: Engine, node: ir.Command, frame: Frame) -> Ran:
+    from runner.executor.commands import admitted, run_command
+
+    scope = frame.scope()
+    argv = [render(item, scope) for item in node.run]
+    line = " ".join(argv)
+    if not admitted(line, frame.commands):
+        allowed = ", ".join(frame.commands) or "none"
+        raise _failed(
+            f"the command line {line!r} is not admitted by permissions.commands ({allowed})"
+        )
+    cwd = frame.cwd / render(node.cwd, scope) if node.cwd is not None else frame.cwd
+    env = {key: render(value, scope) for key, value in (node.env or {}).items()}
+    result = await engine.bounded(
+        frame, lambda: run_command(argv, cwd=cwd, env=env, timeout_s=node.timeout_s)
+    )
+    if result.timed_out:
+        raise _failed(f"{line!r} timed out after {node.timeout_s:g} s")
+    if result.exit_code != 0 and not node.allow_fail:
+        tail = (result.stderr or result.stdout).strip().splitlines()[-3:]
+        raise _failed(f"{line!r} exited with {result.exit_code}: " + " | ".join(tail))
+    return result.as_output(), Spend(), {"exit_code": result.exit_code}
+
+
+async def _sequence(engine: Engine, node: ir.Sequence, frame: Frame) -> Ran:
+    output: Any = None
+    for index, step in enumerate(node.steps):
+        try:
+            output = await engine.execute(step, frame)
+        except Exception:
+            for later in node.steps[index + 1 :]:
+                engine.skip(later, frame, f"step {step.id!r} before it did not succeed")
+            raise
+    return output, Spend(), None
+
+
+async def fan_out(
+    engine: Engine,
+    node: ir.Node,
+    frame: Frame,
+    jobs: Sequence[tuple[ir.Node, Frame]],
+    *,
+    expose: bool,
+    keep_failures: bool = False,
+) -> list[Any]:
+    """Run children at the same time within the frame's branch bound.
+
+    With ``expose``, what the children finished becomes readable after the fan-out (branches,
+    explicit candidates; not copies). A failure fails the fan-out (after the others finish, or
+    at once under ``fail_fast``), unless ``keep_failures``: failures then come back in place of
+    outputs.
+    """
+    from runner.executor.engine import NodeFailed
+
+    limit = asyncio.Semaphore(frame.branches) if frame.branches else None
+    isolation = getattr(node, "isolation", None)
+
+    async def one(index: int, child: ir.Node, child_frame: Frame) -> Any:
+        async with limit if limit is not None else contextlib.nullcontext():
+            if isolation == "worktree":
+                try:
+                    path = await engine.worktree_for(f"{node.id}-{index}")
+                except RunnerError as exc:
+                    raise NodeFailed(Status.FAILED, str(exc)) from exc
+                try:
+                    return await engine.execute(child, replace(child_frame, cwd=path))
+                finally:
+                    await engine.release_worktree(path)
+            return await engine.execute(child, child_frame)
+
+    fail_fast = bool(getattr(node, "fail_fast", False)) and not keep_failures
+    if fail_fast:
+        try:
+            async with asyncio.TaskGroup() as group:
+                tasks = [group.create_task(one(i, c, f)) for i, (c, f) in enumerate(jobs)]
+        except* NodeFailed as failures:
+            raise failures.exceptions[0] from None
+        outcomes: list[Any] = [task.result() for task in tasks]
+    else:
+        outcomes = await asyncio.gather(
+            *(one(i, c, f) for i, (c, f) in enumerate(jobs)), return_exceptions=True
+        )
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException) and not isinstance(outcome, NodeFailed):
+                raise outcome
+    if expose:
+        for _, child_frame in jobs:
+            frame.expose(child_frame)
+    failed = [o for o in outcomes if isinstance(o, NodeFailed)]
+    if failed and not keep_failures:
+        status = run_status(f.status for f in failed)
+        raise NodeFailed(status, f"{len(failed)} of {len(jobs)} children did not succeed")
+    return outcomes
+
+
+async def _expand(engine: Engine, node: ir.Expand, frame: Frame) -> Ran:
+    items = evaluate(node.over, frame.scope())
+    if isinstance(items, dict) or not isinstance(items, list | tuple):
+        raise _failed(f"over yields {type(items).__name__}, not a list")
+    if len(items) > node.max_children:
+        raise _failed(f"over yields {len(items)} items, more than max_children {node.max_children}")
+    jobs = [
+        (
+            node.body,
+            frame.layer(
+                copies=(*frame.copies, index), variables={**frame.variables, node.as_: item}
+            ),
+        )
+        for index, item in enumerate(items)
+    ]
+    outputs = await fan_out(engine, node, frame, jobs, expose=False)
+    return list(outputs), Spend(), {"items": len(items)}
+
+
+async def _cond(engine: Engine, node: ir.Cond, frame: Frame) -> Ran:
+    value = evaluate(node.if_, frame.scope())
+    taken, other = (node.then, node.else_) if value else (node.else_, node.then)
+    decision = {"arm": "then" if value else "else", "value": bool(value)}
+    if other is not None:
+        engine.skip(other, frame, f"cond {node.id!r} took the {decision['arm']} arm")
+    if taken is None:
+        return None, Spend(), decision
+    return await engine.execute(taken, frame.layer()), Spend(), decision
+
+
+async def _loop(engine: Engine, node: ir.LoopUntil, frame: Frame) -> Ran:
+    previous: str | None = None
+    output: Any = None
+    for iteration in range(node.max_iterations):
+        layer = frame.layer(
+            loops=(*frame.loops, iteration), variables={**frame.variables, "iteration": iteration}
+        )
+        output = await engine.execute(node.body, layer)
+        frame.expose(layer)
+        if evaluate(node.until, layer.scope()):
+            return output, Spend(), {"iterations": iteration + 1, "until": True}
+        snapshot = canonical_json(dict(layer.outputs.maps[0]))
+        if snapshot == previous:
+            from runner.executor.engine import NodeFailed
+
+            raise NodeFailed(
+                Status.STUCK,
+                f"iteration {iteration} left every output as iteration {iteration - 1} had it",
+            )
+        previous = snapshot
+    return output, Spend(), {"iterations": node.max_iterations, "until": False}
+
+
+async def _reduce(engine: Engine, node: ir.Reduce, frame: Frame) -> Ran:
+    scope = frame.scope()
+    if node.expr is not None:
+        return evaluate(node.expr, scope), Spend(), None
+    assert node.role is not None  # the schema requires role and prompt together
+    assert node.prompt is not None
+    value, spend = await model_call(
+        engine,
+        frame,
+        node_id=ir.instance_id(node.id, frame.copies),
+        role=node.role,
+        messages=(ChatMessage(role="user", content=render(node.prompt, scope)),),
+        output=node.output,
+        temperature=node.temperature,
+        max_tokens=node.max_tokens,
+        sample=frame.sample or 0,
+    )
+    return value, spend, None
+
+
+async def _teacher(engine: Engine, node: ir.TeacherReview, frame: Frame) -> Ran:
+    scope = frame.scope()
+    results = {name: frame.outputs.get(name) for name in node.inputs}
+    brief = TEACHER_BRIEF.format(
+        kinds=", ".join(LESSON_KINDS), results=json.dumps(results, indent=2, sort_keys=True)
+    )
+    extra = render(node.prompt, scope) if node.prompt is not None else ""
+    messages = (ChatMessage(role="user", content=brief + ("\n\n" + extra if extra else "")),)
+    value, spend = await model_call(
+        engine,
+        frame,
+        node_id=ir.instance_id(node.id, frame.copies),
+        role=node.role or ir.DEFAULT_TEACHER_ROLE,
+        messages=messages,
+        output=LESSONS_SCHEMA,
+        temperature=node.temperature,
+        max_tokens=node.max_tokens,
+        sample=frame.sample or 0,
+    )
+    return value, spend, {"lessons": len(value["lessons"])}
+
+
+def _failed(reason: str) -> Exception:
+    from runner.executor.engine import NodeFailed
+
+    return NodeFailed(Status.FAILED, reason)

@@ -1,0 +1,109 @@
+"""What a run produces: per-node results, test results and the run's totals."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from runner.status import Status
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Spend:
+    """Model usage summed over calls."""
+
+    calls: int = 0
+    """Model calls that reached a provider."""
+    prompt_tokens: int = 0
+    """Prompt tokens."""
+    completion_tokens: int = 0
+    """Completion tokens."""
+    cached_prompt_tokens: int = 0
+    """Prompt tokens the provider served from its own prompt cache."""
+    cost_usd: float = 0.0
+    """Dollars."""
+
+    @property
+    def tokens(self) -> int:
+        """Prompt plus completion tokens."""
+        return self.prompt_tokens + self.completion_tokens
+
+    def __add__(self, other: Spend) -> Spend:
+        return Spend(
+            calls=self.calls + other.calls,
+            prompt_tokens=self.prompt_tokens + other.prompt_tokens,
+            completion_tokens=self.completion_tokens + other.completion_tokens,
+            cached_prompt_tokens=self.cached_prompt_tokens + other.cached_prompt_tokens,
+            cost_usd=self.cost_usd + other.cost_usd,
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NodeResult:
+    """How one node (or one copy of it) ended."""
+
+    path: str
+    """Where it ran: derived id with its copy indices and loop iterations (``fix@1/check``)."""
+    node_id: str
+    """The node's id in the workflow."""
+    kind: str
+    """The node kind."""
+    status: Status
+    """Its terminal status."""
+    output: Any = None
+    """Its output (JSON-like), when it succeeded."""
+    error: str | None = None
+    """Why it did not succeed."""
+    attempts: int = 1
+    """Attempts made, retries included."""
+    duration_s: float = 0.0
+    """Wall time from start to end."""
+    spend: Spend = Spend()
+    """Model usage of this node's own calls."""
+    decision: Any = None
+    """Control decision made (cond arm, loop iterations, expand items, winner, frontier)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TestResult:
+    """One workflow test after the run."""
+
+    name: str
+    """The test's name."""
+    passed: bool
+    """Whether its expectation held."""
+    message: str | None = None
+    """Why it failed, or the error evaluating it."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunResult:
+    """A finished run."""
+
+    workflow: str
+    """Workflow name."""
+    workflow_hash: str
+    """SHA-256 of its document."""
+    status: Status
+    """The run's status, by precedence over its nodes."""
+    reason: str | None
+    """What decided a status other than succeeded."""
+    output: Any
+    """The root node's output."""
+    outputs: dict[str, Any]
+    """Outputs of every node readable after the run, by id."""
+    nodes: tuple[NodeResult, ...]
+    """Every node and copy that ended, in the order they ended."""
+    tests: tuple[TestResult, ...]
+    """The workflow tests."""
+    spend: Spend
+    """Usage of the whole run."""
+    duration_s: float
+    """Wall time of the run."""
+    total_nodes: int
+    """Nodes and copies known at the end (the done/total denominator)."""
+
+    @property
+    def passed(self) -> bool:
+        """Whether every node succeeded (or was skipped) and every test passed."""
+        return self.status is Status.SUCCEEDED and all(test.passed for test in self.tests)

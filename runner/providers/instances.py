@@ -1,0 +1,490 @@
+"""Deterministic instances of JSON Schemas: the values the mock provider answers with.
+
+Every choice (which optional fields, how many items, which ``anyOf`` branch, which characters)
+is read from SHA-256 of the seed and the JSON pointer of the value being made, so one request
+always gives one value. Values are built to fit the keywords leaf outputs use; where there are
+alternatives, and once more for the whole value, the validator checks them, so a value is valid
+or a ValueError names the part of the schema that could not be satisfied.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib
+import itertools
+import json
+import math
+import re
+from collections.abc import Callable, Iterator
+from fractions import Fraction
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError, best_match
+from referencing.exceptions import Unresolvable
+
+from runner.canonical import canonical_json, thaw
+from runner.compiler.source import pointer_join
+
+OPTIONAL_DEPTH = 5
+"""From this depth on only what is required is made, so recursive schemas end."""
+MAX_DEPTH = 40
+"""Deeper than this, a schema recurses without end (through required fields or minItems)."""
+MAX_CHECKS = 2_000
+"""Validator checks one value may cost before the search for it gives up."""
+
+Parts = list[tuple[Any, str]]
+"""Schemas a value must satisfy together, each with its pointer in the root schema."""
+Choice = tuple[str, str, Any]
+"""An ``anyOf``/``oneOf`` still to decide: the owner's pointer, the keyword, the branches."""
+
+_LOWER = frozenset({"minimum", "exclusiveMinimum", "minItems", "minLength", "minProperties"})
+_UPPER = frozenset({"maximum", "exclusiveMaximum", "maxItems", "maxLength", "maxProperties"})
+_NESTED = frozenset({"items", "additionalProperties", "contains", "propertyNames"})
+_ANNOTATIONS = frozenset({"$schema", "$id", "$defs", "$comment", "title", "description"})
+_HINTS = (
+    ("object", ("properties", "required", "additionalProperties", "minProperties")),
+    ("array", ("items", "prefixItems", "minItems", "maxItems", "contains")),
+    ("string", ("minLength", "maxLength", "pattern", "format")),
+    ("number", ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf")),
+)
+
+
+def instance(schema: Any, seed: bytes) -> Any:
+    """A value valid against ``schema``, the same for the same seed; ValueError if none is found."""
+    try:
+        root, validator = _compiled(canonical_json(schema))
+    except TypeError as exc:
+        raise ValueError(f"the schema is not JSON: {exc}") from exc
+    maker = _Maker(root, seed, validator)
+    try:
+        value = maker.made([(root, "")], "", 0)
+        if maker.valid(root, value):
+            return value
+    except (Unresolvable, re.error) as exc:
+        raise ValueError(f"{_at('')} cannot be used: {exc}") from exc
+    except RecursionError as exc:  # the validator's own, on a $ref that loops back at once
+        raise ValueError(f"{_at('')}: its $refs loop without consuming any value") from exc
+    except (TypeError, AttributeError) as exc:
+        # A malformed schema ({"minimum": "5"}) trips the maker; say what is malformed.
+        try:
+            Draft202012Validator.check_schema(root)
+        except SchemaError as bad:
+            raise ValueError(f"the schema is not valid JSON Schema: {bad.message}") from exc
+        raise
+    error = best_match(validator.iter_errors(value))
+    where = "".join(f"/{token}" for token in list(error.absolute_schema_path)[:-1])
+    raise ValueError(f"{_at(where)}: the value made for it fails: {error.message}")
+
+
+@functools.lru_cache(maxsize=256)
+def _compiled(text: str) -> tuple[Any, Draft202012Validator]:
+    # Keyed by canonical text, as a leaf's schema is the same across its many calls. The schema
+    # is only read, never changed, and values taken from it (enum, const) are copied.
+    schema = json.loads(text)
+    return schema, Draft202012Validator(schema)
+
+
+def _at(where: str) -> str:
+    return f"the schema at {where or '/'}"
+
+
+class _Maker:
+    """Makes one value for one root schema and seed."""
+
+    def __init__(self, root: Any, seed: bytes, validator: Draft202012Validator) -> None:
+        self.root = root
+        self.seed = seed
+        self.validator = validator
+        self.checks = 0
+
+    def pick(self, pointer: str, tag: str, count: int) -> int:
+        """A number below ``count`` read from the seed, the value's pointer and a purpose."""
+        data = b"%b\0%b\0%b" % (self.seed, pointer.encode(), tag.encode())
+        return int.from_bytes(hashlib.sha256(data).digest()[:8], "big") % count
+
+    def order(self, pointer: str, tag: str, count: int) -> Iterator[int]:
+        """0..count-1, rotated to start at a seeded place."""
+        start = self.pick(pointer, tag, count) if count else 0
+        return ((start + k) % count for k in range(count))
+
+    def valid(self, schema: Any, value: Any) -> bool:
+        self.checks += 1
+        if self.checks > MAX_CHECKS:
+            raise ValueError(f"{_at('')}: gave up after {MAX_CHECKS} tries to satisfy it")
+        checker = self.validator if schema is self.root else self.validator.evolve(schema=schema)
+        return bool(checker.is_valid(value))
+
+    def resolve(self, ref: Any, where: str) -> tuple[Any, str]:
+        if not isinstance(ref, str) or not ref.startswith("#"):
+            raise ValueError(f"{_at(where)}: only local $refs (#/$defs/...) are supported")
+        target: Any = self.root
+        for raw in [token for token in ref[1:].split("/") if token]:
+            token = raw.replace("~1", "/").replace("~0", "~")
+            try:
+                target = target[int(token) if isinstance(target, list) else token]
+            except (KeyError, IndexError, ValueError, TypeError):
+                raise ValueError(f"{_at(where)}: $ref {ref!r} points at nothing") from None
+        return target, ref[1:]
+
+    def flatten(self, parts: Parts) -> tuple[dict[str, Any], list[Choice], str]:
+        """The parts with $ref and allOf merged in, their anyOf/oneOf set apart, and where the
+        first keyword about the value is (for messages)."""
+        base: dict[str, Any] = {}
+        choices: list[Choice] = []
+        origin: str | None = None
+        pending = list(parts)
+        for step in itertools.count():
+            if not pending:
+                break
+            schema, where = pending.pop(0)
+            if step > 500:
+                raise ValueError(f"{_at(where)}: its $refs and allOfs go round without end")
+            if schema is False:
+                raise ValueError(f"{_at(where)}: it is `false`, which no value satisfies")
+            if not isinstance(schema, dict):
+                continue  # `true`
+            for key, value in schema.items():
+                if key == "$ref":
+                    pending.append(self.resolve(value, where))
+                elif key == "allOf":
+                    pending += [(s, f"{where}/allOf/{i}") for i, s in enumerate(value)]
+                elif key in ("anyOf", "oneOf"):
+                    choices.append((where, key, value))
+                elif key not in _ANNOTATIONS:
+                    origin = where if origin is None else origin
+                    _merge(base, key, value)
+        return base, choices, parts[0][1] if origin is None else origin
+
+    def made(self, parts: Parts, pointer: str, depth: int, nest: int = 0) -> Any:
+        """A value for all ``parts`` at instance ``pointer``."""
+        if depth > MAX_DEPTH or nest > MAX_DEPTH:
+            raise ValueError(f"{_at(parts[0][1])}: it nests deeper than {MAX_DEPTH} levels")
+        whole = parts[0][0] if len(parts) == 1 else {"allOf": [schema for schema, _ in parts]}
+        base, choices, where = self.flatten(parts)
+        if not choices:
+            return self.plain(base, whole, where, pointer, depth)
+        (owner, kind, branches), rest = choices[0], choices[1:]
+        at = f"{owner}/{kind}"
+        failures: list[str] = []
+        for i, retry in itertools.product(self.order(pointer, at, len(branches)), range(3)):
+            tried = [(base, where), (branches[i], f"{at}/{i}"), *(({k: b}, w) for w, k, b in rest)]
+            try:  # a retry reads its choices from another pointer
+                value = self.made(tried, pointer + "~" * retry, depth, nest + 1)
+            except ValueError as exc:
+                failures.append(str(exc))
+                continue
+            if self.valid(whole, value):
+                return value
+            failures.append(f"{_at(f'{at}/{i}')}: its value fails the rest of the schema")
+        first = f" (first: {failures[0]})" if failures else ""
+        raise ValueError(f"{_at(at)}: none of its {len(branches)} branches fits{first}")
+
+    def plain(self, base: dict[str, Any], whole: Any, where: str, pointer: str, depth: int) -> Any:
+        """A value for a schema without choices left but its enum, const and type."""
+        if "const" in base or "enum" in base:
+            members = [base["const"]] if "const" in base else list(base["enum"])
+            for i in self.order(pointer, "enum", len(members)):
+                if self.valid(whole, members[i]):
+                    return thaw(members[i])
+            raise ValueError(f"{_at(where)}: none of its allowed values fits the rest of it")
+        if "type" in base:
+            types = _types(base["type"])
+        else:
+            types = [name for name, words in _HINTS if any(w in base for w in words)]
+            types = types or ["string", "integer", "boolean", "null"]
+        failures: list[str] = []
+        for i in self.order(pointer, "type", len(types)):
+            maker = getattr(self, f"make_{types[i]}", None) if isinstance(types[i], str) else None
+            if maker is None:
+                raise ValueError(f"{_at(where)}: unknown type {types[i]!r}")
+            try:
+                value = maker(base, where, pointer, depth)
+            except ValueError as exc:
+                failures.append(str(exc))
+                continue
+            if len(types) == 1 or self.valid(whole, value):
+                return value
+        raise ValueError(failures[0] if failures else f"{_at(where)}: no type of it fits")
+
+    def make_null(self, base: dict[str, Any], where: str, pointer: str, depth: int) -> None:
+        return None
+
+    def make_boolean(self, base: dict[str, Any], where: str, pointer: str, depth: int) -> bool:
+        return self.pick(pointer, "boolean", 2) == 1
+
+    def make_integer(self, base: dict[str, Any], where: str, pointer: str, depth: int) -> int:
+        lows = [math.ceil(base["minimum"])] if "minimum" in base else []
+        lows += [math.floor(base["exclusiveMinimum"]) + 1] if "exclusiveMinimum" in base else []
+        highs = [math.floor(base["maximum"])] if "maximum" in base else []
+        highs += [math.ceil(base["exclusiveMaximum"]) - 1] if "exclusiveMaximum" in base else []
+        lo, hi = max(lows, default=None), min(highs, default=None)
+        step = base.get("multipleOf", 1)
+        # An integer multiple of p/q (in lowest terms) is a multiple of p.
+        step = Fraction(str(step)).numerator if isinstance(step, float) else int(step)
+        if step <= 0:
+            raise ValueError(f"{_at(where)}: multipleOf must be positive")
+        lo = (0 if hi is None else hi - 100 * step) if lo is None else lo
+        hi = lo + 100 * step if hi is None else hi
+        first, last = -(-lo // step), hi // step
+        if first > last:
+            multiple = f" multiple of {step}" if step != 1 else ""
+            raise ValueError(f"{_at(where)}: no integer{multiple} lies in [{lo}, {hi}]")
+        return int((first + self.pick(pointer, "integer", last - first + 1)) * step)
+
+    def make_number(self, base: dict[str, Any], where: str, pointer: str, depth: int) -> float:
+        step = base.get("multipleOf")
+        if step is not None and float(step).is_integer():
+            return self.make_integer(base, where, pointer, depth)
+        lo = max((base[k] for k in ("minimum", "exclusiveMinimum") if k in base), default=None)
+        hi = min((base[k] for k in ("maximum", "exclusiveMaximum") if k in base), default=None)
+        lo = (0 if hi is None else hi - 100) if lo is None else lo
+        hi = lo + 100 if hi is None else hi
+        if lo > hi:
+            raise ValueError(f"{_at(where)}: its lower bound {lo} is above its upper {hi}")
+        if step is not None:
+            first = math.ceil(lo / step)
+            for k in range(first, min(math.floor(hi / step), first + 20) + 1):
+                for value in (k * step, float(Fraction(str(step)) * k)):
+                    if _fits(value, base) and (value / step).is_integer():
+                        return float(value)
+            raise ValueError(f"{_at(where)}: no multiple of {step} lies in [{lo}, {hi}]")
+        # Odd sixteenths of the range: mostly not whole, as integers are numbers already.
+        span, share = hi - lo, (1 + 2 * self.pick(pointer, "number", 8)) / 16
+        value = lo + span * share if math.isfinite(span) else lo / 2 + hi / 2
+        for candidate in (round(value, 2), value, lo / 2 + hi / 2):
+            if _fits(candidate, base):
+                return float(candidate)
+        raise ValueError(f"{_at(where)}: no number lies between {lo} and {hi}")
+
+    def make_string(self, base: dict[str, Any], where: str, pointer: str, depth: int) -> str:
+        low, high = base.get("minLength", 0), base.get("maxLength")
+        if high is not None and low > high:
+            raise ValueError(f"{_at(where)}: minLength {low} is above maxLength {high}")
+        pattern = base.get("pattern")
+        for text in self.strings(base, pointer, low, high):
+            fits = low <= len(text) and (high is None or len(text) <= high)
+            if fits and (pattern is None or re.search(pattern, text)):
+                return text
+        sizes = f" of {low} to {high} characters" if low or high is not None else ""
+        raise ValueError(f"{_at(where)}: no string{sizes} was found for the pattern {pattern!r}")
+
+    def strings(
+        self, base: dict[str, Any], pointer: str, low: int, high: int | None
+    ) -> Iterator[str]:
+        """Candidates: the format's shape, hashed text, then strings built from the pattern."""
+        digest = hashlib.sha256(b"%b\0%b" % (self.seed, pointer.encode())).hexdigest()
+        if base.get("format") in _FORMATS:
+            yield _FORMATS[base["format"]](digest)
+        start = max(low, min(4, 4 if high is None else high))
+        top = start + 8 if high is None else min(high, start + 8)
+        size = start + self.pick(pointer, "length", top - start + 1)
+        yield (digest * (size // len(digest) + 1))[:size]
+        for variant in range(4 if "pattern" in base else 0):
+            text = _pattern_text(base["pattern"], self.chooser(pointer, variant))
+            if text is not None:
+                yield text
+
+    def chooser(self, pointer: str, variant: int) -> Callable[[int], int]:
+        """Seeded choices for building a string from a pattern; the fourth try is the shortest."""
+        decisions = itertools.count()
+        if variant == 3:
+            return lambda count: 0
+        return lambda count: self.pick(pointer, f"{variant}/{next(decisions)}", count)
+
+    def make_array(self, base: dict[str, Any], where: str, pointer: str, depth: int) -> list[Any]:
+        prefix, items = base.get("prefixItems", []), base.get("items", True)
+        low, high = base.get("minItems", 0), base.get("maxItems")
+        if items is False:
+            high = len(prefix) if high is None else min(high, len(prefix))
+        if high is not None and low > high:
+            raise ValueError(f"{_at(where)}: it needs {low} items but allows only {high}")
+        top = low if depth >= OPTIONAL_DEPTH else low + 3 if high is None else min(high, low + 3)
+        size = low + self.pick(pointer, "size", top - low + 1)
+        wanted = base.get("minContains", 1) if "contains" in base else 0
+        out: list[Any] = []
+        seen: set[str] = set()
+        for i in range(max(size, wanted)):
+            parts: Parts = [(prefix[i], f"{where}/prefixItems/{i}")] if i < len(prefix) else []
+            parts = parts or [(items, f"{where}/items")]
+            if i < wanted:
+                parts.append((base["contains"], f"{where}/contains"))
+            value = self.made(parts, pointer_join(pointer, str(i)), depth + 1)
+            for retry in range(1, 8) if base.get("uniqueItems") else ():
+                if canonical_json(value) not in seen:
+                    break
+                # Another pointer, other choices.
+                value = self.made(parts, pointer_join(pointer, f"{i}{'~' * retry}"), depth + 1)
+            if base.get("uniqueItems"):
+                if canonical_json(value) in seen and i >= low:
+                    break  # fewer items rather than a repeated one
+                seen.add(canonical_json(value))
+            out.append(value)
+        return out
+
+    def make_object(self, base: dict[str, Any], where: str, pointer: str, depth: int) -> Any:
+        properties: dict[str, Any] = base.get("properties", {})
+        required: list[str] = list(base.get("required", []))
+        low, high = base.get("minProperties", 0), base.get("maxProperties")
+        keys = list(required)
+        for name in properties if depth < OPTIONAL_DEPTH else ():
+            room = high is None or len(keys) < high
+            if name not in keys and room and self.pick(pointer_join(pointer, name), "has", 2):
+                keys.append(name)
+        closed = base.get("additionalProperties", True) is False
+        for name in [*properties, *(f"extra_{i}" for i in range(low))]:
+            if len(keys) < low and name not in keys and (name in properties or not closed):
+                keys.append(name)
+        for _ in range(len(keys) + 1):  # needs of needs, until nothing is added
+            for name, needs in base.get("dependentRequired", {}).items():
+                keys += [need for need in needs if name in keys and need not in keys]
+        if high is not None and len(keys) > high:
+            raise ValueError(f"{_at(where)}: it requires more than maxProperties {high} fields")
+        out: dict[str, Any] = {}
+        for name in keys:
+            try:
+                out[name] = self.made(
+                    self.field(base, name, where), pointer_join(pointer, name), depth + 1
+                )
+            except ValueError:
+                if name in required:
+                    raise
+        return out
+
+    def field(self, base: dict[str, Any], name: str, where: str) -> Parts:
+        """The schemas that apply to property ``name``."""
+        parts: Parts = []
+        if name in base.get("properties", {}):
+            parts.append((base["properties"][name], pointer_join(f"{where}/properties", name)))
+        for pattern, schema in base.get("patternProperties", {}).items():
+            if re.search(pattern, name):
+                parts.append((schema, pointer_join(f"{where}/patternProperties", pattern)))
+        extra = base.get("additionalProperties", True)
+        if not parts and extra is False:
+            raise ValueError(f"{_at(where)}: field {name!r} is required but not allowed")
+        return parts or [(extra, f"{where}/additionalProperties")]
+
+
+def _merge(base: dict[str, Any], key: str, value: Any) -> None:
+    """Add one keyword to a merged schema, keeping what both parts demand where that is easy."""
+    mine = base.get(key)
+    if mine is None:
+        base[key] = value
+    elif key in _LOWER or key in _UPPER:
+        base[key] = max(mine, value) if key in _LOWER else min(mine, value)
+    elif key == "required":
+        base[key] = [*mine, *(name for name in value if name not in mine)]
+    elif key == "type":
+        ours, theirs = _types(mine), _types(value)
+        both = [t for t in ours if t in theirs or (t == "integer" and "number" in theirs)]
+        more = "integer" in theirs and "number" in ours and "integer" not in both
+        base[key] = both + ["integer"] * more
+    elif key == "enum":
+        base[key] = [item for item in mine if item in value]
+    elif key in ("properties", "patternProperties"):
+        merged = {k: {"allOf": [mine[k], v]} if k in mine else v for k, v in value.items()}
+        base[key] = {**mine, **merged}
+    elif key in _NESTED:
+        base[key] = {"allOf": [mine, value]}
+    # Anything else (const, pattern, multipleOf, format...): the first part guides the making
+    # and the validator holds the value to the others.
+
+
+def _types(declared: Any) -> list[str]:
+    return [declared] if isinstance(declared, str) else list(declared)
+
+
+def _fits(value: float, base: dict[str, Any]) -> bool:
+    return not (
+        value < base.get("minimum", -math.inf)
+        or value > base.get("maximum", math.inf)
+        or value <= base.get("exclusiveMinimum", -math.inf)
+        or value >= base.get("exclusiveMaximum", math.inf)
+    )
+
+
+_FORMATS: dict[str, Callable[[str], str]] = {
+    "date": lambda h: f"2024-{int(h[0], 16) % 12 + 1:02d}-{int(h[1], 16) + 1:02d}",
+    "date-time": lambda h: f"2024-01-{int(h[1], 16) + 1:02d}T12:00:00Z",
+    "email": lambda h: f"mock-{h[:8]}@example.com",
+    "uri": lambda h: f"https://example.com/{h[:8]}",
+    "uuid": lambda h: f"{h[:8]}-{h[8:12]}-4{h[13:16]}-8{h[17:20]}-{h[20:32]}",
+}
+
+# The parser `re.search` itself uses (private, 3.11+), so built strings follow the very syntax
+# the validator applies; without it, patterns are only matched, never built from.
+try:
+    _PARSER: Any = importlib.import_module("re._parser")
+except ImportError:  # pragma: no cover
+    _PARSER = None
+_PROBES = "a0A_-. ~zZ9"
+_CATEGORIES: dict[str, Callable[[str], bool]] = {
+    "DIGIT": str.isdecimal,
+    "WORD": lambda char: char.isalnum() or char == "_",
+    "SPACE": str.isspace,
+}
+
+
+class _Unsupported(Exception):
+    """A pattern construct strings are not built for (lookarounds, backreferences...)."""
+
+
+def _pattern_text(pattern: str, choose: Callable[[int], int]) -> str | None:
+    """A string ``pattern`` matches, built from its parse tree; None where that is not done."""
+    out: list[str] = []
+    try:
+        _emit(_PARSER.parse(pattern), choose, out)
+    except (_Unsupported, AttributeError, re.error):
+        return None
+    return "".join(out)
+
+
+def _emit(items: Any, choose: Callable[[int], int], out: list[str]) -> None:
+    for op, arg in items:
+        name = op.name
+        if name == "LITERAL":
+            out.append(chr(arg))
+        elif name in ("NOT_LITERAL", "ANY"):  # ANY's argument is None
+            out.append(next(char for char in _PROBES if ord(char) != arg))
+        elif name == "IN":
+            out.append(_member(arg))
+        elif name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"):
+            low, high, body = arg
+            for _ in range(low + choose(min(high, low + 3) - low + 1)):
+                _emit(body, choose, out)
+        elif name in ("SUBPATTERN", "ATOMIC_GROUP"):
+            _emit(arg[-1] if name == "SUBPATTERN" else arg, choose, out)
+        elif name == "BRANCH":
+            _emit(arg[1][choose(len(arg[1]))], choose, out)
+        elif name != "AT":  # anchors match places, not characters
+            raise _Unsupported(name)
+
+
+def _member(items: Any) -> str:
+    """A character of a class such as ``[a-z_]``, ``[^0-9]`` or ``\\d``."""
+    negated = bool(items) and items[0][0].name == "NEGATE"
+    named = [
+        chr(arg if op.name == "LITERAL" else arg[0])
+        for op, arg in items
+        if op.name in ("LITERAL", "RANGE")
+    ]
+    for char in [*named, *_PROBES]:
+        if any(_has(str(op.name), arg, char) for op, arg in items) != negated:
+            return str(char)
+    raise _Unsupported("class")
+
+
+def _has(kind: str, arg: Any, char: str) -> bool:
+    if kind in ("LITERAL", "RANGE"):
+        low, high = (arg, arg) if kind == "LITERAL" else arg
+        return bool(low <= ord(char) <= high)
+    if kind == "CATEGORY":
+        name = str(arg.name).removeprefix("CATEGORY_")
+        test = _CATEGORIES.get(name.removeprefix("NOT_"))
+        if test is None:
+            raise _Unsupported(name)
+        return test(char) != name.startswith("NOT_")
+    if kind != "NEGATE":
+        raise _Unsupported(kind)
+    return False

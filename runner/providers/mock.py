@@ -1,0 +1,117 @@
+"""The ``mock`` provider: deterministic, free, and the default of every run.
+
+Without a script entry, a reply is derived from SHA-256 of the request's canonical JSON, and for
+a leaf with an output schema it is a valid instance of that schema. A mock script stages
+replies, sequences, scores, failures and latencies per node id. Tests use this provider as
+their fake, so it is product code and not a test double.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from runner.canonical import canonical_json, content_hash
+from runner.providers.base import (
+    ModelReply,
+    ModelRequest,
+    ProviderError,
+    Usage,
+    estimate_tokens,
+)
+from runner.providers.instances import instance
+from runner.providers.script import MockScript, ScriptedError, ScriptEntry
+
+
+class MockProvider:
+    """Answers model calls from a hash of the request, or as a mock script says."""
+
+    retries_transient = False
+    """Scripted failures reach the executor, whose retries are what a script tests."""
+
+    def __init__(self, name: str = "mock", script: MockScript | None = None) -> None:
+        self.name = name
+        """The provider's name in the configuration."""
+        self.script = script
+        """What to stage; ``None``: every reply is derived from the request."""
+        self._calls: dict[str, int] = {}
+        self._entries: dict[str, ScriptEntry | None] = {}
+
+    async def complete(self, request: ModelRequest) -> ModelReply:
+        """Answer one request, or raise ProviderError."""
+        script = self.script
+        text = self._derived(request) if script is None else await self._scripted(request, script)
+        prompt = "".join(message.content for message in request.messages)
+        return ModelReply(
+            text=text,
+            usage=Usage(
+                prompt_tokens=estimate_tokens(prompt),
+                completion_tokens=estimate_tokens(text),
+                cost_usd=0.0,
+                estimated=True,
+            ),
+            model=request.model or self.name,
+            finish_reason="stop",
+        )
+
+    def _derived(self, request: ModelRequest) -> str:
+        """The reply no script decides: a function of what a memo key covers, and nothing else,
+        so a memo hit from another node gives exactly what a fresh call would."""
+        key = {
+            "provider": self.name,
+            "model": request.model,
+            "messages": [[message.role, message.content] for message in request.messages],
+            "temperature": request.temperature,
+            "max_tokens": request.max_tokens,
+            "output_schema": request.output_schema,
+            "json_mode": request.json_mode,
+            "sample": request.sample,
+        }
+        try:
+            digest = content_hash(key)
+        except (TypeError, ValueError) as exc:  # NaN temperature, a schema that is not JSON
+            raise ProviderError(
+                f"{self.name}: cannot hash the request of {request.node_id}: {exc}"
+            ) from exc
+        if request.output_schema is not None:
+            try:
+                return canonical_json(instance(request.output_schema, bytes.fromhex(digest)))
+            except ValueError as exc:
+                raise ProviderError(
+                    f"{self.name}: no reply fits the output schema of {request.node_id}: {exc}"
+                ) from exc
+        text = f"mock reply {digest[:12]}"
+        return canonical_json({"reply": text}) if request.json_mode else text
+
+    async def _scripted(self, request: ModelRequest, script: MockScript) -> str:
+        node = request.node_id
+        if node not in self._entries:  # fnmatch over every entry once per node id, not per call
+            self._entries[node] = script.entry(node)
+        entry = self._entries[node]
+        if entry is None:
+            if script.latency_ms > 0:
+                await asyncio.sleep(script.latency_ms / 1000)
+            return self._derived(request)
+        latency = script.latency_ms if entry.latency_ms is None else entry.latency_ms
+        # Counted before any await, so concurrent calls take their places in the order they
+        # were made, not in the order their sleeps end.
+        call = self._calls.get(node, 0)
+        self._calls[node] = call + 1
+        if latency > 0:
+            await asyncio.sleep(latency / 1000)
+        if call < len(entry.errors):
+            raise _failure(entry.errors[call], node, call)
+        if not entry.replies:
+            return self._derived(request)
+        return entry.replies[min(call - len(entry.errors), len(entry.replies) - 1)]
+
+
+def _failure(error: ScriptedError, node: str, call: int) -> ProviderError:
+    where = f"call {call + 1} of {node}"
+    if error == "timeout":
+        return ProviderError(f"mock script: {where} timed out", retryable=True)
+    return ProviderError(
+        f"mock script: {where} failed with HTTP {error}",
+        status=error,
+        retryable=True,
+        retry_after_s=0 if error == 429 else None,
+    )

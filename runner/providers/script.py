@@ -1,0 +1,136 @@
+"""Mock scripts: what the mock provider answers for which node ids, so tests and demos can stage
+any scenario (replies, sequences, judge scores, failures, latencies).
+
+    defaults: {latency_ms: 0}
+    nodes:
+      "review_one*": {reply: {ok: true}}
+      "draft_*": {replies: ["first", "second"], latency_ms: 50}
+      "flaky": {errors: [429, 500]}
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from runner.canonical import canonical_json
+from runner.compiler.schema import schema_diagnostics
+from runner.compiler.source import Document, pointer_join
+from runner.compiler.yaml_loader import load_yaml
+from runner.errors import CompileError, ConfigError, Diagnostic
+
+SCRIPT_SCHEMA = "mock-script.schema.json"
+"""The schema every mock script is checked against."""
+
+ScriptedError = int | Literal["timeout"]
+"""How a scripted call fails: an HTTP status, or ``timeout``."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ScriptEntry:
+    """What the mock does for the node ids one glob matches."""
+
+    pattern: str
+    """The node-id glob, as written in the script."""
+    replies: tuple[str, ...] = ()
+    """Reply texts, one per call after the errors, the last repeating; empty: the derived reply."""
+    errors: tuple[ScriptedError, ...] = ()
+    """How the first calls fail, one per call."""
+    latency_ms: float | None = None
+    """Delay of each call; ``None``: the script's default."""
+
+    def matches(self, node_id: str) -> bool:
+        """Whether this entry is for ``node_id``."""
+        # `[` starts a character class in fnmatch, so the generated id `review_one[3]` written
+        # out in full would not match itself as a glob.
+        return node_id == self.pattern or fnmatch.fnmatchcase(node_id, self.pattern)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MockScript:
+    """A whole mock script."""
+
+    path: str | None = None
+    """The file it came from; ``None`` for one built in code."""
+    latency_ms: float = 0.0
+    """Delay of each call no entry sets one for."""
+    entries: tuple[ScriptEntry, ...] = ()
+    """Entries in file order; the first that matches a node id is its entry."""
+
+    def entry(self, node_id: str) -> ScriptEntry | None:
+        """The entry for ``node_id``, if any."""
+        return next((entry for entry in self.entries if entry.matches(node_id)), None)
+
+
+def load_script(path: str) -> MockScript:
+    """Read and check a mock script; a bad one raises ConfigError with file:line:col."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read the mock script {path}: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"cannot read the mock script {path}: it is not UTF-8 text") from exc
+    try:
+        document = load_yaml(path, text)
+    except CompileError as exc:
+        raise ConfigError(_first(_for_scripts(exc.diagnostics))) from exc
+    problems = schema_diagnostics(document, SCRIPT_SCHEMA) or _clashes(document)
+    if problems:
+        raise ConfigError(_first(problems))
+    data: dict[str, Any] = document.data
+    return MockScript(
+        path=path,
+        latency_ms=float(data.get("defaults", {}).get("latency_ms", 0)),
+        entries=tuple(_entry(pattern, spec) for pattern, spec in data.get("nodes", {}).items()),
+    )
+
+
+def _entry(pattern: str, spec: dict[str, Any]) -> ScriptEntry:
+    replies: tuple[str, ...]
+    if "score" in spec:
+        replies = (canonical_json(spec["score"]),)
+    else:
+        given = [spec["reply"]] if "reply" in spec else spec.get("replies", [])
+        replies = tuple(item if isinstance(item, str) else canonical_json(item) for item in given)
+    latency = spec.get("latency_ms")
+    return ScriptEntry(
+        pattern=pattern,
+        replies=replies,
+        errors=tuple(e if e == "timeout" else int(e) for e in spec.get("errors", [])),
+        latency_ms=None if latency is None else float(latency),
+    )
+
+
+def _clashes(document: Document) -> list[Diagnostic]:
+    """Entries that give more than one of reply, replies and score."""
+    found = []
+    for pattern, spec in document.data.get("nodes", {}).items():
+        given = [key for key in ("reply", "replies", "score") if key in spec]
+        if len(given) > 1:
+            pointer = pointer_join(pointer_join("/nodes", pattern), given[1])
+            found.append(
+                document.diagnostic(
+                    pointer,
+                    f"the entry for {pattern!r} gives both {given[0]} and {given[1]}",
+                    rule="schema",
+                    hint="Keep one: reply (every call), replies (one per call) or score.",
+                )
+            )
+    return found
+
+
+def _for_scripts(diagnostics: tuple[Diagnostic, ...]) -> list[Diagnostic]:
+    # The YAML loader's hint for an empty file speaks of workflows.
+    hint = "A mock script maps node-id globs to replies under `nodes:`."
+    return [
+        dataclasses.replace(d, hint=hint) if d.message == "the file is empty" else d
+        for d in diagnostics
+    ]
+
+
+def _first(problems: list[Diagnostic]) -> str:
+    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+    return problems[0].render() + more
