@@ -93,9 +93,26 @@ def evaluate(source: str, scope: Scope) -> Any:
 _FENCE = re.compile(r"^\s*```[A-Za-z0-9_-]*\s*\n?(?P<body>.*?)\n?\s*```\s*$", re.DOTALL)
 
 
+_VALIDATORS: dict[int, tuple[Any, Draft202012Validator]] = {}
+
+
+def plain_schema(schema: Any) -> Any:
+    """A frozen output schema as plain JSON, converted once per schema object."""
+    return validator_for(schema).schema
+
+
+def validator_for(schema: Any) -> Draft202012Validator:
+    """The compiled validator of a schema, built once per schema object (the IR keeps them)."""
+    found = _VALIDATORS.get(id(schema))
+    if found is None or found[0] is not schema:
+        found = (schema, Draft202012Validator(thaw(schema)))
+        _VALIDATORS[id(schema)] = found
+    return found[1]
+
+
 def parse_reply(text: str, schema: Any) -> Any:
     """The reply as JSON valid for ``schema``; one repair pass strips code fences."""
-    validator = Draft202012Validator(thaw(schema))
+    validator = validator_for(schema)
     attempts = [text]
     fenced = _FENCE.match(text)
     if fenced:

@@ -10,13 +10,13 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from runner import ir
-from runner.canonical import canonical_json, thaw
+from runner.canonical import canonical_json
 from runner.errors import RunnerError
 from runner.executor.calls import chat
 from runner.executor.frames import Frame
 from runner.executor.results import Spend
 from runner.providers.base import ChatMessage
-from runner.render import evaluate, parse_reply, render
+from runner.render import evaluate, parse_reply, plain_schema, render
 from runner.status import Status, run_status
 
 if TYPE_CHECKING:
@@ -102,7 +102,7 @@ async def model_call(
     sample: int,
 ) -> tuple[Any, Spend]:
     """One model call under the frame's bounds and budget; the reply parsed when ``output``."""
-    schema = thaw(output) if output is not None else None
+    schema = plain_schema(output) if output is not None else None
     request = engine.caller.request(
         node_id=node_id,
         role=role,
@@ -115,7 +115,7 @@ async def model_call(
     call = await engine.bounded(frame, lambda: engine.caller.call(request, frame.ledger))
     for tally in frame.tallies:
         tally.cost_usd += call.spend.cost_usd
-    value = parse_reply(call.reply.text, schema) if schema is not None else call.reply.text
+    value = parse_reply(call.reply.text, output) if output is not None else call.reply.text
     return value, call.spend
 
 

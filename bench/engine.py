@@ -1,0 +1,158 @@
+"""Executor overhead: microseconds per leaf on large fan-outs and long chains, with the mock.
+
+Runs, in one process and one run of this script:
+  - a 10,000-leaf ``expand`` + ``reduce`` (every leaf a mock model call with an output schema);
+  - a 1,000-step ``sequence`` chain of leaves;
+  - a raw-asyncio floor doing the same number of trivial awaits through a semaphore;
+and prints microseconds per leaf, the ratio to the floor, and the peak resident memory.
+Targets (from the issue): under 50 us per leaf at 10,000 leaves, peak memory under 150 MB.
+
+    .venv/bin/python bench/engine.py [--leaves 10000] [--chain 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import resource
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from runner.compiler.build import build_workflow
+from runner.config import DEFAULT
+from runner.executor.engine import Engine
+from runner.providers.registry import build_providers
+from runner.status import Status
+
+TARGET_US = 50.0
+TARGET_MB = 150.0
+
+
+def fan_out(leaves: int) -> dict[str, Any]:
+    """An expand of ``leaves`` leaves with an output schema, then a reduce over them."""
+    return {
+        "version": 1,
+        "name": "bench-fan-out",
+        "inputs": {"n": {"type": "integer", "default": leaves}},
+        "roles": {"worker": {}},
+        "budget": {"leaves": leaves},
+        "concurrency": {"leaves": 64},
+        "steps": {
+            "kind": "sequence",
+            "id": "main",
+            "steps": [
+                {
+                    "kind": "expand",
+                    "id": "fan",
+                    "over": "range(inputs.n) | list",
+                    "as": "item",
+                    "max_children": leaves,
+                    "body": {
+                        "kind": "leaf",
+                        "id": "one",
+                        "role": "worker",
+                        "prompt": "Item {{ item }}",
+                        "output": {
+                            "type": "object",
+                            "properties": {"ok": {"type": "boolean"}},
+                            "required": ["ok"],
+                        },
+                    },
+                },
+                {
+                    "kind": "reduce",
+                    "id": "count",
+                    "inputs": ["fan"],
+                    "expr": "outputs.fan | length",
+                },
+            ],
+        },
+    }
+
+
+def chain(steps: int) -> dict[str, Any]:
+    """A sequence of ``steps`` leaves."""
+    return {
+        "version": 1,
+        "name": "bench-chain",
+        "roles": {"worker": {}},
+        "steps": {
+            "kind": "sequence",
+            "id": "main",
+            "steps": [
+                {"kind": "leaf", "id": f"s{i}", "role": "worker", "prompt": f"step {i}"}
+                for i in range(steps)
+            ],
+        },
+    }
+
+
+def run(document: dict[str, Any]) -> tuple[float, int]:
+    """Seconds to run the workflow, and how many nodes ran."""
+    workflow = build_workflow(document)
+    providers = build_providers(DEFAULT, [name for name, _ in workflow.roles or ()])
+    engine = Engine(workflow, config=DEFAULT, providers=providers, workspace=Path.cwd())
+    started = time.perf_counter()
+    result = asyncio.run(
+        engine.run(
+            {"n": document.get("inputs", {}).get("n", {}).get("default")}
+            if "inputs" in document
+            else {}
+        )
+    )
+    elapsed = time.perf_counter() - started
+    if result.status is not Status.SUCCEEDED:
+        raise SystemExit(f"{document['name']} ended {result.status.value}: {result.reason}")
+    return elapsed, len(result.nodes)
+
+
+def floor(count: int) -> float:
+    """Seconds for ``count`` trivial awaited tasks through a semaphore: the asyncio floor."""
+
+    async def one(limit: asyncio.Semaphore) -> int:
+        async with limit:
+            await asyncio.sleep(0)
+            return 1
+
+    async def main() -> None:
+        limit = asyncio.Semaphore(64)
+        await asyncio.gather(*(one(limit) for _ in range(count)))
+
+    started = time.perf_counter()
+    asyncio.run(main())
+    return time.perf_counter() - started
+
+
+def main() -> int:
+    """Run the benchmarks and print their figures."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--leaves", type=int, default=10_000)
+    parser.add_argument("--chain", type=int, default=1_000)
+    args = parser.parse_args()
+    base = floor(args.leaves)
+    fan_s, fan_nodes = run(fan_out(args.leaves))
+    chain_s, _ = run(chain(args.chain))
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    per_leaf = fan_s / args.leaves * 1e6
+    print(f"python {sys.version.split()[0]}")
+    print(
+        f"floor: {args.leaves} awaits through a semaphore  {base / args.leaves * 1e6:8.1f} us each"
+    )
+    print(
+        f"expand+reduce: {args.leaves} leaves ({fan_nodes} nodes)  {fan_s:6.2f} s  "
+        f"{per_leaf:8.1f} us/leaf  {fan_s / base:6.1f}x the floor"
+    )
+    print(f"chain: {args.chain} steps  {chain_s:6.2f} s  {chain_s / args.chain * 1e6:8.1f} us/step")
+    print(f"peak memory: {peak_mb:.0f} MB")
+    ok = per_leaf <= TARGET_US and peak_mb <= TARGET_MB
+    print(
+        ("OK" if ok else "OVER TARGET")
+        + f": target under {TARGET_US:g} us/leaf and {TARGET_MB:g} MB"
+    )
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
