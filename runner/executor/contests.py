@@ -110,7 +110,10 @@ async def _tournament(
             raise NodeFailed(Status.FAILED, f"candidate {index}: {exc}") from exc
 
     indices = sorted(finished)
-    scores = await asyncio.gather(*(score(i, finished[i]) for i in indices))
+    # A task group: when one judge fails, the others are cancelled and awaited, not left behind.
+    async with asyncio.TaskGroup() as group:
+        tasks = [group.create_task(score(i, finished[i])) for i in indices]
+    scores = [task.result() for task in tasks]
     entrants = [
         Entrant(index=i, score=s, cost_usd=costs.get(i, 0.0))
         for i, s in zip(indices, scores, strict=True)

@@ -24,11 +24,12 @@ from runner import ir
 from runner.budget import BudgetExceeded, Ledger
 from runner.canonical import canonical_json
 from runner.config import Config
+from runner.errors import RunnerError
 from runner.executor import kinds
 from runner.executor.calls import Caller, RetryPolicy
 from runner.executor.frames import Frame
 from runner.executor.results import NodeResult, RunResult, Spend, TestResult
-from runner.providers.base import Provider, ProviderError
+from runner.providers.base import Provider
 from runner.render import OutputError, RenderError, evaluate
 from runner.status import Outcome, Status, run_status
 
@@ -120,7 +121,9 @@ class Engine:
         finally:
             if self.worktrees is not None:
                 await self.worktrees.close()
-        statuses = [result.status for result in self.results]
+        # Nodes cancelled because a sibling failed under fail_fast, or a parent timed out, are
+        # not the run's own signal: the failure that caused it is (SPEC 3, first signal wins).
+        statuses = [r.status for r in self.results if r.status is not Status.CANCELLED]
         status = self.stop.status if self.stop.status.terminal else run_status(statuses)
         reason = self.stop.reason or next(
             (r.error for r in self.results if r.status is status and r.error), None
@@ -142,9 +145,15 @@ class Engine:
         )
 
     def halt(self, status: Status, reason: str) -> None:
-        """Stop the whole run: the first stop signal decides its status."""
-        if self.stop.settle(status, reason) and self._root is not None:
-            self._root.cancel()
+        """Stop the whole run: the first stop signal decides its status.
+
+        Everything in flight is cancelled through the root task; a stop raised in the root task
+        itself unwinds by its own exception instead, as nothing runs beside it then.
+        """
+        root = self._root
+        decided = self.stop.settle(status, reason)
+        if decided and root is not None and not root.done() and _current_task() is not root:
+            root.cancel()
 
     async def worktree_for(self, name: str) -> Path:
         """A fresh git worktree of the workspace for one isolated child."""
@@ -203,7 +212,7 @@ class Engine:
                 )
                 frame.record(node.id, output)
                 return output
-            except (NodeFailed, TimeoutError, RenderError, OutputError, ProviderError) as exc:
+            except (NodeFailed, TimeoutError, RenderError, OutputError, RunnerError) as exc:
                 status, reason = _failure(node, exc)
                 if status is Status.FAILED and attempt < attempts:
                     backoff = node.retry.backoff_s if node.retry else None
@@ -284,6 +293,12 @@ class Engine:
         if self.observer is not None:
             self.observer.finished(result)
 
+    def fail_unstarted(self, node: ir.Node, frame: Frame, reason: str) -> NodeFailed:
+        """Record a node that could not even start (no worktree for it); return its failure."""
+        self.total += 1
+        self.finish(node, frame.path(node.id), Status.FAILED, time.monotonic(), error=reason)
+        return NodeFailed(Status.FAILED, reason)
+
     def skip(self, node: ir.Node, frame: Frame, reason: str) -> None:
         """Record a node that will not run (a cond arm not taken, steps after a failure)."""
         self.total += 1
@@ -302,6 +317,13 @@ class Engine:
         finally:
             for semaphore in held:
                 semaphore.release()
+
+
+def _current_task() -> asyncio.Task[Any] | None:
+    try:
+        return asyncio.current_task()
+    except RuntimeError:  # called from a signal handler outside a running task
+        return None
 
 
 def _require_json(node: ir.Node, output: Any) -> None:

@@ -60,6 +60,8 @@ class Frame:
     """Memo use here."""
     tallies: tuple[Tally, ...] = ()
     """Cost tallies this frame's calls add to."""
+    watch: dict[str, tuple[str, int]] | None = None
+    """Inside a loop: each leaf's last request and how often in a row it was sent."""
 
     def path(self, node_id: str) -> str:
         """The node's path: derived id with copy indices, then loop iterations."""

@@ -113,10 +113,39 @@ async def model_call(
         sample=sample,
     )
     call = await engine.bounded(frame, lambda: engine.caller.call(request, frame.ledger))
+    if frame.watch is not None:
+        _watch_repeats(frame.watch, node_id, request)
     for tally in frame.tallies:
         tally.cost_usd += call.spend.cost_usd
     value = parse_reply(call.reply.text, output) if output is not None else call.reply.text
     return value, call.spend
+
+
+REPEATS_STUCK = 3
+"""The same request this many times in a row within a loop stops the loop as stuck."""
+
+
+def _watch_repeats(watch: dict[str, tuple[str, int]], node_id: str, request: Any) -> None:
+    key = canonical_json(
+        [
+            request.role,
+            request.model,
+            [[m.role, m.content] for m in request.messages],
+            request.temperature,
+            request.max_tokens,
+            request.output_schema,
+            request.sample,
+        ]
+    )
+    last, count = watch.get(node_id, ("", 0))
+    count = count + 1 if key == last else 1
+    watch[node_id] = (key, count)
+    if count >= REPEATS_STUCK:
+        from runner.executor.engine import NodeFailed
+
+        raise NodeFailed(
+            Status.STUCK, f"the same request was sent {count} times in a row within the loop"
+        )
 
 
 async def _leaf(engine: Engine, node: ir.Leaf, frame: Frame) -> Ran:
@@ -200,7 +229,7 @@ async def fan_out(
                 try:
                     path = await engine.worktree_for(f"{node.id}-{index}")
                 except RunnerError as exc:
-                    raise NodeFailed(Status.FAILED, str(exc)) from exc
+                    raise engine.fail_unstarted(child, child_frame, str(exc)) from exc
                 try:
                     return await engine.execute(child, replace(child_frame, cwd=path))
                 finally:
@@ -265,9 +294,12 @@ async def _cond(engine: Engine, node: ir.Cond, frame: Frame) -> Ran:
 async def _loop(engine: Engine, node: ir.LoopUntil, frame: Frame) -> Ran:
     previous: str | None = None
     output: Any = None
+    watch: dict[str, tuple[str, int]] = {}
     for iteration in range(node.max_iterations):
         layer = frame.layer(
-            loops=(*frame.loops, iteration), variables={**frame.variables, "iteration": iteration}
+            loops=(*frame.loops, iteration),
+            variables={**frame.variables, "iteration": iteration},
+            watch=watch,
         )
         output = await engine.execute(node.body, layer)
         frame.expose(layer)
