@@ -18,7 +18,7 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -qq -e '.[dev]'
 	touch $@ $(VENV)/.installed
 
-demo: $(VENV)/.installed
+demo: $(VENV)/.installed-dev
 	mkdir -p $(REPORTS)
 	$(BIN)/python -m runner validate workflows/
 	$(BIN)/python -m runner graph workflows/rlm_cache_change.star -o $(REPORTS)/rlm_cache_change.mmd
