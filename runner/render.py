@@ -152,7 +152,10 @@ def _parse_input(name: str, kind: ir.InputType, raw: str) -> Any:
         "object": lambda v: isinstance(v, dict),
     }
     if not checks[kind](value):
-        raise UsageError(f"--input {name}={raw} is not a {kind}, as the workflow declares it")
+        article = "an" if kind[0] in "aeiou" else "a"
+        raise UsageError(
+            f"--input {name}={raw} is not {article} {kind}, as the workflow declares it"
+        )
     return value
 
 

@@ -102,7 +102,7 @@ def test_inputs_are_typed_and_defaulted() -> None:
     [
         ({}, "needs the input 'rounds'"),
         ({"rounds": "three"}, "not a valid integer"),
-        ({"rounds": "true"}, "is not a integer"),
+        ({"rounds": "true"}, "is not an integer"),
         ({"rounds": "1", "nope": "1"}, "has no input 'nope'"),
         ({"rounds": "1", "strict": "yes"}, "not a valid boolean"),
     ],

@@ -6,12 +6,14 @@ import asyncio
 from typing import TYPE_CHECKING, Any
 
 from runner import ir
+from runner.budget import BudgetExceeded
 from runner.canonical import canonical_json
+from runner.errors import RunnerError
 from runner.executor.frames import Frame, Tally
 from runner.executor.kinds import Ran, fan_out, model_call
 from runner.executor.results import Spend
 from runner.providers.base import ChatMessage
-from runner.render import RenderError, evaluate, render
+from runner.render import OutputError, RenderError, evaluate, render
 from runner.selection import Entrant, Point, choose_winner, frontier, parse_score
 from runner.status import Status
 
@@ -84,6 +86,17 @@ async def _tournament(
     spend = Spend()
 
     async def score(index: int, output: Any) -> float:
+        try:
+            return await judge(index, output)
+        except NodeFailed:
+            raise
+        except BudgetExceeded as exc:
+            engine.halt(Status.BUDGET_EXCEEDED, str(exc))
+            raise NodeFailed(Status.BUDGET_EXCEEDED, str(exc)) from exc
+        except (RenderError, OutputError, RunnerError) as exc:
+            raise NodeFailed(Status.FAILED, f"judging candidate {index}: {exc}") from exc
+
+    async def judge(index: int, output: Any) -> float:
         nonlocal spend
         scope = frame.scope().with_variables(candidate=output)
         if node.score is not None:
@@ -111,8 +124,11 @@ async def _tournament(
 
     indices = sorted(finished)
     # A task group: when one judge fails, the others are cancelled and awaited, not left behind.
-    async with asyncio.TaskGroup() as group:
-        tasks = [group.create_task(score(i, finished[i])) for i in indices]
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(score(i, finished[i])) for i in indices]
+    except* NodeFailed as judged:
+        raise judged.exceptions[0] from None
     scores = [task.result() for task in tasks]
     entrants = [
         Entrant(index=i, score=s, cost_usd=costs.get(i, 0.0))

@@ -128,7 +128,18 @@ class Engine:
         reason = self.stop.reason or next(
             (r.error for r in self.results if r.status is status and r.error), None
         )
-        tests = self.check_tests(frame) if status is Status.SUCCEEDED else ()
+        tests = (
+            self.check_tests(frame)
+            if status is Status.SUCCEEDED
+            else tuple(
+                TestResult(
+                    name=test.name,
+                    passed=False,
+                    message=f"not evaluated: the run ended {status.value}",
+                )
+                for test in self.workflow.tests or ()
+            )
+        )
         spend = sum((r.spend for r in self.results), Spend())
         return RunResult(
             workflow=workflow.name,

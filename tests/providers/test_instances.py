@@ -53,7 +53,7 @@ def valid(schema: Any, value: Any) -> bool:
 def integers(draw: st.DrawFn) -> dict[str, Any]:
     low = draw(st.integers(-(10**6), 10**6))
     step = draw(st.sampled_from([1, 1, 2, 3, 7, 0.5, 1.5]))
-    # Any span of `numerator` consecutive integers holds a multiple of the step.
+    # Integer multiples of 0.5, 1.5 or 7 are multiples of 1, 3 or 7: the span holds some.
     span = draw(st.integers(0, 50)) + 3 * max(1, int(step))
     schema: dict[str, Any] = {"type": "integer"}
     if draw(st.booleans()):

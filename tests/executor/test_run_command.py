@@ -1,0 +1,325 @@
+"""`branchleaf run` as users run it: exit codes, messages and the JSON summary."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from runner.main import main
+
+WORKFLOW = """\
+version: 1
+name: small
+inputs: {n: {type: integer, default: 2}}
+roles: {reviewer: {needs: [json_mode]}}
+steps:
+  kind: sequence
+  id: main
+  steps:
+    - kind: expand
+      id: review
+      over: "range(inputs.n) | list"
+      as: item
+      max_children: 10
+      body:
+        kind: leaf
+        id: one
+        role: reviewer
+        prompt: "Review item {{ item }}."
+        output: {type: object, properties: {ok: {type: boolean}}, required: [ok]}
+    - kind: reduce
+      id: oks
+      inputs: [review]
+      expr: "outputs.review | selectattr('ok') | list | length"
+tests:
+  - {name: every item reviewed, expect: "outputs.review | length == inputs.n"}
+  - {name: {test_name}, expect: "{expect}"}
+"""
+SCRIPT = """\
+nodes:
+  "one[1]": {reply: {ok: false}}
+  "one*": {reply: {ok: true}}
+"""
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def write(path: Path, text: str) -> str:
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
+    return path.name
+
+
+def workflow(expect: str = "outputs.oks == inputs.n - 1", test_name: str = "one not ok") -> str:
+    return WORKFLOW.replace("{test_name}", test_name).replace("{expect}", expect)
+
+
+def summary(workdir: Path, name: str = "small") -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(
+        (workdir / "reports" / f"{name}.summary.json").read_text(encoding="utf-8")
+    )
+    return data
+
+
+def run(*args: str) -> int:
+    return main(["run", *args, "--report-dir", "reports"])
+
+
+def test_run_passes_and_writes_the_summary(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    wf = write(workdir / "wf.yaml", workflow())
+    script = write(workdir / "script.yaml", SCRIPT)
+    assert run(wf, "--mock-script", script) == 0
+    out = capsys.readouterr().out
+    assert "small: succeeded" in out
+    assert "summary written to reports/small.summary.json" in out
+    data = summary(workdir)
+    assert data["status"] == "succeeded"
+    assert data["passed"] is True
+    assert data["reason"] is None
+    assert data["output"] == 1
+    assert data["tests"] == [
+        {"name": "every item reviewed", "passed": True, "message": None},
+        {"name": "one not ok", "passed": True, "message": None},
+    ]
+    nodes = {node["path"]: node for node in data["nodes"]}
+    assert set(nodes) == {"one[0]", "one[1]", "review", "oks", "main"}
+    assert all(node["status"] == "succeeded" for node in nodes.values())
+    assert nodes["one[1]"]["id"] == "one"
+    assert nodes["review"]["decision"] == {"items": 2}
+    assert data["spend"]["calls"] == 2
+    assert data["spend"]["prompt_tokens"] > 0
+    assert not list((workdir / "reports").glob("*.tmp"))
+
+
+def test_a_failing_workflow_test_exits_1(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    wf = write(workdir / "wf.yaml", workflow(expect="outputs.oks == inputs.n", test_name="all ok"))
+    script = write(workdir / "script.yaml", SCRIPT)
+    assert run(wf, "--mock-script", script) == 1
+    out = capsys.readouterr().out
+    assert "all ok" in out
+    data = summary(workdir)
+    assert data["status"] == "succeeded"
+    assert data["passed"] is False
+    assert data["tests"][1] == {
+        "name": "all ok",
+        "passed": False,
+        "message": "expected 'outputs.oks == inputs.n' to hold, got False",
+    }
+
+
+def test_a_failing_node_exits_1_and_is_listed(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    wf = write(workdir / "wf.yaml", workflow())
+    script = write(workdir / "script.yaml", 'nodes:\n  "one[1]": {reply: "not json"}\n')
+    assert run(wf, "--mock-script", script) == 1
+    out = capsys.readouterr().out
+    assert "nodes that did not succeed" in out
+    assert "one[1]" in out
+    data = summary(workdir)
+    assert data["status"] == "failed"
+    assert data["tests"]
+    assert all(not test["passed"] for test in data["tests"])
+    assert {test["message"] for test in data["tests"]} == {"not evaluated: the run ended failed"}
+    failed = [node for node in data["nodes"] if node["status"] == "failed"]
+    assert [node["path"] for node in failed] == ["one[1]", "review", "main"]
+    assert "the reply is not JSON" in failed[0]["error"]
+    assert [n["path"] for n in data["nodes"] if n["status"] == "skipped"] == ["oks"]
+
+
+def test_inputs_are_typed_by_their_declaration(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    wf = write(workdir / "wf.yaml", workflow())
+    script = write(workdir / "script.yaml", SCRIPT)
+    assert run(wf, "--mock-script", script, "--input", "n=3") == 0
+    data = summary(workdir)
+    assert data["output"] == 2
+    assert [n["path"] for n in data["nodes"] if n["id"] == "one"] == ["one[0]", "one[1]", "one[2]"]
+
+    capsys.readouterr()
+    assert run(wf, "--input", "n=three") == 2
+    err = capsys.readouterr().err
+    assert "--input n=three is not a valid integer" in err
+    assert run(wf, "--input", "n=2.5") == 2
+    err = capsys.readouterr().err
+    assert "--input n=2.5 is not a" in err
+    assert "integer, as the workflow declares it" in err
+
+
+def test_an_unknown_input_exits_2(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    wf = write(workdir / "wf.yaml", workflow())
+    assert run(wf, "--input", "m=3") == 2
+    captured = capsys.readouterr()
+    assert "the workflow 'small' has no input 'm' (declared: n)" in captured.err
+    assert not (workdir / "reports").exists()
+
+
+def test_a_malformed_input_pair_exits_2(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    wf = write(workdir / "wf.yaml", workflow())
+    assert run(wf, "--input", "n") == 2
+    assert "--input 'n' is not of the form name=value" in capsys.readouterr().err
+
+
+def test_a_bad_mock_script_exits_2_with_its_line(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    wf = write(workdir / "wf.yaml", workflow())
+    script = write(
+        workdir / "script.yaml",
+        """\
+        nodes:
+          one: {reply: {ok: true}}
+          flaky: {errors: [404]}
+        """,
+    )
+    assert run(wf, "--mock-script", script) == 2
+    err = capsys.readouterr().err
+    assert "script.yaml:3:" in err
+    assert "/nodes/flaky/errors/0" in err
+    assert not (workdir / "reports").exists()
+
+
+def test_an_invalid_workflow_exits_2_before_running(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    wf = write(workdir / "wf.yaml", workflow().replace("      max_children: 10\n", ""))
+    assert run(wf) == 2
+    err = capsys.readouterr().err
+    assert "wf.yaml:" in err
+    assert "max_children" in err
+    assert not (workdir / "reports").exists()
+
+
+def test_a_budget_stop_exits_1_with_a_summary(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    wf = write(
+        workdir / "wf.yaml",
+        """\
+        version: 1
+        name: tight
+        roles: {w: {}}
+        budget: {tokens: 10}
+        steps:
+          kind: sequence
+          id: main
+          steps:
+            - {kind: leaf, id: big, role: w, prompt: "hello", max_tokens: 500}
+        """,
+    )
+    assert run(wf) == 1
+    assert summary(workdir, "tight")["status"] == "budget_exceeded"
+
+
+# -- a real OpenAI-compatible server on loopback ----------------------------------------------
+
+
+class ChatServer(ThreadingHTTPServer):
+    daemon_threads = True
+    received: list[tuple[str, dict[str, Any]]]
+
+
+class ChatHandler(BaseHTTPRequestHandler):
+    server: ChatServer
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        self.server.received.append((self.path, body))
+        if self.path != "/v1/chat/completions":
+            self.send_error(404)
+            return
+        reply = {
+            "id": "chatcmpl-1",
+            "object": "chat.completion",
+            "model": body["model"],
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": '{"ok": true}'},
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": {
+                "prompt_tokens": 123,
+                "completion_tokens": 7,
+                "total_tokens": 130,
+                "prompt_tokens_details": {"cached_tokens": 100},
+            },
+        }
+        data = json.dumps(reply).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def chat_server() -> Iterator[ChatServer]:
+    server = ChatServer(("127.0.0.1", 0), ChatHandler)
+    server.received = []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+def test_a_role_served_by_an_openai_compatible_server(
+    workdir: Path, capsys: pytest.CaptureFixture[str], chat_server: ChatServer
+) -> None:
+    port = chat_server.server_address[1]
+    write(
+        workdir / "branchleaf.yaml",
+        f"""\
+        providers:
+          local:
+            type: openai
+            base_url: http://127.0.0.1:{port}/v1
+            timeout_s: 10
+            models:
+              small:
+                capabilities: [json_mode]
+                price: {{input_per_mtok: 1.0, output_per_mtok: 2.0}}
+        roles:
+          reviewer: {{provider: local, model: small}}
+        """,
+    )
+    wf = write(workdir / "wf.yaml", workflow(expect="outputs.oks == inputs.n", test_name="all ok"))
+    assert run(wf, "--input", "n=1") == 0, capsys.readouterr()
+    data = summary(workdir)
+    assert data["status"] == "succeeded"
+    assert data["output"] == 1
+    assert data["spend"] == {
+        "calls": 1,
+        "prompt_tokens": 123,
+        "completion_tokens": 7,
+        "cached_prompt_tokens": 100,
+        "cost_usd": pytest.approx((123 * 1.0 + 7 * 2.0) / 1_000_000),
+    }
+    [leaf] = [node for node in data["nodes"] if node["id"] == "one"]
+    assert leaf["tokens"] == 130
+    [(path, body)] = chat_server.received
+    assert path == "/v1/chat/completions"
+    assert body["model"] == "small"
+    assert body["response_format"] == {"type": "json_object"}
+    assert body["messages"][-1] == {"role": "user", "content": "Review item 0."}
