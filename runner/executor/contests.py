@@ -187,7 +187,9 @@ def _pareto(
         for p in points
     }
     output = {
-        "frontier": [entry[i] for i in kept],
+        "frontier": [finished[i] for i in kept],
+        "values": [entry[i]["values"] for i in kept],
+        "indices": list(kept),
         "harvest": [entry[p.index] for p in points if p.index not in kept] + failures,
     }
     return output, Spend(), {"frontier": list(kept), "candidates": len(points)}

@@ -657,13 +657,9 @@ def test_pareto_keeps_the_frontier_over_its_objectives(tmp_path: Path) -> None:
         """
     result = execute(workflow, mock(tmp_path, script), tmp_path)
     assert result.status is Status.SUCCEEDED, result.reason
-    frontier = result.output["frontier"]
-    assert [entry["index"] for entry in frontier] == [0, 1, 3]
-    assert frontier[1] == {
-        "index": 1,
-        "output": {"quality": 3, "cost": 1},
-        "values": {"quality": 3.0, "cost": 1.0},
-    }
+    assert result.output["indices"] == [0, 1, 3]
+    assert result.output["frontier"][1] == {"quality": 3, "cost": 1}
+    assert result.output["values"][1] == {"quality": 3.0, "cost": 1.0}
     # Option 2 is worse than option 0 on both objectives.
     assert [entry["index"] for entry in result.output["harvest"]] == [2]
     assert by_path(result)["front"].decision == {"frontier": [0, 1, 3], "candidates": 4}
