@@ -19,7 +19,7 @@ COMMANDS = {
     "validate": "Check workflow files (schema and semantic rules); exit 2 when any is invalid.",
     "compile": "Print the canonical JSON document of a workflow (YAML, JSON or Starlark).",
     "graph": "Print a Mermaid flowchart of a workflow.",
-    "run": "Run a workflow (mock provider by default), check its tests, write a JSON summary.",
+    "run": "Run workflows (mock provider by default), check their tests, write JSON summaries.",
 }
 """Command name -> help; each is implemented by ``runner.commands.<name>.run``."""
 
@@ -52,12 +52,15 @@ def _parser() -> argparse.ArgumentParser:
     graph.add_argument("-o", "--output", help="write to this file instead of stdout")
 
     run = sub.add_parser("run", help=COMMANDS["run"], description=COMMANDS["run"])
-    run.add_argument("workflow", metavar="WORKFLOW", help="workflow file")
+    run.add_argument("workflow", nargs="+", metavar="WORKFLOW", help="workflow files, run in turn")
     run.add_argument(
         "--input", action="append", metavar="NAME=VALUE", help="an input, typed as declared"
     )
     run.add_argument("--config", help="branchleaf.yaml (default: ./branchleaf.yaml, else mock)")
     run.add_argument("--mock-script", help="script the mock provider's replies")
+    run.add_argument(
+        "--mock", action="store_true", help="dry run: every role on the mock provider, no config"
+    )
     run.add_argument(
         "--report-dir", default=".branchleaf/reports", help="where the JSON summary goes"
     )

@@ -140,7 +140,7 @@ def _project(root: Path, files: dict[str, str]) -> Path:
 
 
 def _try_repo(
-    hook_repo: Path, home: Path, project: Path, *files: str
+    hook_repo: Path, home: Path, project: Path, *files: str, hook: str = HOOK
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [
@@ -149,7 +149,7 @@ def _try_repo(
             "pre_commit",
             "try-repo",
             str(hook_repo),
-            HOOK,
+            hook,
             "--verbose",
             "--color",
             "never",
@@ -212,3 +212,39 @@ def test_starlark_library_passes(hook_repo: Path, pre_commit_home: Path, tmp_pat
     output = done.stdout + done.stderr
     assert done.returncode == 0, output
     assert "Passed" in output
+
+
+def test_dry_run_runs_workflows_on_the_mock(
+    hook_repo: Path, pre_commit_home: Path, tmp_path: Path
+) -> None:
+    """branchleaf-dry-run runs the named workflows with every role on the mock provider."""
+    failing = GOOD.replace("name: good", "name: failing") + (
+        "tests:\n  - {name: never, expect: \"outputs.hello == 'no'\"}\n"
+    )
+    project = _project(
+        tmp_path,
+        {
+            "workflows/good.yaml": GOOD,
+            "workflows/failing.yaml": failing,
+            "workflows/greetings.star": LIBRARY,
+            "branchleaf.yaml": "roles: {default: {provider: nowhere}}\n",
+        },
+    )
+
+    passed = _try_repo(
+        hook_repo,
+        pre_commit_home,
+        project,
+        "workflows/good.yaml",
+        "workflows/greetings.star",
+        hook="branchleaf-dry-run",
+    )
+    failed = _try_repo(
+        hook_repo, pre_commit_home, project, "workflows/failing.yaml", hook="branchleaf-dry-run"
+    )
+
+    assert passed.returncode == 0, passed.stdout + passed.stderr
+    assert "good: succeeded" in passed.stdout
+    assert failed.returncode != 0, failed.stdout + failed.stderr
+    assert "failing: succeeded" in failed.stdout
+    assert "never" in failed.stdout

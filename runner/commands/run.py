@@ -17,9 +17,10 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from runner.compiler.pipeline import compile_file
-from runner.config import load_config
-from runner.errors import UsageError
+from runner import ir
+from runner.compiler.pipeline import check_file
+from runner.config import DEFAULT, Config, load_config
+from runner.errors import CompileError, UsageError
 from runner.executor.engine import Engine
 from runner.executor.results import RunResult
 from runner.progress import LiveProgress, PlainProgress
@@ -42,10 +43,31 @@ def parse_inputs(pairs: list[str]) -> dict[str, str]:
 
 
 def run(args: argparse.Namespace, console: Console) -> int:
-    """Run one workflow; 0 when every node and test passed, 1 otherwise, 130 if interrupted."""
-    config = load_config(args.config)
+    """Run each workflow given; 0 when every node and test passed, 1 otherwise, 130 if
+    interrupted (the remaining workflows are then not started)."""
+    config = DEFAULT if args.mock else load_config(args.config)
     capabilities = config.capabilities if config.path is not None else None
-    workflow = compile_file(args.workflow, capabilities=capabilities)
+    worst, ran = 0, 0
+    for path in args.workflow:
+        checked = check_file(path, capabilities=capabilities, lenient=True)
+        if checked.diagnostics:
+            raise CompileError(checked.diagnostics)
+        if checked.workflow is None:  # a Starlark library, or YAML that is not a workflow
+            console.print(f"- {path} skipped: not a workflow ({checked.kind})", markup=False)
+            continue
+        code = _run_one(checked.workflow, config, args, console)
+        ran += 1
+        if code == 130:
+            return 130
+        worst = max(worst, code)
+    if not ran:
+        raise UsageError("none of the files given is a workflow to run")
+    return worst
+
+
+def _run_one(
+    workflow: ir.Workflow, config: Config, args: argparse.Namespace, console: Console
+) -> int:
     inputs = resolve_inputs(workflow, parse_inputs(args.input or []))
     roles = [name for name, _ in workflow.roles or ()]
     providers = build_providers(config, roles, mock_script=args.mock_script)

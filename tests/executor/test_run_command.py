@@ -323,3 +323,31 @@ def test_a_role_served_by_an_openai_compatible_server(
     assert body["model"] == "small"
     assert body["response_format"] == {"type": "json_object"}
     assert body["messages"][-1] == {"role": "user", "content": "Review item 0."}
+
+
+def test_mock_flag_ignores_the_config_and_runs_several_workflows(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write(
+        workdir / "branchleaf.yaml",
+        """\
+        providers:
+          remote: {type: openai, base_url: "http://127.0.0.1:9/v1", api_key_env: UNSET_KEY_X}
+        roles:
+          default: {provider: remote}
+        """,
+    )
+    wf = write(workdir / "wf.yaml", workflow(expect="true", test_name="runs"))
+    lib = write(workdir / "lib.star", "def helper():\n    return 1\n")
+    assert run(wf) == 2  # the configured provider cannot serve the workflow's roles
+    assert "provider 'remote'" in capsys.readouterr().err
+    assert run("--mock", lib, wf, wf) == 0
+    out = capsys.readouterr().out
+    assert f"{lib} skipped: not a workflow (library)" in out
+    assert out.count("small: succeeded") == 2
+
+
+def test_nothing_to_run_is_a_usage_error(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    lib = write(workdir / "lib.star", "def helper():\n    return 1\n")
+    assert run(lib) == 2
+    assert "none of the files given is a workflow" in capsys.readouterr().err
