@@ -15,7 +15,8 @@ from typing import Any
 
 from runner import ir
 from runner.budget import Amount, Ledger, reserve, settle, worst_case
-from runner.config import MOCK, Config
+from runner.config import MOCK, Config, Model
+from runner.config import Provider as ProviderConfig
 from runner.executor.results import Spend
 from runner.providers.base import (
     ChatMessage,
@@ -77,6 +78,14 @@ class Caller:
         self.providers = providers
         self.policy = policy
         self.rng = rng
+        self._served: dict[str, tuple[ProviderConfig, Model | None]] = {}
+
+    def serve(self, role: str) -> tuple[ProviderConfig, Model | None]:
+        """The provider and model serving ``role``, resolved once per role."""
+        found = self._served.get(role)
+        if found is None:
+            found = self._served[role] = self.config.serve(role)
+        return found
 
     def request(
         self,
@@ -90,7 +99,7 @@ class Caller:
         sample: int,
     ) -> ModelRequest:
         """The request for ``role``, with the model and JSON mode its configuration gives."""
-        provider, model = self.config.serve(role)
+        provider, model = self.serve(role)
         json_capable = provider.type == MOCK or (
             model is not None and "json_mode" in model.capabilities
         )
@@ -108,7 +117,7 @@ class Caller:
 
     async def call(self, request: ModelRequest, ledger: Ledger | None) -> Call:
         """Reserve the worst case, call the provider (retrying transient failures), settle."""
-        provider_config, model = self.config.serve(request.role)
+        provider_config, model = self.serve(request.role)
         provider = self.providers[provider_config.name]
         prompt = "".join(message.content for message in request.messages)
         price_in = model.input_per_mtok if model else 0.0

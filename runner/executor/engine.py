@@ -101,7 +101,8 @@ class Engine:
             variables={},
             leaf_limits=limits,
             branches=concurrency.branches,
-            ledger=Ledger("the run", budget),
+            # With no limit at all there is nothing to hold calls against.
+            ledger=Ledger("the run", budget) if budget != ir.Budget() else None,
             commands=(workflow.permissions.commands or ()) if workflow.permissions else (),
             cwd=self.workspace,
         )
