@@ -44,13 +44,11 @@ class AnthropicProvider:
         self.name = config.name
         self.config = config
         key = require_api_key(config)
-        self._client = HttpClient(
-            provider=config.name,
-            base_url=config.base_url or DEFAULT_BASE_URL,
+        self._client = HttpClient.for_provider(
+            config,
+            default_base_url=DEFAULT_BASE_URL,
             headers={"x-api-key": key, "anthropic-version": API_VERSION},
             secret=key,
-            timeout_s=config.timeout_s,
-            max_retries=config.max_retries,
             sleep=sleep,
             rng=rng,
         )

@@ -191,6 +191,29 @@ class HttpClient:
         self._session.mount("https://", adapter)
         self._session.headers.update(headers)
 
+    @classmethod
+    def for_provider(
+        cls,
+        config: ProviderConfig,
+        *,
+        default_base_url: str,
+        headers: Mapping[str, str],
+        secret: str | None,
+        sleep: Callable[[float], None] = time.sleep,
+        rng: random.Random | None = None,
+    ) -> HttpClient:
+        """The client for a configured provider: its URL, timeout and retries."""
+        return cls(
+            provider=config.name,
+            base_url=config.base_url or default_base_url,
+            headers=headers,
+            secret=secret,
+            timeout_s=config.timeout_s,
+            max_retries=config.max_retries,
+            sleep=sleep,
+            rng=rng,
+        )
+
     def close(self) -> None:
         """Release pooled connections."""
         self._session.close()

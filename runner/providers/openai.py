@@ -45,13 +45,11 @@ class OpenAIProvider:
         # Local servers (Ollama, vLLM) take no key, so one is needed only when a variable is named.
         key = read_api_key(config)
         headers = {"Authorization": f"Bearer {key}"} if key else {}
-        self._client = HttpClient(
-            provider=config.name,
-            base_url=config.base_url or DEFAULT_BASE_URL,
+        self._client = HttpClient.for_provider(
+            config,
+            default_base_url=DEFAULT_BASE_URL,
             headers=headers,
             secret=key,
-            timeout_s=config.timeout_s,
-            max_retries=config.max_retries,
             sleep=sleep,
             rng=rng,
         )
