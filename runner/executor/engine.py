@@ -56,10 +56,6 @@ class NodeFailed(Exception):
         self.reason = reason
 
 
-class _RunStopped(Exception):
-    """The whole run was stopped (budget, interrupt): unwinds everything."""
-
-
 class Engine:
     """Runs one workflow once."""
 
@@ -75,7 +71,6 @@ class Engine:
         seed: int = 0,
     ) -> None:
         self.workflow = workflow
-        self.config = config
         self.workspace = workspace
         self.observer = observer
         self.caller = Caller(config, providers, retry_policy or RetryPolicy(), random.Random(seed))

@@ -167,11 +167,11 @@ async def _leaf(engine: Engine, node: ir.Leaf, frame: Frame) -> Ran:
 
 
 async def _command(engine: Engine, node: ir.Command, frame: Frame) -> Ran:
-    from runner.executor.commands import admitted, run_command
+    from runner.executor.commands import admitted, command_line, run_command
 
     scope = frame.scope()
     argv = [render(item, scope) for item in node.run]
-    line = " ".join(argv)
+    line = command_line(argv)
     if not admitted(line, frame.commands):
         allowed = ", ".join(frame.commands) or "none"
         raise _failed(
