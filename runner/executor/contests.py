@@ -11,7 +11,7 @@ from runner.canonical import canonical_json
 from runner.errors import RunnerError
 from runner.executor.frames import Frame, Tally
 from runner.executor.kinds import Ran, fan_out, model_call
-from runner.executor.results import Spend
+from runner.executor.results import NodeFailed, Spend
 from runner.providers.base import ChatMessage
 from runner.render import OutputError, RenderError, evaluate, render
 from runner.selection import Entrant, Point, choose_winner, frontier, parse_score
@@ -32,8 +32,6 @@ JUDGE_SCHEMA: dict[str, Any] = {
 
 async def contest(engine: Engine, node: ir.Tournament | ir.Pareto, frame: Frame) -> Ran:
     """Run a tournament or a pareto node."""
-    from runner.executor.engine import NodeFailed
-
     tallies: list[Tally] = []
 
     def tallied(**changes: Any) -> Frame:
@@ -81,8 +79,6 @@ async def _tournament(
     failures: list[dict[str, Any]],
     costs: dict[int, float],
 ) -> Ran:
-    from runner.executor.engine import NodeFailed
-
     spend = Spend()
 
     async def score(index: int, output: Any) -> float:
@@ -160,8 +156,6 @@ async def _tournament(
 def _pareto(
     node: ir.Pareto, frame: Frame, finished: dict[int, Any], failures: list[dict[str, Any]]
 ) -> Ran:
-    from runner.executor.engine import NodeFailed
-
     points = []
     for index, output in sorted(finished.items()):
         scope = frame.scope().with_variables(candidate=output)

@@ -28,7 +28,7 @@ from runner.errors import RunnerError
 from runner.executor import kinds
 from runner.executor.calls import Caller, RetryPolicy
 from runner.executor.frames import Frame
-from runner.executor.results import NodeResult, RunResult, Spend, TestResult
+from runner.executor.results import NodeFailed, NodeResult, RunResult, Spend, TestResult
 from runner.providers.base import Provider
 from runner.render import OutputError, RenderError, evaluate
 from runner.status import Outcome, Status, run_status
@@ -45,15 +45,6 @@ class Observer(Protocol):
 
 
 _NOTHING = Spend()
-
-
-class NodeFailed(Exception):
-    """A node ended without success; carries the status and the reason."""
-
-    def __init__(self, status: Status, reason: str) -> None:
-        super().__init__(reason)
-        self.status = status
-        self.reason = reason
 
 
 class Engine:

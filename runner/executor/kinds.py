@@ -14,7 +14,7 @@ from runner.canonical import canonical_json
 from runner.errors import RunnerError
 from runner.executor.calls import chat
 from runner.executor.frames import Frame
-from runner.executor.results import Spend
+from runner.executor.results import NodeFailed, Spend
 from runner.providers.base import ChatMessage
 from runner.render import evaluate, parse_reply, plain_schema, render
 from runner.status import Status, run_status
@@ -141,8 +141,6 @@ def _watch_repeats(watch: dict[str, tuple[str, int]], node_id: str, request: Any
     count = count + 1 if key == last else 1
     watch[node_id] = (key, count)
     if count >= REPEATS_STUCK:
-        from runner.executor.engine import NodeFailed
-
         raise NodeFailed(
             Status.STUCK, f"the same request was sent {count} times in a row within the loop"
         )
@@ -218,8 +216,6 @@ async def fan_out(
     at once under ``fail_fast``), unless ``keep_failures``: failures then come back in place of
     outputs.
     """
-    from runner.executor.engine import NodeFailed
-
     limit = asyncio.Semaphore(frame.branches) if frame.branches else None
     isolation = getattr(node, "isolation", None)
 
@@ -307,8 +303,6 @@ async def _loop(engine: Engine, node: ir.LoopUntil, frame: Frame) -> Ran:
             return output, Spend(), {"iterations": iteration + 1, "until": True}
         snapshot = canonical_json(dict(layer.outputs.maps[0]))
         if snapshot == previous:
-            from runner.executor.engine import NodeFailed
-
             raise NodeFailed(
                 Status.STUCK,
                 f"iteration {iteration} left every output as iteration {iteration - 1} had it",
@@ -360,6 +354,4 @@ async def _teacher(engine: Engine, node: ir.TeacherReview, frame: Frame) -> Ran:
 
 
 def _failed(reason: str) -> Exception:
-    from runner.executor.engine import NodeFailed
-
     return NodeFailed(Status.FAILED, reason)

@@ -107,3 +107,12 @@ class RunResult:
     def passed(self) -> bool:
         """Whether every node succeeded (or was skipped) and every test passed."""
         return self.status is Status.SUCCEEDED and all(test.passed for test in self.tests)
+
+
+class NodeFailed(Exception):
+    """A node ended without success; carries the status and the reason."""
+
+    def __init__(self, status: Status, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
