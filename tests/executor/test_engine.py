@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import subprocess
 import textwrap
 import time
 from collections.abc import Mapping
@@ -14,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import git
 from jsonschema import Draft202012Validator
 
 from runner import ir
@@ -1372,35 +1372,6 @@ def test_a_loop_repeating_the_same_leaf_request_ends_stuck(tmp_path: Path) -> No
 
 
 # -- worktree isolation -----------------------------------------------------------------------
-
-GIT_ENV = {
-    "GIT_AUTHOR_NAME": "t",
-    "GIT_AUTHOR_EMAIL": "t@example.com",
-    "GIT_COMMITTER_NAME": "t",
-    "GIT_COMMITTER_EMAIL": "t@example.com",
-}
-
-
-def git(repo: Path, *args: str) -> str:
-    done = subprocess.run(
-        ["git", "-C", str(repo), *args],
-        check=True,
-        capture_output=True,
-        text=True,
-        env={**GIT_ENV, "PATH": os.environ["PATH"], "HOME": str(repo)},
-    )
-    return done.stdout
-
-
-@pytest.fixture
-def repo(tmp_path: Path) -> Path:
-    root = tmp_path / "repo"
-    root.mkdir()
-    git(root, "init", "-q")
-    (root / "README.md").write_text("hello\n")
-    git(root, "add", "README.md")
-    git(root, "commit", "-q", "-m", "first")
-    return root
 
 
 def worktree_workflow(tmp_path: Path, isolation: str, right_exit: int = 0) -> ir.Workflow:

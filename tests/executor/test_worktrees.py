@@ -7,38 +7,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from conftest import git
 
 from runner.errors import RunnerError
 from runner.executor.worktrees import WorktreeError, Worktrees, leftover
-
-GIT_ENV = {
-    "GIT_AUTHOR_NAME": "t",
-    "GIT_AUTHOR_EMAIL": "t@example.com",
-    "GIT_COMMITTER_NAME": "t",
-    "GIT_COMMITTER_EMAIL": "t@example.com",
-}
-
-
-def git(repo: Path, *args: str) -> str:
-    done = subprocess.run(
-        ["git", "-C", str(repo), *args],
-        check=True,
-        capture_output=True,
-        text=True,
-        env={**GIT_ENV, "PATH": "/usr/bin:/bin", "HOME": str(repo)},
-    )
-    return done.stdout
-
-
-@pytest.fixture
-def repo(tmp_path: Path) -> Path:
-    root = tmp_path / "repo"
-    root.mkdir()
-    git(root, "init", "-q")
-    (root / "README.md").write_text("hello\n")
-    git(root, "add", "README.md")
-    git(root, "commit", "-q", "-m", "first")
-    return root
 
 
 def registered(repo: Path) -> list[Path]:
