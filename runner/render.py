@@ -13,12 +13,12 @@ from typing import Any
 
 from jinja2 import Template, Undefined
 from jinja2.exceptions import TemplateError
-from jsonschema import Draft202012Validator
 
 from runner import ir
 from runner.canonical import thaw
 from runner.errors import UsageError
 from runner.expressions import compile_expression, environment
+from runner.schemas import compiled
 
 
 class RenderError(Exception):
@@ -93,26 +93,9 @@ def evaluate(source: str, scope: Scope) -> Any:
 _FENCE = re.compile(r"^\s*```[A-Za-z0-9_-]*\s*\n?(?P<body>.*?)\n?\s*```\s*$", re.DOTALL)
 
 
-_VALIDATORS: dict[int, tuple[Any, Draft202012Validator]] = {}
-
-
-def plain_schema(schema: Any) -> Any:
-    """A frozen output schema as plain JSON, converted once per schema object."""
-    return validator_for(schema).schema
-
-
-def validator_for(schema: Any) -> Draft202012Validator:
-    """The compiled validator of a schema, built once per schema object (the IR keeps them)."""
-    found = _VALIDATORS.get(id(schema))
-    if found is None or found[0] is not schema:
-        found = (schema, Draft202012Validator(thaw(schema)))
-        _VALIDATORS[id(schema)] = found
-    return found[1]
-
-
 def parse_reply(text: str, schema: Any) -> Any:
     """The reply as JSON valid for ``schema``; one repair pass strips code fences."""
-    validator = validator_for(schema)
+    checker = compiled(schema)
     attempts = [text]
     fenced = _FENCE.match(text)
     if fenced:
@@ -124,7 +107,9 @@ def parse_reply(text: str, schema: Any) -> Any:
         except json.JSONDecodeError as exc:
             problem = f"the reply is not JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
             continue
-        error = next(iter(validator.iter_errors(value)), None)
+        if checker.check is not None and checker.check(value):
+            return value
+        error = next(iter(checker.validator.iter_errors(value)), None)
         if error is None:
             return value
         where = "/" + "/".join(str(p) for p in error.absolute_path)

@@ -16,7 +16,8 @@ from runner.executor.calls import chat
 from runner.executor.frames import Frame
 from runner.executor.results import NodeFailed, Spend
 from runner.providers.base import ChatMessage
-from runner.render import evaluate, parse_reply, plain_schema, render
+from runner.render import evaluate, parse_reply, render
+from runner.schemas import compiled
 from runner.status import Status, run_status
 
 if TYPE_CHECKING:
@@ -102,7 +103,7 @@ async def model_call(
     sample: int,
 ) -> tuple[Any, Spend]:
     """One model call under the frame's bounds and budget; the reply parsed when ``output``."""
-    schema = plain_schema(output) if output is not None else None
+    schema = compiled(output).plain if output is not None else None
     request = engine.caller.request(
         node_id=node_id,
         role=role,

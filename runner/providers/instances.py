@@ -9,11 +9,9 @@ or a ValueError names the part of the schema that could not be satisfied.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import importlib
 import itertools
-import json
 import math
 import re
 from collections.abc import Callable, Iterator
@@ -26,6 +24,7 @@ from referencing.exceptions import Unresolvable
 
 from runner.canonical import canonical_json, thaw
 from runner.compiler.source import pointer_join
+from runner.schemas import Compiled, compiled
 
 OPTIONAL_DEPTH = 5
 """From this depth on only what is required is made, so recursive schemas end."""
@@ -54,10 +53,11 @@ _HINTS = (
 def instance(schema: Any, seed: bytes) -> Any:
     """A value valid against ``schema``, the same for the same seed; ValueError if none is found."""
     try:
-        root, validator = _compiled(canonical_json(schema))
-    except TypeError as exc:
+        schema_of = compiled(schema)
+    except (TypeError, ValueError) as exc:
         raise ValueError(f"the schema is not JSON: {exc}") from exc
-    maker = _Maker(root, seed, validator)
+    root, validator = schema_of.plain, schema_of.validator
+    maker = _Maker(root, seed, schema_of)
     try:
         value = maker.made([(root, "")], "", 0)
         if maker.valid(root, value):
@@ -78,14 +78,6 @@ def instance(schema: Any, seed: bytes) -> Any:
     raise ValueError(f"{_at(where)}: the value made for it fails: {error.message}")
 
 
-@functools.lru_cache(maxsize=256)
-def _compiled(text: str) -> tuple[Any, Draft202012Validator]:
-    # Keyed by canonical text, as a leaf's schema is the same across its many calls. The schema
-    # is only read, never changed, and values taken from it (enum, const) are copied.
-    schema = json.loads(text)
-    return schema, Draft202012Validator(schema)
-
-
 def _at(where: str) -> str:
     return f"the schema at {where or '/'}"
 
@@ -93,14 +85,16 @@ def _at(where: str) -> str:
 class _Maker:
     """Makes one value for one root schema and seed."""
 
-    def __init__(self, root: Any, seed: bytes, validator: Draft202012Validator) -> None:
+    def __init__(self, root: Any, seed: bytes, schema: Compiled) -> None:
         self.root = root
         self.seed = seed
-        self.validator = validator
+        self.schema = schema
         self.checks = 0
 
     def pick(self, pointer: str, tag: str, count: int) -> int:
         """A number below ``count`` read from the seed, the value's pointer and a purpose."""
+        if count == 1:
+            return 0
         data = b"%b\0%b\0%b" % (self.seed, pointer.encode(), tag.encode())
         return int.from_bytes(hashlib.sha256(data).digest()[:8], "big") % count
 
@@ -113,8 +107,9 @@ class _Maker:
         self.checks += 1
         if self.checks > MAX_CHECKS:
             raise ValueError(f"{_at('')}: gave up after {MAX_CHECKS} tries to satisfy it")
-        checker = self.validator if schema is self.root else self.validator.evolve(schema=schema)
-        return bool(checker.is_valid(value))
+        if schema is self.root:
+            return self.schema.is_valid(value)
+        return bool(self.schema.validator.evolve(schema=schema).is_valid(value))
 
     def resolve(self, ref: Any, where: str) -> tuple[Any, str]:
         if not isinstance(ref, str) or not ref.startswith("#"):

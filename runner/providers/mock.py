@@ -20,6 +20,7 @@ from runner.providers.base import (
 )
 from runner.providers.instances import instance
 from runner.providers.script import MockScript, ScriptedError, ScriptEntry
+from runner.schemas import compiled
 
 
 class MockProvider:
@@ -56,13 +57,21 @@ class MockProvider:
     def _derived(self, request: ModelRequest) -> str:
         """The reply no script decides: a function of what a memo key covers, and nothing else,
         so a memo hit from another node gives exactly what a fresh call would."""
+        schema = request.output_schema
+        try:
+            # The schema by its hash, computed once per schema rather than once per call.
+            schema_key = None if schema is None else compiled(schema).digest
+        except (TypeError, ValueError) as exc:
+            raise ProviderError(
+                f"{self.name}: cannot hash the output schema of {request.node_id}: {exc}"
+            ) from exc
         key = {
             "provider": self.name,
             "model": request.model,
             "messages": [[message.role, message.content] for message in request.messages],
             "temperature": request.temperature,
             "max_tokens": request.max_tokens,
-            "output_schema": request.output_schema,
+            "output_schema": schema_key,
             "json_mode": request.json_mode,
             "sample": request.sample,
         }

@@ -1,0 +1,331 @@
+"""Output schemas at run time, compiled once per schema object.
+
+A leaf's output schema is checked once per reply, and the mock checks every value it makes:
+on large fan-outs validation is a large share of a leaf's cost. :func:`compiled` keeps, per
+schema object (the IR's schemas are never changed), its plain JSON, its content hash, the
+general 2020-12 validator, and for simple schemas a fast check: a schema built only from the
+keywords below compiles into nested closures that answer exactly what
+``Draft202012Validator(schema).is_valid`` answers (a property test holds the two together).
+Any other keyword, or a keyword whose value is malformed, gives no fast check, and the general
+validator decides; it also explains every failure.
+
+Supported: boolean schemas; ``type``, ``enum``, ``const``; ``properties``, ``required``,
+``additionalProperties``, ``minProperties``, ``maxProperties``; ``items``, ``minItems``,
+``maxItems``, ``uniqueItems``; ``minLength``, ``maxLength``, ``pattern``; ``minimum``,
+``maximum``, ``exclusiveMinimum``, ``exclusiveMaximum``; and annotations (``format`` included:
+the validator does not assert formats unless asked to).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from jsonschema import Draft202012Validator
+
+from runner.canonical import content_hash, thaw
+
+Check = Callable[[Any], bool]
+"""Whether a JSON value is valid."""
+
+_ANNOTATIONS = frozenset(
+    {
+        "title",
+        "description",
+        "$comment",
+        "examples",
+        "default",
+        "deprecated",
+        "readOnly",
+        "writeOnly",
+        "format",
+    }
+)
+_TYPES: dict[str, Check] = {
+    "object": lambda v: isinstance(v, dict),
+    "array": lambda v: isinstance(v, list),
+    "string": lambda v: isinstance(v, str),
+    "boolean": lambda v: isinstance(v, bool),
+    "null": lambda v: v is None,
+    "number": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
+    "integer": lambda v: (
+        (isinstance(v, int) and not isinstance(v, bool))
+        or (isinstance(v, float) and v.is_integer())
+    ),
+}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Compiled:
+    """One schema, ready to check values against."""
+
+    plain: Any
+    """The schema as plain JSON (dicts and lists)."""
+    digest: str
+    """SHA-256 of its canonical JSON."""
+    validator: Draft202012Validator
+    """The general validator, which also explains failures."""
+    check: Check | None
+    """The fast equivalent of ``validator.is_valid``, for simple schemas."""
+
+    def is_valid(self, value: Any) -> bool:
+        """Whether ``value`` is valid, by the fast check where there is one."""
+        return self.check(value) if self.check is not None else self.validator.is_valid(value)
+
+
+_COMPILED: dict[int, tuple[Any, Compiled]] = {}
+_CACHE_SIZE = 4096
+
+
+def compiled(schema: Any) -> Compiled:
+    """The compiled form of ``schema`` (a JSON value, frozen or not), built once per object.
+
+    Raises TypeError or ValueError for a schema that is not JSON.
+    """
+    found = _COMPILED.get(id(schema))
+    if found is not None and found[0] is schema:
+        return found[1]
+    plain = thaw(schema)
+    result = Compiled(
+        plain=plain,
+        digest=content_hash(plain),
+        validator=Draft202012Validator(plain),
+        check=compile_check(plain),
+    )
+    if len(_COMPILED) >= _CACHE_SIZE:  # schemas built per call: keep the newest ones only
+        del _COMPILED[next(iter(_COMPILED))]
+    # The schema is kept alive with its entry, so its id cannot be reused while it is cached.
+    # Its plain form is what requests carry: it finds the same entry.
+    _COMPILED[id(schema)] = (schema, result)
+    _COMPILED[id(plain)] = (plain, result)
+    return result
+
+
+class _Unsupported(Exception):
+    """The schema needs the general validator."""
+
+
+def compile_check(schema: Any) -> Check | None:
+    """A fast check equivalent to the 2020-12 validator for ``schema``, or ``None``."""
+    try:
+        return _compile(schema)
+    except (_Unsupported, re.error, RecursionError):
+        return None
+
+
+def _always(value: Any) -> bool:
+    return True
+
+
+def _never(value: Any) -> bool:
+    return False
+
+
+def _compile(schema: Any) -> Check:
+    if schema is True:
+        return _always
+    if schema is False:
+        return _never
+    if not isinstance(schema, Mapping):
+        raise _Unsupported
+    checks: list[Check] = []
+    for key in schema:
+        if key not in _KEYWORDS and key not in _ANNOTATIONS:
+            raise _Unsupported
+    if "type" in schema:
+        checks.append(_type(schema["type"]))
+    if "enum" in schema:
+        members = schema["enum"]
+        if isinstance(members, str | Mapping) or not isinstance(members, Sequence):
+            raise _Unsupported
+        allowed = frozenset(_key(member) for member in members)
+        checks.append(lambda v: _key(v) in allowed)
+    if "const" in schema:
+        wanted = _key(schema["const"])
+        checks.append(lambda v: _key(v) == wanted)
+    for group in (_object, _array, _string, _number):
+        check = group(schema)
+        if check is not None:
+            checks.append(check)
+    return _all(checks)
+
+
+def _all(checks: list[Check]) -> Check:
+    if not checks:
+        return _always
+    if len(checks) == 1:
+        return checks[0]
+    if len(checks) == 2:
+        first, second = checks
+        return lambda v: first(v) and second(v)
+    frozen = tuple(checks)
+    return lambda v: all(check(v) for check in frozen)
+
+
+def _type(declared: Any) -> Check:
+    names = [declared] if isinstance(declared, str) else declared
+    if not isinstance(names, list) or not names or any(name not in _TYPES for name in names):
+        raise _Unsupported
+    if len(names) == 1:
+        return _TYPES[names[0]]
+    checks = tuple(_TYPES[name] for name in names)
+    return lambda v: any(check(v) for check in checks)
+
+
+def _count(schema: Mapping[str, Any], key: str) -> int | None:
+    value = schema.get(key)
+    if value is None:
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise _Unsupported
+    return value
+
+
+def _sizes(schema: Mapping[str, Any], low_key: str, high_key: str) -> tuple[int, int | None]:
+    return _count(schema, low_key) or 0, _count(schema, high_key)
+
+
+def _object(schema: Mapping[str, Any]) -> Check | None:
+    properties = schema.get("properties", {})
+    required = schema.get("required", [])
+    extra = schema.get("additionalProperties", True)
+    low, high = _sizes(schema, "minProperties", "maxProperties")
+    if not isinstance(properties, Mapping) or not isinstance(required, list):
+        raise _Unsupported
+    if not all(isinstance(name, str) for name in required):
+        raise _Unsupported
+    if not properties and not required and extra is True and low == 0 and high is None:
+        return None
+    fields = {name: _compile(sub) for name, sub in properties.items()}
+    others = None if extra is True else _compile(extra)
+    needed = tuple(dict.fromkeys(required))
+
+    def check(value: Any) -> bool:
+        if not isinstance(value, dict):
+            return True
+        for name in needed:
+            if name not in value:
+                return False
+        for name, item in value.items():
+            field = fields.get(name, others)
+            if field is not None and not field(item):
+                return False
+        size = len(value)
+        return size >= low and (high is None or size <= high)
+
+    return check
+
+
+def _array(schema: Mapping[str, Any]) -> Check | None:
+    low, high = _sizes(schema, "minItems", "maxItems")
+    unique = schema.get("uniqueItems", False)
+    if not isinstance(unique, bool):
+        raise _Unsupported
+    if "items" not in schema and not unique and low == 0 and high is None:
+        return None
+    items = _compile(schema.get("items", True))
+
+    def check(value: Any) -> bool:
+        if not isinstance(value, list):
+            return True
+        size = len(value)
+        if size < low or (high is not None and size > high):
+            return False
+        if items is not _always and not all(items(item) for item in value):
+            return False
+        return not unique or len({_key(item) for item in value}) == size
+
+    return check
+
+
+def _string(schema: Mapping[str, Any]) -> Check | None:
+    low, high = _sizes(schema, "minLength", "maxLength")
+    pattern = schema.get("pattern")
+    if pattern is not None and not isinstance(pattern, str):
+        raise _Unsupported
+    if pattern is None and low == 0 and high is None:
+        return None
+    search = re.compile(pattern).search if pattern is not None else None
+
+    def check(value: Any) -> bool:
+        if not isinstance(value, str):
+            return True
+        size = len(value)
+        if size < low or (high is not None and size > high):
+            return False
+        return search is None or search(value) is not None
+
+    return check
+
+
+def _number(schema: Mapping[str, Any]) -> Check | None:
+    bounds = []
+    for key in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+        if key in schema:
+            bound = schema[key]
+            if not isinstance(bound, int | float) or isinstance(bound, bool):
+                raise _Unsupported
+            bounds.append((key, bound))
+    if not bounds:
+        return None
+    low = max((b for k, b in bounds if k == "minimum"), default=None)
+    high = min((b for k, b in bounds if k == "maximum"), default=None)
+    above = max((b for k, b in bounds if k == "exclusiveMinimum"), default=None)
+    below = min((b for k, b in bounds if k == "exclusiveMaximum"), default=None)
+
+    def check(value: Any) -> bool:
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            return True
+        return (
+            (low is None or value >= low)
+            and (high is None or value <= high)
+            and (above is None or value > above)
+            and (below is None or value < below)
+        )
+
+    return check
+
+
+def _key(value: Any) -> Any:
+    """A hashable stand-in for a JSON value under the validator's equality: booleans differ
+    from numbers, 1 equals 1.0, objects compare without order."""
+    if isinstance(value, bool):
+        return (bool, value)
+    if isinstance(value, int | float):
+        return (float, value)
+    if isinstance(value, str) or value is None:
+        return value
+    if isinstance(value, list | tuple):
+        return (list, tuple(_key(item) for item in value))
+    if isinstance(value, Mapping):
+        return (dict, frozenset((name, _key(item)) for name, item in value.items()))
+    return (type(value), id(value))
+
+
+_KEYWORDS = frozenset(
+    {
+        "type",
+        "enum",
+        "const",
+        "properties",
+        "required",
+        "additionalProperties",
+        "minProperties",
+        "maxProperties",
+        "items",
+        "minItems",
+        "maxItems",
+        "uniqueItems",
+        "minLength",
+        "maxLength",
+        "pattern",
+        "minimum",
+        "maximum",
+        "exclusiveMinimum",
+        "exclusiveMaximum",
+    }
+)
