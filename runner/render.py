@@ -73,6 +73,9 @@ def _expression(source: str) -> Any:
 
 def render(source: str, scope: Scope) -> str:
     """Render a template; raises RenderError with Jinja's reason."""
+    if "{" not in source and "\r" not in source:
+        # No tag can open: the text renders as itself (Jinja drops one trailing newline).
+        return source[:-1] if source.endswith("\n") else source
     try:
         return _template(source).render(scope.names())
     except (TemplateError, TypeError, ValueError, ArithmeticError, LookupError) as exc:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from runner.compiler.build import build_workflow
 from runner.errors import UsageError
+from runner.expressions import environment
 from runner.render import (
     OutputError,
     RenderError,
@@ -110,3 +113,10 @@ def test_inputs_are_typed_and_defaulted() -> None:
 def test_bad_inputs_are_usage_errors(given: dict[str, str], phrase: str) -> None:
     with pytest.raises(UsageError, match=phrase):
         resolve_inputs(WORKFLOW, given)
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.text(alphabet=st.sampled_from(["a", " ", "\n", "\r", "}", "%", "#", "é"])))
+def test_text_without_tags_renders_as_jinja_renders_it(text: str) -> None:
+    scope = Scope(inputs={}, outputs={})
+    assert render(text, scope) == environment().from_string(text).render()
