@@ -22,7 +22,7 @@ from typing import Any
 
 from runner.compiler.build import build_workflow
 from runner.config import DEFAULT
-from runner.executor.engine import Engine
+from runner.executor.engine import Engine, run_sync
 from runner.providers.registry import build_providers
 from runner.status import Status
 
@@ -95,7 +95,7 @@ def run(document: dict[str, Any]) -> tuple[float, int]:
     providers = build_providers(DEFAULT, [name for name, _ in workflow.roles or ()])
     engine = Engine(workflow, config=DEFAULT, providers=providers, workspace=Path.cwd())
     started = time.perf_counter()
-    result = asyncio.run(
+    result = run_sync(
         engine.run(
             {"n": document.get("inputs", {}).get("n", {}).get("default")}
             if "inputs" in document

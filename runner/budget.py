@@ -68,25 +68,23 @@ class Ledger:
     """Actual usage of finished calls."""
     held: Amount = field(default_factory=Amount)
     """Reservations of calls in flight."""
+    _chain: tuple[Ledger, ...] | None = field(default=None, init=False, repr=False, compare=False)
 
-    def chain(self) -> list[Ledger]:
+    def chain(self) -> tuple[Ledger, ...]:
         """This ledger and every enclosing one, innermost first."""
-        out: list[Ledger] = []
-        current: Ledger | None = self
-        while current is not None:
-            out.append(current)
-            current = current.parent
-        return out
+        if self._chain is None:
+            self._chain = (self, *(self.parent.chain() if self.parent is not None else ()))
+        return self._chain
 
     def check(self, extra: Amount) -> None:
         """Raise BudgetExceeded if ``extra`` on top of what is spent and held does not fit."""
-        total = self.spent + self.held + extra
-        for metric, used in (
-            ("tokens", total.tokens),
-            ("cost_usd", total.cost_usd),
-            ("leaves", total.leaves),
+        limits, spent, held = self.limits, self.spent, self.held
+        # Field by field rather than by adding Amounts: this runs for every model call.
+        for metric, limit, used in (
+            ("tokens", limits.tokens, spent.tokens + held.tokens + extra.tokens),
+            ("cost_usd", limits.cost_usd, spent.cost_usd + held.cost_usd + extra.cost_usd),
+            ("leaves", limits.leaves, spent.leaves + held.leaves + extra.leaves),
         ):
-            limit = getattr(self.limits, metric)
             if limit is not None and used > limit + 1e-12:
                 raise BudgetExceeded(self.scope, metric, limit, used)
 

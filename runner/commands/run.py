@@ -21,7 +21,7 @@ from runner import ir
 from runner.compiler.pipeline import check_file
 from runner.config import DEFAULT, Config, load_config
 from runner.errors import CompileError, UsageError
-from runner.executor.engine import Engine
+from runner.executor.engine import Engine, run_sync
 from runner.executor.results import RunResult
 from runner.progress import LiveProgress, PlainProgress
 from runner.providers.registry import build_providers
@@ -81,7 +81,7 @@ def _run_one(
     if not live:
         console.print(f"running {workflow.name} ({workflow.source})", markup=False)
     with progress if isinstance(progress, LiveProgress) else contextlib.nullcontext():
-        result = asyncio.run(_run_with_signals(engine, inputs))
+        result = run_sync(_run_with_signals(engine, inputs))
     _print(result, console)
     summary = _write_summary(result, Path(args.report_dir))
     console.print(f"summary written to {summary}", markup=False)

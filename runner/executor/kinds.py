@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import json
 from collections.abc import Sequence
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from runner import ir
@@ -228,7 +227,7 @@ async def fan_out(
                 except RunnerError as exc:
                     raise engine.fail_unstarted(child, child_frame, str(exc)) from exc
                 try:
-                    return await engine.execute(child, replace(child_frame, cwd=path))
+                    return await engine.execute(child, child_frame.derive(cwd=path))
                 finally:
                     await engine.release_worktree(path)
             return await engine.execute(child, child_frame)

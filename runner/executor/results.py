@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +28,25 @@ class Spend:
     def tokens(self) -> int:
         """Prompt plus completion tokens."""
         return self.prompt_tokens + self.completion_tokens
+
+    @staticmethod
+    def total(spends: Iterable[Spend]) -> Spend:
+        """The sum of many, field by field (one Spend made rather than one per term)."""
+        calls = prompt = completion = cached = 0
+        cost = 0.0
+        for spend in spends:
+            calls += spend.calls
+            prompt += spend.prompt_tokens
+            completion += spend.completion_tokens
+            cached += spend.cached_prompt_tokens
+            cost += spend.cost_usd
+        return Spend(
+            calls=calls,
+            prompt_tokens=prompt,
+            completion_tokens=completion,
+            cached_prompt_tokens=cached,
+            cost_usd=cost,
+        )
 
     def __add__(self, other: Spend) -> Spend:
         return Spend(
