@@ -37,6 +37,11 @@ Parts = list[tuple[Any, str]]
 """Schemas a value must satisfy together, each with its pointer in the root schema."""
 Choice = tuple[str, str, Any]
 """An ``anyOf``/``oneOf`` still to decide: the owner's pointer, the keyword, the branches."""
+Flat = tuple[dict[str, Any], list[Choice], str]
+"""Parts merged: the keywords about the value, its choices left, where its first keyword is."""
+
+_FLAT: dict[tuple[int, int, str], tuple[Any, Any, Flat]] = {}
+_FLAT_SIZE = 8192
 
 _LOWER = frozenset({"minimum", "exclusiveMinimum", "minItems", "minLength", "minProperties"})
 _UPPER = frozenset({"maximum", "exclusiveMaximum", "maxItems", "maxLength", "maxProperties"})
@@ -123,7 +128,7 @@ class _Maker:
                 raise ValueError(f"{_at(where)}: $ref {ref!r} points at nothing") from None
         return target, ref[1:]
 
-    def flatten(self, parts: Parts) -> tuple[dict[str, Any], list[Choice], str]:
+    def flatten(self, parts: Parts) -> Flat:
         """The parts with $ref and allOf merged in, their anyOf/oneOf set apart, and where the
         first keyword about the value is (for messages)."""
         base: dict[str, Any] = {}
@@ -152,12 +157,30 @@ class _Maker:
                     _merge(base, key, value)
         return base, choices, parts[0][1] if origin is None else origin
 
+    def flat(self, schema: Any, where: str) -> Flat:
+        """:meth:`flatten` of one schema, kept across calls: most values are made from the
+        same few schemas over and over (one leaf, thousands of calls)."""
+        key = (id(self.root), id(schema), where)
+        found = _FLAT.get(key)
+        if found is not None and found[0] is self.root and found[1] is schema:
+            return found[2]
+        result = self.flatten([(schema, where)])
+        if len(_FLAT) >= _FLAT_SIZE:
+            _FLAT.clear()
+        # Root and schema are kept alive with the entry, so their ids are not reused meanwhile.
+        _FLAT[key] = (self.root, schema, result)
+        return result
+
     def made(self, parts: Parts, pointer: str, depth: int, nest: int = 0) -> Any:
         """A value for all ``parts`` at instance ``pointer``."""
         if depth > MAX_DEPTH or nest > MAX_DEPTH:
             raise ValueError(f"{_at(parts[0][1])}: it nests deeper than {MAX_DEPTH} levels")
-        whole = parts[0][0] if len(parts) == 1 else {"allOf": [schema for schema, _ in parts]}
-        base, choices, where = self.flatten(parts)
+        if len(parts) == 1:
+            whole = parts[0][0]
+            base, choices, where = self.flat(whole, parts[0][1])
+        else:
+            whole = {"allOf": [schema for schema, _ in parts]}
+            base, choices, where = self.flatten(parts)
         if not choices:
             return self.plain(base, whole, where, pointer, depth)
         (owner, kind, branches), rest = choices[0], choices[1:]
@@ -189,6 +212,8 @@ class _Maker:
         else:
             types = [name for name, words in _HINTS if any(w in base for w in words)]
             types = types or ["string", "integer", "boolean", "null"]
+        if len(types) == 1 and types[0] in _MAKERS:  # the usual case, without the search
+            return _MAKERS[types[0]](self, base, where, pointer, depth)
         failures: list[str] = []
         for i in self.order(pointer, "type", len(types)):
             maker = getattr(self, f"make_{types[i]}", None) if isinstance(types[i], str) else None
@@ -328,11 +353,12 @@ class _Maker:
             if name not in keys and room and self.pick(pointer_join(pointer, name), "has", 2):
                 keys.append(name)
         closed = base.get("additionalProperties", True) is False
-        for name in [*properties, *(f"extra_{i}" for i in range(low))]:
+        for name in [*properties, *(f"extra_{i}" for i in range(low))] if low else ():
             if len(keys) < low and name not in keys and (name in properties or not closed):
                 keys.append(name)
-        for _ in range(len(keys) + 1):  # needs of needs, until nothing is added
-            for name, needs in base.get("dependentRequired", {}).items():
+        dependent = base.get("dependentRequired")
+        for _ in range(len(keys) + 1) if dependent else ():  # needs of needs, until none is new
+            for name, needs in dependent.items():
                 keys += [need for need in needs if name in keys and need not in keys]
         if high is not None and len(keys) > high:
             raise ValueError(f"{_at(where)}: it requires more than maxProperties {high} fields")
@@ -359,6 +385,12 @@ class _Maker:
         if not parts and extra is False:
             raise ValueError(f"{_at(where)}: field {name!r} is required but not allowed")
         return parts or [(extra, f"{where}/additionalProperties")]
+
+
+_MAKERS: dict[str, Callable[[_Maker, dict[str, Any], str, str, int], Any]] = {
+    name: getattr(_Maker, f"make_{name}")
+    for name in ("null", "boolean", "integer", "number", "string", "array", "object")
+}
 
 
 def _merge(base: dict[str, Any], key: str, value: Any) -> None:
