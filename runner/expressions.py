@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,6 +50,12 @@ class Reads:
 class _Environment(ImmutableSandboxedEnvironment):
     """The sandbox, reading ``a.b`` on a mapping as its key first: workflow data is JSON, so
     ``outputs.items`` or ``reply.keys`` mean the node or field of that name, not a dict method."""
+
+    def make_globals(self, d: MutableMapping[str, Any] | None) -> MutableMapping[str, Any]:
+        """A template's globals as one plain dict rather than Jinja's ChainMap: every render
+        copies them into its context, and a ChainMap makes that copy several times slower.
+        The environment's globals are final before any template is compiled."""
+        return {**self.globals, **(d or {})}
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         if isinstance(obj, Mapping):

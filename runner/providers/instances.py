@@ -356,7 +356,7 @@ class _Maker:
         for name in [*properties, *(f"extra_{i}" for i in range(low))] if low else ():
             if len(keys) < low and name not in keys and (name in properties or not closed):
                 keys.append(name)
-        dependent = base.get("dependentRequired")
+        dependent: dict[str, list[str]] = base.get("dependentRequired") or {}
         for _ in range(len(keys) + 1) if dependent else ():  # needs of needs, until none is new
             for name, needs in dependent.items():
                 keys += [need for need in needs if name in keys and need not in keys]
