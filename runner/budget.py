@@ -55,6 +55,23 @@ class Amount:
 
 
 @dataclass(slots=True)
+class _Counts:
+    """Running totals, changed in place: every model call adds to and takes from them."""
+
+    tokens: int = 0
+    cost_usd: float = 0.0
+    leaves: int = 0
+
+    def add(self, amount: Amount, sign: int = 1) -> None:
+        self.tokens += sign * amount.tokens
+        self.cost_usd += sign * amount.cost_usd
+        self.leaves += sign * amount.leaves
+
+    def amount(self) -> Amount:
+        return Amount(tokens=self.tokens, cost_usd=self.cost_usd, leaves=self.leaves)
+
+
+@dataclass(slots=True)
 class Ledger:
     """Spending of one scope against its limits."""
 
@@ -64,11 +81,19 @@ class Ledger:
     """The scope's limits; ``None`` fields are unlimited."""
     parent: Ledger | None = None
     """The enclosing scope's ledger."""
-    spent: Amount = field(default_factory=Amount)
-    """Actual usage of finished calls."""
-    held: Amount = field(default_factory=Amount)
-    """Reservations of calls in flight."""
+    _spent: _Counts = field(default_factory=_Counts, init=False, repr=False)
+    _held: _Counts = field(default_factory=_Counts, init=False, repr=False)
     _chain: tuple[Ledger, ...] | None = field(default=None, init=False, repr=False, compare=False)
+
+    @property
+    def spent(self) -> Amount:
+        """Actual usage of finished calls."""
+        return self._spent.amount()
+
+    @property
+    def held(self) -> Amount:
+        """Reservations of calls in flight."""
+        return self._held.amount()
 
     def chain(self) -> tuple[Ledger, ...]:
         """This ledger and every enclosing one, innermost first."""
@@ -78,8 +103,7 @@ class Ledger:
 
     def check(self, extra: Amount) -> None:
         """Raise BudgetExceeded if ``extra`` on top of what is spent and held does not fit."""
-        limits, spent, held = self.limits, self.spent, self.held
-        # Field by field rather than by adding Amounts: this runs for every model call.
+        limits, spent, held = self.limits, self._spent, self._held
         for metric, limit, used in (
             ("tokens", limits.tokens, spent.tokens + held.tokens + extra.tokens),
             ("cost_usd", limits.cost_usd, spent.cost_usd + held.cost_usd + extra.cost_usd),
@@ -107,7 +131,7 @@ def reserve(ledger: Ledger, worst: Amount) -> Reservation:
     for scope in chain:
         scope.check(worst)
     for scope in chain:
-        scope.held = scope.held + worst
+        scope._held.add(worst)
     return Reservation(ledger=ledger, amount=worst)
 
 
@@ -118,9 +142,9 @@ def settle(reservation: Reservation, actual: Amount | None) -> None:
         raise ValueError("this reservation was already settled")
     reservation.open = False
     for scope in reservation.ledger.chain():
-        scope.held = scope.held - reservation.amount
+        scope._held.add(reservation.amount, -1)
         if actual is not None:
-            scope.spent = scope.spent + actual
+            scope._spent.add(actual)
 
 
 def worst_case(
