@@ -31,6 +31,10 @@ FrozenJson = Any
 
 def instance_id(node_id: str, indices: tuple[int, ...]) -> str:
     """The derived id of one generated copy of a node: ``review_one[3]``, ``fix[1][0]``."""
+    if not indices:
+        return node_id
+    if len(indices) == 1:  # the usual copy: one expand or candidate level
+        return f"{node_id}[{indices[0]}]"
     return node_id + "".join(f"[{index}]" for index in indices)
 
 

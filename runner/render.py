@@ -7,7 +7,7 @@ from __future__ import annotations
 import functools
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -99,12 +99,8 @@ _FENCE = re.compile(r"^\s*```[A-Za-z0-9_-]*\s*\n?(?P<body>.*?)\n?\s*```\s*$", re
 def parse_reply(text: str, schema: Any) -> Any:
     """The reply as JSON valid for ``schema``; one repair pass strips code fences."""
     checker = compiled(schema)
-    attempts = [text]
-    fenced = _FENCE.match(text)
-    if fenced:
-        attempts.append(fenced.group("body"))
     problem = ""
-    for attempt in attempts:
+    for attempt in _readings(text):
         try:
             value = json.loads(attempt)
         except json.JSONDecodeError as exc:
@@ -118,6 +114,15 @@ def parse_reply(text: str, schema: Any) -> Any:
         where = "/" + "/".join(str(p) for p in error.absolute_path)
         problem = f"the reply does not match the output schema at {where}: {error.message}"
     raise OutputError(problem)
+
+
+def _readings(text: str) -> Iterator[str]:
+    """The reply as sent, then, if it is fenced, what the fence holds (looked for only when
+    the reply as sent did not do)."""
+    yield text
+    fenced = _FENCE.match(text)
+    if fenced:
+        yield fenced.group("body")
 
 
 def _parse_input(name: str, kind: ir.InputType, raw: str) -> Any:

@@ -11,6 +11,7 @@ from ``runner.selection``, ``runner.status``, ``runner.budget`` and ``runner.ren
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import random
 import time
@@ -70,6 +71,8 @@ class Engine:
         self.total = 0
         self._root: asyncio.Task[Any] | None = None
         self.worktrees: Any = None
+        self._plain: set[int] = set()
+        """Ids of the nodes that change nothing in the frame they run in."""
 
     # -- the run ------------------------------------------------------------------------------
 
@@ -251,6 +254,8 @@ class Engine:
 
     def enter(self, node: ir.Node, frame: Frame) -> Frame:
         """The frame a node runs in: its own limits, budget and permissions applied."""
+        if id(node) in self._plain:
+            return frame
         changes: dict[str, Any] = {}
         concurrency = getattr(node, "concurrency", None)
         if concurrency is not None and concurrency.leaves is not None:
@@ -263,7 +268,10 @@ class Engine:
             changes["commands"] = node.permissions.commands
         if node.memo is not None:
             changes["memo"] = node.memo
-        return frame.derive(**changes) if changes else frame
+        if not changes:
+            self._plain.add(id(node))  # the IR outlives the run, so its ids stay its own
+            return frame
+        return frame.derive(**changes)
 
     def finish(
         self,
@@ -310,6 +318,10 @@ class Engine:
 
     async def bounded(self, frame: Frame, work: Callable[[], Awaitable[Any]]) -> Any:
         """Run ``work`` holding every call/command slot of the frame (innermost first)."""
+        limits = frame.leaf_limits
+        if len(limits) == 1:  # the usual case: the run's bound only
+            async with limits[0]:
+                return await work()
         held: list[asyncio.Semaphore] = []
         try:
             for semaphore in frame.leaf_limits:
@@ -321,19 +333,34 @@ class Engine:
                 semaphore.release()
 
 
-def run_sync(work: Coroutine[Any, Any, T]) -> T:
-    """``asyncio.run`` for a run: the result is handed back outside the main task.
+GC_YOUNG_THRESHOLD = 50_000
+"""Allocations between young-generation collections during a run (CPython's default: 700)."""
 
-    When ``asyncio.run`` restores the SIGINT handler, CPython 3.11 formats the repr of the
-    handler, which holds the main task and so its result: for a 10,000-node run that alone
-    costs tens of milliseconds.
+
+def run_sync(work: Coroutine[Any, Any, T]) -> T:
+    """``asyncio.run`` for a run, with the garbage collector set for one.
+
+    A run allocates many small objects that live until it ends (results, outputs, frames), so
+    the collector's default pace spends time re-scanning them: everything loaded before the
+    run (modules, the compiled workflow) is frozen out of its scans, and young collections are
+    spaced further apart; both are restored afterwards. The result is handed back outside the
+    main task: when ``asyncio.run`` restores the SIGINT handler, CPython 3.11 formats the repr
+    of the handler, which holds the main task and so its result (tens of milliseconds for a
+    10,000-node run).
     """
     box: list[T] = []
 
     async def main() -> None:
         box.append(await work)
 
-    asyncio.run(main())
+    thresholds = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, *thresholds[1:])
+    try:
+        asyncio.run(main())
+    finally:
+        gc.set_threshold(*thresholds)
+        gc.unfreeze()
     return box[0]
 
 

@@ -65,7 +65,8 @@ class Frame:
 
     def path(self, node_id: str) -> str:
         """The node's path: derived id with copy indices, then loop iterations."""
-        return ir.instance_id(node_id, self.copies) + "".join(f"@{i}" for i in self.loops)
+        derived = ir.instance_id(node_id, self.copies)
+        return derived + "".join(f"@{i}" for i in self.loops) if self.loops else derived
 
     def scope(self) -> Scope:
         """What templates and expressions see here."""

@@ -233,17 +233,18 @@ async def fan_out(
             return await engine.execute(child, child_frame)
 
     fail_fast = bool(getattr(node, "fail_fast", False)) and not keep_failures
+    # Children with nothing to set up around them run as they are, one coroutine fewer each.
+    direct = limit is None and isolation != "worktree"
+    children = [engine.execute(c, f) if direct else one(i, c, f) for i, (c, f) in enumerate(jobs)]
     if fail_fast:
         try:
             async with asyncio.TaskGroup() as group:
-                tasks = [group.create_task(one(i, c, f)) for i, (c, f) in enumerate(jobs)]
+                tasks = [group.create_task(child) for child in children]
         except* NodeFailed as failures:
             raise failures.exceptions[0] from None
         outcomes: list[Any] = [task.result() for task in tasks]
     else:
-        outcomes = await asyncio.gather(
-            *(one(i, c, f) for i, (c, f) in enumerate(jobs)), return_exceptions=True
-        )
+        outcomes = await asyncio.gather(*children, return_exceptions=True)
         for outcome in outcomes:
             if isinstance(outcome, BaseException) and not isinstance(outcome, NodeFailed):
                 raise outcome
