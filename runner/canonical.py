@@ -9,24 +9,27 @@ from types import MappingProxyType
 from typing import Any
 
 
-def canonical_json(value: Any) -> str:
-    """Serialise ``value`` with sorted keys and fixed separators; the same data, the same text."""
-    return json.dumps(
-        value,
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=False,
-        allow_nan=False,
-        default=_mapping,
-    )
-
-
 def _mapping(value: Any) -> Any:
     # Frozen mappings serialise as the dicts they stand for (tuples already serialise as lists),
     # so frozen data needs no copy before hashing.
     if isinstance(value, Mapping):
         return dict(value)
     raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+# One encoder for every call: json.dumps with options builds a new one each time.
+_ENCODER = json.JSONEncoder(
+    sort_keys=True,
+    separators=(",", ":"),
+    ensure_ascii=False,
+    allow_nan=False,
+    default=_mapping,
+)
+
+
+def canonical_json(value: Any) -> str:
+    """Serialise ``value`` with sorted keys and fixed separators; the same data, the same text."""
+    return _ENCODER.encode(value)
 
 
 def content_hash(value: Any) -> str:
