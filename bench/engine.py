@@ -1,7 +1,9 @@
 """Executor overhead: microseconds per leaf on large fan-outs and long chains, with the mock.
 
-Runs, in one process and one run of this script:
-  - a 10,000-leaf ``expand`` + ``reduce`` (every leaf a mock model call with an output schema);
+Runs, in one process and one run of this script, in interleaved rounds (each figure is its
+best round, as noise on a shared machine only ever adds time):
+  - a 10,000-leaf ``expand`` + ``reduce`` (every leaf a mock model call with an output schema),
+    and the same without the schema;
   - a 1,000-step ``sequence`` chain of leaves;
   - a raw-asyncio floor doing the same number of trivial awaits through a semaphore;
 and prints microseconds per leaf, the ratio to the floor, and the peak resident memory.
@@ -30,8 +32,20 @@ TARGET_US = 50.0
 TARGET_MB = 150.0
 
 
-def fan_out(leaves: int) -> dict[str, Any]:
-    """An expand of ``leaves`` leaves with an output schema, then a reduce over them."""
+def fan_out(leaves: int, *, schema: bool = True) -> dict[str, Any]:
+    """An expand of ``leaves`` leaves (with an output schema), then a reduce over them."""
+    body: dict[str, Any] = {
+        "kind": "leaf",
+        "id": "one",
+        "role": "worker",
+        "prompt": "Item {{ item }}",
+    }
+    if schema:
+        body["output"] = {
+            "type": "object",
+            "properties": {"ok": {"type": "boolean"}},
+            "required": ["ok"],
+        }
     return {
         "version": 1,
         "name": "bench-fan-out",
@@ -49,17 +63,7 @@ def fan_out(leaves: int) -> dict[str, Any]:
                     "over": "range(inputs.n) | list",
                     "as": "item",
                     "max_children": leaves,
-                    "body": {
-                        "kind": "leaf",
-                        "id": "one",
-                        "role": "worker",
-                        "prompt": "Item {{ item }}",
-                        "output": {
-                            "type": "object",
-                            "properties": {"ok": {"type": "boolean"}},
-                            "required": ["ok"],
-                        },
-                    },
+                    "body": body,
                 },
                 {
                     "kind": "reduce",
@@ -130,19 +134,33 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--leaves", type=int, default=10_000)
     parser.add_argument("--chain", type=int, default=1_000)
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="rounds; each figure is its best round"
+    )
     args = parser.parse_args()
-    base = floor(args.leaves)
-    fan_s, fan_nodes = run(fan_out(args.leaves))
-    chain_s, _ = run(chain(args.chain))
+    rounds: dict[str, list[float]] = {"floor": [], "fan": [], "plain": [], "chain": []}
+    nodes = 0
+    # Interleaved rounds, best of each: the machine's noise only ever adds time.
+    for _ in range(args.repeat):
+        rounds["floor"].append(floor(args.leaves))
+        fan_s, nodes = run(fan_out(args.leaves))
+        rounds["fan"].append(fan_s)
+        rounds["plain"].append(run(fan_out(args.leaves, schema=False))[0])
+        rounds["chain"].append(run(chain(args.chain))[0])
+    base, fan_s, plain_s, chain_s = (min(rounds[k]) for k in ("floor", "fan", "plain", "chain"))
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     per_leaf = fan_s / args.leaves * 1e6
-    print(f"python {sys.version.split()[0]}")
+    print(f"python {sys.version.split()[0]}, best of {args.repeat} rounds")
     print(
         f"floor: {args.leaves} awaits through a semaphore  {base / args.leaves * 1e6:8.1f} us each"
     )
     print(
-        f"expand+reduce: {args.leaves} leaves ({fan_nodes} nodes)  {fan_s:6.2f} s  "
+        f"expand+reduce: {args.leaves} leaves ({nodes} nodes)  {fan_s:6.2f} s  "
         f"{per_leaf:8.1f} us/leaf  {fan_s / base:6.1f}x the floor"
+    )
+    print(
+        f"  the same without an output schema  {plain_s:6.2f} s  "
+        f"{plain_s / args.leaves * 1e6:8.1f} us/leaf  {plain_s / base:6.1f}x the floor"
     )
     print(f"chain: {args.chain} steps  {chain_s:6.2f} s  {chain_s / args.chain * 1e6:8.1f} us/step")
     print(f"peak memory: {peak_mb:.0f} MB")
