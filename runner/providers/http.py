@@ -4,15 +4,24 @@ Every failure leaves this module as a :class:`ProviderError` whose message names
 the endpoint and the HTTP status, and never contains the API key: the key is scrubbed from any
 text that reaches a message, including the provider's own error text and ``requests``' exception
 strings, and an exception chain that would carry it is cut.
+
+A call made with :meth:`HttpClient.post_json_async` stops when the awaiting task is cancelled:
+the socket of the request in flight is shut down, so the worker thread's blocked read fails at
+once, no further attempt starts, and the cancellation propagates only after the worker thread
+has finished. Nothing keeps running detached.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import email.utils
+import functools
 import math
 import os
 import random
+import socket
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -20,7 +29,10 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
-from requests.adapters import HTTPAdapter
+from requests.adapters import DEFAULT_POOLBLOCK, HTTPAdapter
+from urllib3 import ProxyManager
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from runner.config import Provider as ProviderConfig
 from runner.errors import ConfigError
@@ -186,7 +198,7 @@ class HttpClient:
         self._rng = rng if rng is not None else random.Random()
         self._clock = clock
         self._session = requests.Session()
-        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=_POOL_SIZE)
+        adapter = _AbortableAdapter(pool_connections=4, pool_maxsize=_POOL_SIZE)
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)
         self._session.headers.update(headers)
@@ -235,7 +247,11 @@ class HttpClient:
         while True:
             try:
                 return self._attempt(path, body)
+            except _Aborted:
+                raise self.error(path, "was cancelled before it was sent") from None
             except ProviderError as exc:
+                if _aborted():
+                    raise self.error(path, "was cancelled before the reply arrived") from exc
                 if not exc.retryable or attempt >= self.max_retries or _stopped(stop):
                     if attempt == 0:
                         raise
@@ -245,20 +261,41 @@ class HttpClient:
                         retryable=exc.retryable,
                         retry_after_s=exc.retry_after_s,
                     ) from exc
-                self._sleep(self._delay(attempt, exc.retry_after_s))
+                self._pause(self._delay(attempt, exc.retry_after_s), stop)
                 attempt += 1
                 if _stopped(stop):
                     raise self.error(path, "was cancelled while waiting to retry") from exc
 
     async def post_json_async(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        """:meth:`post_json` on a worker thread; a cancelled caller stops any further retries."""
-        stop = threading.Event()
+        """:meth:`post_json` on a worker thread, aborted when the awaiting task is cancelled.
+
+        On cancellation the request in flight is cut off and no further attempt starts; the
+        CancelledError propagates once the worker thread has finished with the call.
+        """
+        call = _Call()
+        context = contextvars.copy_context()
+        work = functools.partial(context.run, self._post_json_for, call, path, body)
+        future = asyncio.get_running_loop().run_in_executor(None, work)
         try:
-            return await asyncio.to_thread(self.post_json, path, body, stop=stop)
+            return await asyncio.shield(future)
         except asyncio.CancelledError:
-            # The thread cannot be interrupted mid-request, but it must not start another one.
-            stop.set()
+            call.abort()
+            await _outlast(future)
             raise
+
+    def _post_json_for(self, call: _Call, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        _running.call = call
+        try:
+            return self.post_json(path, body, stop=call.stop)
+        finally:
+            _running.call = None
+
+    def _pause(self, seconds: float, stop: threading.Event | None) -> None:
+        # With the real clock, a stopped call cuts its wait short; an injected sleep is used as is.
+        if stop is not None and self._sleep is time.sleep:
+            stop.wait(seconds)
+        else:
+            self._sleep(seconds)
 
     def _delay(self, attempt: int, retry_after_s: float | None) -> float:
         if retry_after_s is not None:
@@ -337,9 +374,173 @@ def _stopped(stop: threading.Event | None) -> bool:
     return stop is not None and stop.is_set()
 
 
+async def _outlast(future: asyncio.Future[Any]) -> None:
+    """Wait for ``future`` to finish, even if the waiting task is cancelled again meanwhile."""
+    while not future.done():
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait([future])
+    if not future.cancelled():
+        # The shield that awaited it let go when cancelled; mark the outcome as seen.
+        future.exception()
+
+
 def _chain_text(exc: BaseException | None) -> str:
     seen: list[str] = []
     while exc is not None and len(seen) < 16:
         seen.append(f"{exc!r} {exc}")
         exc = exc.__cause__ or exc.__context__
     return "\n".join(seen)
+
+
+# --- Aborting a call in flight -------------------------------------------------------------------
+#
+# The worker thread running a call from post_json_async holds it in ``_running.call``. Every
+# connection claims the current call when it connects and when it sends a request, so a
+# connection taken from the pool is claimed too; returning it to the pool releases it. Aborting
+# a call shuts down the socket of the connection it holds, from the event loop's thread.
+# ``_ownership`` orders claims, releases and aborts, so an abort either finds the connection
+# claimed and shuts it down or, coming first, makes the claim fail.
+
+_running = threading.local()
+_ownership = threading.Lock()
+
+
+class _Aborted(Exception):
+    """Raised on the worker thread when an aborted call tries to connect or send."""
+
+
+class _Call:
+    """A call made by :meth:`HttpClient.post_json_async`, which its caller can abort."""
+
+    def __init__(self) -> None:
+        self.stop = threading.Event()
+        """Set once the call is aborted; :meth:`HttpClient.post_json` starts no new attempt."""
+        self.connection: _Connection | None = None
+        """The connection the call is using, while it uses one."""
+        self.sock: socket.socket | None = None
+        """That connection's socket, kept after ``http.client`` lets go of it mid-reply."""
+
+    @property
+    def aborted(self) -> bool:
+        """Whether :meth:`abort` was called."""
+        return self.stop.is_set()
+
+    def abort(self) -> None:
+        """Stop the call: nothing new starts, and the connection in use is cut off."""
+        self.stop.set()
+        with _ownership:
+            connection = self.connection
+            if connection is None or connection.owner is not self:
+                return
+            connection.severed = True
+            for sock in (connection.sock, self.sock):
+                if sock is not None:
+                    _shut_down(sock)
+
+
+def _current_call() -> _Call | None:
+    call: _Call | None = getattr(_running, "call", None)
+    return call
+
+
+def _aborted() -> bool:
+    call = _current_call()
+    return call is not None and call.aborted
+
+
+def _shut_down(sock: object) -> None:
+    # A TLS-in-TLS transport wraps the socket it reads from.
+    raw = sock if isinstance(sock, socket.socket) else getattr(sock, "socket", None)
+    if isinstance(raw, socket.socket):
+        # The plain socket method: ssl.SSLSocket.shutdown would also drop the TLS state that the
+        # worker thread is reading with.
+        with contextlib.suppress(OSError):
+            socket.socket.shutdown(raw, socket.SHUT_RDWR)
+
+
+def _claim(connection: _Connection) -> None:
+    call = _current_call()
+    with _ownership:
+        if call is not None and call.aborted:
+            raise _Aborted
+        connection.owner = call
+        if call is not None:
+            call.connection = connection
+            call.sock = connection.sock
+
+
+def _release(connection: object) -> None:
+    if not isinstance(connection, _Connection):
+        return
+    with _ownership:
+        owner, connection.owner = connection.owner, None
+        if owner is not None and owner.connection is connection:
+            owner.connection = None
+            owner.sock = None
+        severed, connection.severed = connection.severed, False
+    if severed:
+        # Its socket was shut down: the pool gets it closed, to reconnect when next used.
+        connection.close()
+
+
+class _Connection(HTTPConnection):
+    """An HTTP connection that the call using it can have cut off from another thread."""
+
+    owner: _Call | None = None
+    """The call using the connection, if it is in use for one."""
+    severed = False
+    """Whether an abort shut its socket down."""
+
+    def connect(self) -> None:
+        """Connect, unless the current call was aborted before or while connecting."""
+        _claim(self)
+        super().connect()
+        _claim(self)
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        """Send a request for the current call, unless that call was aborted."""
+        _claim(self)
+        super().request(*args, **kwargs)
+
+
+class _TLSConnection(_Connection, HTTPSConnection):
+    """The HTTPS form of :class:`_Connection`."""
+
+
+class _Pool(HTTPConnectionPool):
+    """A pool of :class:`_Connection`; a connection put back belongs to no call."""
+
+    ConnectionCls = _Connection
+
+    def _put_conn(self, conn: Any) -> None:
+        _release(conn)
+        super()._put_conn(conn)
+
+
+class _TLSPool(_Pool, HTTPSConnectionPool):
+    """The HTTPS form of :class:`_Pool`."""
+
+    ConnectionCls = _TLSConnection
+
+
+class _AbortableAdapter(HTTPAdapter):
+    """An adapter whose connections, direct or through an HTTP proxy, can be aborted."""
+
+    def init_poolmanager(
+        self,
+        connections: int,
+        maxsize: int,
+        block: bool = DEFAULT_POOLBLOCK,
+        **pool_kwargs: Any,
+    ) -> None:
+        """The usual pool manager, making abortable connection pools."""
+        super().init_poolmanager(connections, maxsize, block, **pool_kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _Pool, "https": _TLSPool}
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        """The usual proxy manager; an HTTP(S) proxy's pools are abortable too."""
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        # SOCKS proxies keep their own connection classes.
+        if isinstance(manager, ProxyManager):
+            manager.pool_classes_by_scheme = {"http": _Pool, "https": _TLSPool}
+        return manager

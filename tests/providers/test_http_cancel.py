@@ -1,0 +1,355 @@
+"""Tests for cancelling HTTP calls: a cancelled caller cuts off the request in flight.
+
+A real loopback server holds some requests far longer than any test runs, so only an abort of
+the socket can end them in time; each test releases the server when it ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import json
+import ssl
+import threading
+import time
+from collections.abc import Callable, Coroutine, Iterator, Mapping
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+
+from runner.providers.base import ProviderError
+from runner.providers.http import HttpClient
+
+HOLD_S = 30.0
+"""How long the server holds a request it was told to hang on, unless released."""
+PROMPT_S = 5.0
+"""A cancelled call must return well within this; the server would hold it for HOLD_S."""
+
+
+class _Server(ThreadingHTTPServer):
+    """A loopback server answering its n-th request by the n-th step of ``plan``.
+
+    Steps: ``hang`` holds the request until released, then answers 200; ``busy`` answers 503
+    with Retry-After: 30; ``ok`` (also after the plan runs out) answers 200 at once.
+    """
+
+    daemon_threads = False  # server_close joins the handler threads
+
+    def __init__(self, plan: list[str]) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.plan = plan
+        self.release = threading.Event()
+        self.hanging = threading.Event()
+        self.peers: list[int] = []
+        """The client port of each request, in order."""
+        self._lock = threading.Lock()
+
+    @property
+    def port(self) -> int:
+        return int(self.server_address[1])
+
+    def take(self, peer: int) -> str:
+        with self._lock:
+            self.peers.append(peer)
+            return self.plan.pop(0) if self.plan else "ok"
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, so the client pools its connections
+    timeout = 10  # an idle kept-alive connection ends eventually
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        server = cast(_Server, self.server)
+        step = server.take(self.client_address[1])
+        if step == "hang":
+            server.hanging.set()
+            server.release.wait(HOLD_S)
+        payload = json.dumps({"step": step, "path": self.path}).encode()
+        self.send_response(503 if step == "busy" else 200)
+        if step == "busy":
+            self.send_header("Retry-After", "30")
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def handle(self) -> None:
+        # Answering a client that has gone away fails; that is expected here.
+        with contextlib.suppress(OSError):
+            super().handle()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+class _Client(HttpClient):
+    """An HttpClient that records when its worker thread finishes a call, and how."""
+
+    def __init__(self, **fields: Any) -> None:
+        super().__init__(**fields)
+        self.finished = threading.Event()
+        self.outcomes: list[BaseException | None] = []
+        self.gate: threading.Event | None = None
+        self.entered = threading.Event()
+
+    def post_json(
+        self, path: str, body: Mapping[str, Any], *, stop: threading.Event | None = None
+    ) -> dict[str, Any]:
+        self.entered.set()
+        if self.gate is not None:
+            self.gate.wait(HOLD_S)
+        try:
+            reply = super().post_json(path, body, stop=stop)
+        except BaseException as exc:
+            self.outcomes.append(exc)
+            raise
+        finally:
+            self.finished.set()
+        self.outcomes.append(None)
+        return reply
+
+
+Serve = Callable[..., _Server]
+MakeClient = Callable[..., _Client]
+
+
+@pytest.fixture
+def serve(monkeypatch: pytest.MonkeyPatch) -> Iterator[Serve]:
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    monkeypatch.setenv("no_proxy", "127.0.0.1")
+    running: list[tuple[_Server, threading.Thread]] = []
+
+    def start(*plan: str, tls: ssl.SSLContext | None = None) -> _Server:
+        server = _Server(list(plan))
+        if tls is not None:
+            server.socket = tls.wrap_socket(server.socket, server_side=True)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        running.append((server, thread))
+        return server
+
+    yield start
+    for server, thread in running:
+        server.release.set()
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+@pytest.fixture
+def make_client(serve: Serve) -> Iterator[MakeClient]:
+    clients: list[_Client] = []
+
+    def make(base_url: str, **fields: Any) -> _Client:
+        client = _Client(provider="p", base_url=base_url, headers={}, secret=None, **fields)
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.close()
+
+
+def _run(coroutine: Coroutine[Any, Any, None]) -> None:
+    asyncio.run(coroutine)
+
+
+async def _until(condition: Callable[[], bool], *, within: float = PROMPT_S) -> None:
+    deadline = time.monotonic() + within
+    while not condition():
+        assert time.monotonic() < deadline, "the server never saw the request"
+        await asyncio.sleep(0.005)
+
+
+async def _cancel(task: asyncio.Task[Any]) -> float:
+    """Cancel ``task`` and return the seconds until its CancelledError arrived."""
+    started = time.monotonic()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    return time.monotonic() - started
+
+
+def _cancelled_error(client: _Client) -> ProviderError:
+    assert len(client.outcomes) == 1
+    error = client.outcomes[0]
+    assert isinstance(error, ProviderError)
+    assert "was cancelled" in str(error)
+    return error
+
+
+def test_cancelling_cuts_off_the_request_in_flight(serve: Serve, make_client: MakeClient) -> None:
+    server = serve("hang")
+    client = make_client(f"http://127.0.0.1:{server.port}/v1")
+
+    async def scenario() -> None:
+        task = asyncio.create_task(client.post_json_async("/chat", {"q": 1}))
+        await _until(server.hanging.is_set)
+        elapsed = await _cancel(task)
+        assert client.finished.is_set(), "the worker thread was still running"
+        assert elapsed < PROMPT_S
+
+    _run(scenario())
+    assert "before the reply arrived" in str(_cancelled_error(client))
+    assert len(server.peers) == 1
+
+
+def test_cancelling_before_the_request_is_sent(serve: Serve, make_client: MakeClient) -> None:
+    server = serve()
+    client = make_client(f"http://127.0.0.1:{server.port}/v1")
+    client.gate = threading.Event()
+
+    async def scenario() -> None:
+        task = asyncio.create_task(client.post_json_async("/chat", {}))
+        await _until(client.entered.is_set)
+        task.cancel()
+        await asyncio.sleep(0.05)
+        assert not task.done(), "the cancellation did not wait for the worker thread"
+        client.gate.set()  # type: ignore[union-attr]
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert client.finished.is_set()
+
+    try:
+        _run(scenario())
+    finally:
+        client.gate.set()
+    assert "before it was sent" in str(_cancelled_error(client))
+    assert server.peers == []
+
+
+def test_cancelling_a_call_on_a_pooled_connection_leaves_the_pool_usable(
+    serve: Serve, make_client: MakeClient
+) -> None:
+    server = serve("ok", "hang", "ok")
+    client = make_client(f"http://127.0.0.1:{server.port}/v1")
+
+    async def scenario() -> None:
+        assert (await client.post_json_async("/first", {}))["step"] == "ok"
+        task = asyncio.create_task(client.post_json_async("/second", {}))
+        await _until(server.hanging.is_set)
+        assert await _cancel(task) < PROMPT_S
+        assert (await client.post_json_async("/third", {}))["path"] == "/v1/third"
+
+    _run(scenario())
+    first, second, third = server.peers
+    assert second == first, "the cancelled call should have reused the pooled connection"
+    assert third != second, "the cut-off connection must not be reused"
+    assert isinstance(client.outcomes[1], ProviderError)
+    assert client.outcomes[2] is None
+
+
+def test_cancelling_while_waiting_to_retry_returns_at_once(
+    serve: Serve, make_client: MakeClient
+) -> None:
+    server = serve("busy", "ok")
+    client = make_client(f"http://127.0.0.1:{server.port}/v1")
+
+    async def scenario() -> None:
+        task = asyncio.create_task(client.post_json_async("/chat", {}))
+        await _until(lambda: len(server.peers) == 1)
+        await asyncio.sleep(0.05)  # the worker is now waiting out Retry-After: 30
+        assert await _cancel(task) < PROMPT_S
+        assert client.finished.is_set()
+
+    _run(scenario())
+    assert "waiting to retry" in str(_cancelled_error(client))
+    assert len(server.peers) == 1
+
+
+def test_an_uncancelled_call_succeeds_after_a_retry(serve: Serve, make_client: MakeClient) -> None:
+    server = serve("busy", "ok")
+    waits: list[float] = []
+    client = make_client(f"http://127.0.0.1:{server.port}/v1", sleep=waits.append)
+
+    reply = asyncio.run(client.post_json_async("/chat", {"q": 1}))
+    assert reply == {"step": "ok", "path": "/v1/chat"}
+    assert waits == [30.0]
+    assert len(server.peers) == 2
+
+
+def test_cancelling_a_call_through_an_http_proxy(
+    serve: Serve, make_client: MakeClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    proxy = serve("hang")
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name)
+    for name in ("HTTP_PROXY", "http_proxy"):
+        monkeypatch.setenv(name, f"http://127.0.0.1:{proxy.port}")
+    client = make_client("http://llm.example.test/v1")
+
+    async def scenario() -> None:
+        task = asyncio.create_task(client.post_json_async("/chat", {}))
+        await _until(proxy.hanging.is_set)
+        assert await _cancel(task) < PROMPT_S
+        assert client.finished.is_set()
+
+    _run(scenario())
+    _cancelled_error(client)
+
+
+def _tls_contexts(directory: Path) -> tuple[ssl.SSLContext, Path]:
+    """A server context with a fresh self-signed certificate for 127.0.0.1, and that cert."""
+    pytest.importorskip("cryptography")
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(hours=1))
+        .not_valid_after(now + timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path = directory / "cert.pem"
+    key_path = directory / "key.pem"
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_path, key_path)
+    return context, cert_path
+
+
+def test_cancelling_a_call_over_https(
+    serve: Serve, make_client: MakeClient, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    context, cert_path = _tls_contexts(tmp_path)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cert_path))
+    server = serve("hang", "ok", tls=context)
+    client = make_client(f"https://127.0.0.1:{server.port}/v1")
+
+    async def scenario() -> None:
+        task = asyncio.create_task(client.post_json_async("/chat", {}))
+        await _until(server.hanging.is_set)
+        assert await _cancel(task) < PROMPT_S
+        assert client.finished.is_set()
+        assert (await client.post_json_async("/again", {}))["step"] == "ok"
+
+    _run(scenario())
+    assert isinstance(client.outcomes[0], ProviderError)
+    assert "was cancelled" in str(client.outcomes[0])
+    assert len(server.peers) == 2
