@@ -25,8 +25,18 @@ EXAMPLES = {
         # Four words, as the workflow's default command has (its argv has one item per word).
         'test_command=["python","-m","pytest","tests/test_globs.py"]',
     ],
-    "pr_triage.yaml": ["--input", "base_ref=HEAD~3"],
-    "docs_sync.star": ["--input", "base_ref=HEAD~3"],
+    "pr_triage.yaml": [
+        "--input",
+        "base_ref=HEAD~3",
+        "--mock-script",
+        "workflows/mocks/pr_triage.yaml",
+    ],
+    "docs_sync.star": [
+        "--input",
+        "base_ref=HEAD~3",
+        "--mock-script",
+        "workflows/mocks/docs_sync.yaml",
+    ],
     "release_notes.star": [
         "--input",
         "since=HEAD~5",

@@ -8,16 +8,20 @@ and handled by the engine.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import random
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runner import ir
 from runner.budget import Amount, Ledger, reserve, settle, worst_case
 from runner.config import MOCK, Config, Model
 from runner.config import Provider as ProviderConfig
-from runner.executor.results import Spend
+from runner.executor.recording import Answers, Journal, Memo, Source
+from runner.executor.results import NodeFailed, Spend
+from runner.keys import CallKey, Unkeyable, key_of
 from runner.providers.base import (
     ChatMessage,
     ModelReply,
@@ -26,6 +30,13 @@ from runner.providers.base import (
     ProviderError,
     estimate_tokens,
 )
+from runner.status import Status
+
+if TYPE_CHECKING:
+    from runner.executor.frames import Frame
+
+Bounded = Callable[["Frame", Callable[[], Awaitable[Any]]], Awaitable[Any]]
+"""Runs work holding a frame's call slots (the engine's ``bounded``)."""
 
 DEFAULT_MAX_TOKENS = 4096
 """The reply bound assumed for the budget's worst case when a node sets none."""
@@ -65,7 +76,8 @@ def backoff(
 
 
 class Caller:
-    """Makes model calls for the engine: resolves roles, holds budgets, retries."""
+    """Makes model calls for the engine: resolves roles, holds budgets, retries, and answers
+    from a recorded run or the memo before calling a provider."""
 
     def __init__(
         self,
@@ -73,12 +85,24 @@ class Caller:
         providers: Mapping[str, Provider],
         policy: RetryPolicy,
         rng: random.Random,
+        *,
+        bounded: Bounded,
     ) -> None:
         self.config = config
         self.providers = providers
         self.policy = policy
         self.rng = rng
+        self.bounded = bounded
+        self.memo: Memo | None = None
+        """Earlier replies by key; ``None``: no memo."""
+        self.journal: Journal | None = None
+        """Where calls are recorded; ``None``: nowhere."""
+        self.answers: Answers | None = None
+        """A recorded run answering first (replay, resume)."""
+        self.unkeyed: list[tuple[str, str]] = []
+        """Calls made without the memo because they had no key: (path, why)."""
         self._served: dict[str, tuple[ProviderConfig, Model | None]] = {}
+        self._in_flight: dict[str, asyncio.Future[tuple[ModelReply, float]]] = {}
 
     def serve(self, role: str) -> tuple[ProviderConfig, Model | None]:
         """The provider and model serving ``role``, resolved once per role."""
@@ -97,25 +121,154 @@ class Caller:
         temperature: float | None,
         max_tokens: int | None,
         sample: int,
-    ) -> ModelRequest:
-        """The request for ``role``, with the model and JSON mode its configuration gives."""
+    ) -> tuple[ModelRequest, CallKey | str]:
+        """The request for ``role``, with the model and JSON mode its configuration gives,
+        and its key (or why it has none)."""
         provider, model = self.serve(role)
         json_capable = provider.type == MOCK or (
             model is not None and "json_mode" in model.capabilities
         )
-        return ModelRequest(
+        model_name = model.name if model else None
+        json_mode = output_schema is not None and json_capable
+        try:
+            key: CallKey | str = key_of(
+                provider=provider.name,
+                endpoint=self.providers[provider.name].endpoint,
+                model=model_name,
+                messages=messages,
+                temperature=temperature,
+                max_tokens=max_tokens,
+                json_mode=json_mode,
+                output_schema=output_schema,
+                sample=sample,
+            )
+        except Unkeyable as exc:
+            key = str(exc)
+        request = ModelRequest(
             node_id=node_id,
             role=role,
-            model=model.name if model else None,
+            model=model_name,
             messages=messages,
             temperature=temperature,
             max_tokens=max_tokens,
             output_schema=output_schema,
-            json_mode=output_schema is not None and json_capable,
+            json_mode=json_mode,
             sample=sample,
+            key=key.digest if isinstance(key, CallKey) else None,
+        )
+        return request, key
+
+    async def call(
+        self, request: ModelRequest, key: CallKey | str, frame: Frame, *, path: str, position: str
+    ) -> Call:
+        """Answer ``request``: from a recorded run, the memo, an identical call in flight, or
+        the provider (under the frame's bounds and budget); record how it was answered."""
+        known = key if isinstance(key, CallKey) else None
+        if isinstance(key, str):
+            self.unkeyed.append((path, key))
+        answers = self.answers
+        if answers is not None:
+            recorded = answers.reply(path, known.digest if known else None)
+            if recorded is not None:
+                reply, spent = recorded
+                self._charge(frame.ledger, request, reply.usage, spent.cost_usd)
+                spend = Spend(saved_tokens=spent.tokens, saved_usd=spent.cost_usd)
+                return self._record(request, known, reply, spend, path, position, "trace")
+            if answers.strict:
+                raise NodeFailed(Status.REPLAY_DIVERGED, answers.missed_call(path, known))
+        memo = self.memo if known is not None and frame.memo != "off" else None
+        if memo is None or known is None:
+            call: Call = await self.bounded(frame, lambda: self._live(request, frame.ledger))
+            if self.journal is not None:
+                self._record(request, known, call.reply, call.spend, path, position, "live")
+                await self.journal.durable()
+            return call
+        found = memo.get(known.digest)
+        leader = self._in_flight.get(known.digest)
+        if found is None and leader is not None:
+            with contextlib.suppress(Exception):  # the first caller failed: call anew
+                found = await asyncio.shield(leader)
+        if found is not None:
+            reply, cost = found
+            usage = reply.usage
+            spend = Spend(
+                memo_hits=1,
+                saved_tokens=usage.prompt_tokens + usage.completion_tokens,
+                saved_usd=cost,
+            )
+            return self._record(request, known, reply, spend, path, position, "memo")
+        shared: asyncio.Future[tuple[ModelReply, float]] = (
+            asyncio.get_running_loop().create_future()
+        )
+        self._in_flight[known.digest] = shared
+        try:
+            call = await self.bounded(frame, lambda: self._live(request, frame.ledger))
+        except BaseException as exc:
+            shared.set_exception(
+                exc
+                if isinstance(exc, Exception)
+                else NodeFailed(Status.CANCELLED, "the identical call it waited for was cancelled")
+            )
+            shared.exception()  # retrieved: followers may be gone
+            raise
+        finally:
+            self._in_flight.pop(known.digest, None)
+        shared.set_result((call.reply, call.spend.cost_usd))
+        if frame.memo == "on":
+            memo.put(known, call.reply, cost_usd=call.spend.cost_usd, path=path)
+        spend = dataclasses.replace(call.spend, memo_misses=1)
+        self._record(request, known, call.reply, spend, path, position, "live")
+        await self._durable()
+        return Call(reply=call.reply, spend=spend, attempts=call.attempts)
+
+    def _record(  # noqa: PLR0917 (the one place every answer goes through)
+        self,
+        request: ModelRequest,
+        key: CallKey | None,
+        reply: ModelReply,
+        spend: Spend,
+        path: str,
+        position: str,
+        source: Source,
+    ) -> Call:
+        if self.journal is not None:
+            self.journal.model_call(
+                path=path,
+                position=position,
+                request=request,
+                key=key,
+                reply=reply,
+                spend=spend,
+                source=source,
+            )
+        return Call(reply=reply, spend=spend, attempts=0 if source != "live" else 1)
+
+    async def _durable(self) -> None:
+        # A paid reply is safe from a crash before the run builds on it.
+        if self.journal is not None:
+            await self.journal.durable()
+
+    def _charge(
+        self, ledger: Ledger | None, request: ModelRequest, usage: Any, cost: float
+    ) -> None:
+        """Hold and settle a recorded call in the budget as the live call was, so that a
+        replay stops where the recorded run stopped."""
+        if ledger is None:
+            return
+        _, model = self.serve(request.role)
+        prompt = "".join(message.content for message in request.messages)
+        worst = worst_case(
+            estimate_tokens(prompt),
+            request.max_tokens or DEFAULT_MAX_TOKENS,
+            model.input_per_mtok if model else 0.0,
+            model.output_per_mtok if model else 0.0,
+        )
+        settle(
+            reserve(ledger, worst),
+            Amount(tokens=usage.prompt_tokens + usage.completion_tokens, cost_usd=cost, leaves=1),
         )
 
-    async def call(self, request: ModelRequest, ledger: Ledger | None) -> Call:
+    async def _live(self, request: ModelRequest, ledger: Ledger | None) -> Call:
         """Reserve the worst case, call the provider (retrying transient failures), settle."""
         provider_config, model = self.serve(request.role)
         provider = self.providers[provider_config.name]

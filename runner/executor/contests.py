@@ -50,6 +50,7 @@ async def contest(engine: Engine, node: ir.Tournament | ir.Pareto, frame: Frame)
                     copies=(*frame.copies, index),
                     sample=index,
                     variables={**frame.variables, "sample": index},
+                    trail=engine.trail(frame, node, index),
                 ),
             )
             for index in range(node.count)
@@ -104,6 +105,7 @@ async def _tournament(
         text, used = await model_call(
             engine,
             frame,
+            caller=node,
             node_id=f"{ir.instance_id(node.id, frame.copies)}/judge[{index}]",
             role=node.judge.role,
             messages=(ChatMessage(role="user", content=render(node.judge.prompt, scope)),),

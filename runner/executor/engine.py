@@ -20,15 +20,18 @@ from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from runner import ir
+from runner import ir, order
 from runner.budget import BudgetExceeded, Ledger
 from runner.canonical import canonical_json
 from runner.config import Config
 from runner.errors import RunnerError
 from runner.executor import kinds
 from runner.executor.calls import Caller, RetryPolicy
+from runner.executor.commands import CommandResult, run_command
 from runner.executor.frames import Frame
+from runner.executor.recording import Answers, Journal, Memo
 from runner.executor.results import NodeFailed, NodeResult, RunResult, Spend, TestResult
+from runner.keys import command_key
 from runner.providers.base import Provider
 from runner.render import OutputError, RenderError, evaluate
 from runner.status import Outcome, Status, run_status
@@ -61,11 +64,29 @@ class Engine:
         observer: Observer | None = None,
         retry_policy: RetryPolicy | None = None,
         seed: int = 0,
+        memo: Memo | None = None,
+        journal: Journal | None = None,
+        answers: Answers | None = None,
     ) -> None:
         self.workflow = workflow
         self.workspace = workspace
         self.observer = observer
-        self.caller = Caller(config, providers, retry_policy or RetryPolicy(), random.Random(seed))
+        self.caller = Caller(
+            config,
+            providers,
+            retry_policy or RetryPolicy(),
+            random.Random(seed),
+            bounded=self.bounded,
+        )
+        self.caller.memo = memo
+        self.caller.journal = journal
+        self.caller.answers = answers
+        self.journal = journal
+        """Where the run is recorded; ``None``: nowhere."""
+        self.answers = answers
+        """A recorded run answering calls and commands first (replay, resume)."""
+        self.spans = order.spans(workflow.steps)
+        """Every node's place in the logical order of events, by ``id(node)``."""
         self.results: list[NodeResult] = []
         self.stop = Outcome()
         self.total = 0
@@ -192,6 +213,8 @@ class Engine:
         self.total += 1
         if self.observer is not None:
             self.observer.started(path, node)
+        if self.journal is not None:
+            self.journal.node_started(path, order.start(frame.trail, self.spans[id(node)]), node)
         started = time.monotonic()
         attempts = node.retry.attempts if node.retry else 1
         spent = _NOTHING
@@ -205,9 +228,13 @@ class Engine:
                 spent = spend if spent is _NOTHING else spent + spend
                 if node.kind == "reduce":  # the one output an expression computes; others are JSON
                     _require_json(node, output)
+                if self.answers is not None and self.answers.strict:
+                    differs = self.answers.check(path, output, decision)
+                    if differs is not None:
+                        raise NodeFailed(Status.REPLAY_DIVERGED, differs)
                 self.finish(
                     node,
-                    path,
+                    frame,
                     Status.SUCCEEDED,
                     started,
                     attempts=attempt,
@@ -224,13 +251,13 @@ class Engine:
                     await asyncio.sleep((backoff or 0.0) * 2 ** (attempt - 1))
                     continue
                 self.finish(
-                    node, path, status, started, attempts=attempt, spend=spent, error=reason
+                    node, frame, status, started, attempts=attempt, spend=spent, error=reason
                 )
                 raise NodeFailed(status, f"{node.kind} {node.id!r} {status.value}") from exc
             except BudgetExceeded as exc:
                 self.finish(
                     node,
-                    path,
+                    frame,
                     Status.BUDGET_EXCEEDED,
                     started,
                     attempts=attempt,
@@ -242,7 +269,7 @@ class Engine:
             except asyncio.CancelledError:
                 self.finish(
                     node,
-                    path,
+                    frame,
                     Status.CANCELLED,
                     started,
                     attempts=attempt,
@@ -276,7 +303,7 @@ class Engine:
     def finish(
         self,
         node: ir.Node,
-        path: str,
+        frame: Frame,
         status: Status,
         started: float,
         *,
@@ -288,7 +315,7 @@ class Engine:
     ) -> None:
         """Record how a node ended."""
         result = NodeResult(
-            path=path,
+            path=frame.path(node.id),
             node_id=node.id,
             kind=node.kind,
             status=status,
@@ -298,23 +325,67 @@ class Engine:
             duration_s=time.monotonic() - started,
             spend=spend,
             decision=decision,
+            position="" if self.journal is None else order.end(frame.trail, self.spans[id(node)]),
         )
         self.results.append(result)
         if self.observer is not None:
             self.observer.finished(result)
+        if self.journal is not None:
+            self.journal.node_finished(result)
 
     def fail_unstarted(self, node: ir.Node, frame: Frame, reason: str) -> NodeFailed:
         """Record a node that could not even start (no worktree for it); return its failure."""
         self.total += 1
-        self.finish(node, frame.path(node.id), Status.FAILED, time.monotonic(), error=reason)
+        self.finish(node, frame, Status.FAILED, time.monotonic(), error=reason)
         return NodeFailed(Status.FAILED, reason)
 
     def skip(self, node: ir.Node, frame: Frame, reason: str) -> None:
         """Record a node that will not run (a cond arm not taken, steps after a failure)."""
         self.total += 1
-        self.finish(
-            node, frame.path(node.id), Status.SKIPPED, time.monotonic(), attempts=0, error=reason
+        self.finish(node, frame, Status.SKIPPED, time.monotonic(), attempts=0, error=reason)
+
+    def trail(self, frame: Frame, node: ir.Node, number: int) -> str:
+        """The trail of repetition ``number`` of ``node`` (empty when the run is not recorded:
+        only the journal reads trails)."""
+        if self.journal is None:
+            return ""
+        return order.repeat(frame.trail, self.spans[id(node)], number)
+
+    def call_position(self, frame: Frame, node: ir.Node, caller: str) -> str:
+        """Where a call or command of ``node`` sits in the logical order, when recorded."""
+        if self.journal is None:
+            return ""
+        return order.call(frame.trail, self.spans[id(node)], caller)
+
+    async def command(
+        self, node: ir.Command, frame: Frame, argv: list[str], *, cwd: Path, env: dict[str, str]
+    ) -> CommandResult:
+        """Run a command node's argv, or answer it from a recorded run; record the result."""
+        path = frame.path(node.id)
+        position = self.call_position(frame, node, ir.instance_id(node.id, frame.copies))
+        where = cwd.relative_to(self.workspace) if cwd.is_relative_to(self.workspace) else cwd
+        key = command_key(argv, where.as_posix(), env)
+        if self.answers is not None:
+            recorded = self.answers.command(path, key)
+            if recorded is not None:
+                if self.journal is not None:
+                    self.journal.command(
+                        path=path, position=position, key=key, result=recorded, source="trace"
+                    )
+                return recorded
+            if self.answers.strict:
+                raise NodeFailed(
+                    Status.REPLAY_DIVERGED, self.answers.missed_command(path, tuple(argv))
+                )
+        result: CommandResult = await self.bounded(
+            frame, lambda: run_command(argv, cwd=cwd, env=env, timeout_s=node.timeout_s)
         )
+        if self.journal is not None:
+            self.journal.command(
+                path=path, position=position, key=key, result=result, source="live"
+            )
+            await self.journal.durable()
+        return result
 
     async def bounded(self, frame: Frame, work: Callable[[], Awaitable[Any]]) -> Any:
         """Run ``work`` holding every call/command slot of the frame (innermost first)."""

@@ -62,11 +62,17 @@ class Frame:
     """Cost tallies this frame's calls add to."""
     watch: dict[str, tuple[str, int]] | None = None
     """Inside a loop: each leaf's last request and how often in a row it was sent."""
+    trail: str = ""
+    """The enclosing repetitions, as the prefix of this frame's logical positions
+    (``runner.order``)."""
 
     def path(self, node_id: str) -> str:
         """The node's path: derived id with copy indices, then loop iterations."""
-        derived = ir.instance_id(node_id, self.copies)
-        return derived + "".join(f"@{i}" for i in self.loops) if self.loops else derived
+        return self.at(ir.instance_id(node_id, self.copies))
+
+    def at(self, instance_id: str) -> str:
+        """The path of an instance id (a node id with its copy indices) in this frame."""
+        return instance_id + "".join(f"@{i}" for i in self.loops) if self.loops else instance_id
 
     def scope(self) -> Scope:
         """What templates and expressions see here."""
@@ -101,6 +107,7 @@ class Frame:
             memo=get("memo", self.memo),
             tallies=get("tallies", self.tallies),
             watch=get("watch", self.watch),
+            trail=get("trail", self.trail),
         )
 
     def with_variables(self, **variables: Any) -> Frame:

@@ -93,6 +93,7 @@ async def model_call(
     engine: Engine,
     frame: Frame,
     *,
+    caller: ir.Node,
     node_id: str,
     role: str,
     messages: tuple[ChatMessage, ...],
@@ -103,7 +104,7 @@ async def model_call(
 ) -> tuple[Any, Spend]:
     """One model call under the frame's bounds and budget; the reply parsed when ``output``."""
     schema = compiled(output).plain if output is not None else None
-    request = engine.caller.request(
+    request, key = engine.caller.request(
         node_id=node_id,
         role=role,
         messages=messages,
@@ -112,7 +113,13 @@ async def model_call(
         max_tokens=max_tokens,
         sample=sample,
     )
-    call = await engine.bounded(frame, lambda: engine.caller.call(request, frame.ledger))
+    call = await engine.caller.call(
+        request,
+        key,
+        frame,
+        path=frame.at(node_id),
+        position=engine.call_position(frame, caller, node_id),
+    )
     if frame.watch is not None:
         _watch_repeats(frame.watch, node_id, request)
     for tally in frame.tallies:
@@ -153,6 +160,7 @@ async def _leaf(engine: Engine, node: ir.Leaf, frame: Frame) -> Ran:
     value, spend = await model_call(
         engine,
         frame,
+        caller=node,
         node_id=ir.instance_id(node.id, frame.copies),
         role=node.role,
         messages=messages,
@@ -165,7 +173,7 @@ async def _leaf(engine: Engine, node: ir.Leaf, frame: Frame) -> Ran:
 
 
 async def _command(engine: Engine, node: ir.Command, frame: Frame) -> Ran:
-    from runner.executor.commands import admitted, command_line, run_command
+    from runner.executor.commands import admitted, command_line
 
     scope = frame.scope()
     argv = [render(item, scope) for item in node.run]
@@ -177,9 +185,7 @@ async def _command(engine: Engine, node: ir.Command, frame: Frame) -> Ran:
         )
     cwd = frame.cwd / render(node.cwd, scope) if node.cwd is not None else frame.cwd
     env = {key: render(value, scope) for key, value in (node.env or {}).items()}
-    result = await engine.bounded(
-        frame, lambda: run_command(argv, cwd=cwd, env=env, timeout_s=node.timeout_s)
-    )
+    result = await engine.command(node, frame, argv, cwd=cwd, env=env)
     if result.timed_out:
         raise _failed(f"{line!r} timed out after {node.timeout_s:g} s")
     if result.exit_code != 0 and not node.allow_fail:
@@ -268,7 +274,9 @@ async def _expand(engine: Engine, node: ir.Expand, frame: Frame) -> Ran:
         (
             node.body,
             frame.layer(
-                copies=(*frame.copies, index), variables={**frame.variables, node.as_: item}
+                copies=(*frame.copies, index),
+                variables={**frame.variables, node.as_: item},
+                trail=engine.trail(frame, node, index),
             ),
         )
         for index, item in enumerate(items)
@@ -297,6 +305,7 @@ async def _loop(engine: Engine, node: ir.LoopUntil, frame: Frame) -> Ran:
             loops=(*frame.loops, iteration),
             variables={**frame.variables, "iteration": iteration},
             watch=watch,
+            trail=engine.trail(frame, node, iteration),
         )
         output = await engine.execute(node.body, layer)
         frame.expose(layer)
@@ -321,6 +330,7 @@ async def _reduce(engine: Engine, node: ir.Reduce, frame: Frame) -> Ran:
     value, spend = await model_call(
         engine,
         frame,
+        caller=node,
         node_id=ir.instance_id(node.id, frame.copies),
         role=node.role,
         messages=(ChatMessage(role="user", content=render(node.prompt, scope)),),
@@ -343,6 +353,7 @@ async def _teacher(engine: Engine, node: ir.TeacherReview, frame: Frame) -> Ran:
     value, spend = await model_call(
         engine,
         frame,
+        caller=node,
         node_id=ir.instance_id(node.id, frame.copies),
         role=node.role or ir.DEFAULT_TEACHER_ROLE,
         messages=messages,

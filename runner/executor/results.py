@@ -23,6 +23,14 @@ class Spend:
     """Prompt tokens the provider served from its own prompt cache."""
     cost_usd: float = 0.0
     """Dollars."""
+    memo_hits: int = 0
+    """Calls answered by the memo (or shared with an identical call in flight)."""
+    memo_misses: int = 0
+    """Calls the memo could have answered but had no entry for."""
+    saved_tokens: int = 0
+    """Tokens the memo's answers would have cost."""
+    saved_usd: float = 0.0
+    """Dollars the memo's answers would have cost."""
 
     @property
     def tokens(self) -> int:
@@ -31,31 +39,43 @@ class Spend:
 
     @staticmethod
     def total(spends: Iterable[Spend]) -> Spend:
-        """The sum of many, field by field (one Spend made rather than one per term)."""
-        calls = prompt = completion = cached = 0
-        cost = 0.0
+        """The sum of many (one Spend made rather than one per term)."""
+        sums = [0.0] * len(_FIELDS)
         for spend in spends:
-            calls += spend.calls
-            prompt += spend.prompt_tokens
-            completion += spend.completion_tokens
-            cached += spend.cached_prompt_tokens
-            cost += spend.cost_usd
-        return Spend(
-            calls=calls,
-            prompt_tokens=prompt,
-            completion_tokens=completion,
-            cached_prompt_tokens=cached,
-            cost_usd=cost,
-        )
+            for i, name in enumerate(_FIELDS):
+                sums[i] += getattr(spend, name)
+        return Spend._of(sums)
 
     def __add__(self, other: Spend) -> Spend:
+        return Spend._of([getattr(self, name) + getattr(other, name) for name in _FIELDS])
+
+    @staticmethod
+    def _of(values: list[float]) -> Spend:
+        calls, prompt, completion, cached, cost, hits, misses, saved, saved_usd = values
         return Spend(
-            calls=self.calls + other.calls,
-            prompt_tokens=self.prompt_tokens + other.prompt_tokens,
-            completion_tokens=self.completion_tokens + other.completion_tokens,
-            cached_prompt_tokens=self.cached_prompt_tokens + other.cached_prompt_tokens,
-            cost_usd=self.cost_usd + other.cost_usd,
+            calls=int(calls),
+            prompt_tokens=int(prompt),
+            completion_tokens=int(completion),
+            cached_prompt_tokens=int(cached),
+            cost_usd=cost,
+            memo_hits=int(hits),
+            memo_misses=int(misses),
+            saved_tokens=int(saved),
+            saved_usd=saved_usd,
         )
+
+
+_FIELDS = (
+    "calls",
+    "prompt_tokens",
+    "completion_tokens",
+    "cached_prompt_tokens",
+    "cost_usd",
+    "memo_hits",
+    "memo_misses",
+    "saved_tokens",
+    "saved_usd",
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -82,6 +102,8 @@ class NodeResult:
     """Model usage of this node's own calls."""
     decision: Any = None
     """Control decision made (cond arm, loop iterations, expand items, winner, frontier)."""
+    position: str = ""
+    """Where its end sits in the run's logical order (see ``runner.plan``)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

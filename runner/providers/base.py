@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
+from urllib.parse import urlsplit, urlunsplit
 
 from runner.errors import RunnerError
 
@@ -48,6 +49,8 @@ class ModelRequest:
     """Ask for a JSON reply, where the model has the ``json_mode`` capability."""
     sample: int = 0
     """Rollout index: the same request with another sample is a different call."""
+    key: str | None = None
+    """The call's key (``runner.keys``), when the executor computed one."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -107,6 +110,9 @@ class Provider(Protocol):
 
     name: str
     """The provider's name in the configuration."""
+    endpoint: str | None
+    """What besides the request decides its replies (the base URL; a mock's script), so
+    that it is part of every call's key."""
     retries_transient: bool
     """Whether it retries transient failures (429, 5xx, timeouts) itself; when not, the
     executor does, with the same backoff."""
@@ -118,3 +124,12 @@ class Provider(Protocol):
 def estimate_tokens(text: str) -> int:
     """About 4 characters a token, at least 1 for any text."""
     return max(1, (len(text) + 3) // 4) if text else 0
+
+
+def public_url(url: str) -> str:
+    """``url`` without credentials, query or fragment: safe to store and to show."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path.rstrip("/"), "", ""))

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 
-from runner.canonical import canonical_json, content_hash
+from runner.canonical import canonical_json
+from runner.keys import Unkeyable, call_key
 from runner.providers.base import (
     ModelReply,
     ModelRequest,
@@ -20,7 +21,6 @@ from runner.providers.base import (
 )
 from runner.providers.instances import instance
 from runner.providers.script import MockScript, ScriptedError, ScriptEntry
-from runner.schemas import compiled
 
 
 class MockProvider:
@@ -34,6 +34,8 @@ class MockProvider:
         """The provider's name in the configuration."""
         self.script = script
         """What to stage; ``None``: every reply is derived from the request."""
+        self.endpoint = f"mock-script:{script.digest}" if script is not None else None
+        """A scripted mock answers differently: its script is part of every call's key."""
         self._calls: dict[str, int] = {}
         self._entries: dict[str, ScriptEntry | None] = {}
 
@@ -55,33 +57,18 @@ class MockProvider:
         )
 
     def _derived(self, request: ModelRequest) -> str:
-        """The reply no script decides: a function of what a memo key covers, and nothing else,
-        so a memo hit from another node gives exactly what a fresh call would."""
-        schema = request.output_schema
-        try:
-            # The schema by its hash, computed once per schema rather than once per call.
-            schema_key = None if schema is None else compiled(schema).digest
-        except (TypeError, ValueError) as exc:
-            raise ProviderError(
-                f"{self.name}: cannot hash the output schema of {request.node_id}: {exc}"
-            ) from exc
-        # Positional: a list hashes faster than an object whose keys must be sorted.
-        key = [
-            self.name,
-            request.model,
-            [[message.role, message.content] for message in request.messages],
-            request.temperature,
-            request.max_tokens,
-            schema_key,
-            request.json_mode,
-            request.sample,
-        ]
-        try:
-            digest = content_hash(key)
-        except (TypeError, ValueError) as exc:  # NaN temperature, a schema that is not JSON
-            raise ProviderError(
-                f"{self.name}: cannot hash the request of {request.node_id}: {exc}"
-            ) from exc
+        """The reply no script decides: a function of what a call's key covers (the script
+        aside), and nothing else, so a memo hit from another node gives exactly what a fresh
+        call would."""
+        if request.key is not None and self.endpoint is None:
+            digest = request.key  # the executor's key of this call is the same function
+        else:
+            try:
+                digest = call_key(provider=self.name, endpoint=None, request=request).digest
+            except Unkeyable as exc:
+                raise ProviderError(
+                    f"{self.name}: cannot hash the request of {request.node_id}: {exc}"
+                ) from exc
         if request.output_schema is not None:
             try:
                 return canonical_json(instance(request.output_schema, bytes.fromhex(digest)))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -55,6 +56,8 @@ class MockScript:
 
     path: str | None = None
     """The file it came from; ``None`` for one built in code."""
+    digest: str = ""
+    """SHA-256 of the file's text."""
     latency_ms: float = 0.0
     """Delay of each call no entry sets one for."""
     entries: tuple[ScriptEntry, ...] = ()
@@ -83,6 +86,7 @@ def load_script(path: str) -> MockScript:
     data: dict[str, Any] = document.data
     return MockScript(
         path=path,
+        digest=hashlib.sha256(text.encode("utf-8")).hexdigest(),
         latency_ms=float(data.get("defaults", {}).get("latency_ms", 0)),
         entries=tuple(_entry(pattern, spec) for pattern, spec in data.get("nodes", {}).items()),
     )

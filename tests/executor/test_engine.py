@@ -57,6 +57,7 @@ class CountingProvider:
     def __init__(self, inner: Provider) -> None:
         self.inner = inner
         self.name = inner.name
+        self.endpoint = inner.endpoint
         self.requests: list[ModelRequest] = []
         self.in_flight = 0
         self.max_in_flight = 0

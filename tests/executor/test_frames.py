@@ -31,6 +31,7 @@ def full_frame() -> Frame:
         memo="off",
         tallies=(Tally(),),
         watch={},
+        trail="000001.000002/",
     )
 
 

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import ipaddress
 import json
+import socket
 import ssl
 import threading
 import time
@@ -47,6 +48,24 @@ class _Server(ThreadingHTTPServer):
         self.peers: list[int] = []
         """The client port of each request, in order."""
         self._lock = threading.Lock()
+        self._connections: list[socket.socket] = []
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        with self._lock:
+            self._connections.append(request)
+        super().finish_request(request, client_address)
+
+    def stop(self) -> None:
+        """Release held requests, stop serving, and end every connection and handler thread."""
+        self.release.set()
+        self.shutdown()
+        with self._lock:
+            connections = list(self._connections)
+        for connection in connections:
+            # A client may still keep the connection alive; the handler must not wait for it.
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
+        self.server_close()
 
     @property
     def port(self) -> int:
@@ -128,16 +147,14 @@ def serve(monkeypatch: pytest.MonkeyPatch) -> Iterator[Serve]:
         server = _Server(list(plan))
         if tls is not None:
             server.socket = tls.wrap_socket(server.socket, server_side=True)
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
         thread.start()
         running.append((server, thread))
         return server
 
     yield start
     for server, thread in running:
-        server.release.set()
-        server.shutdown()
-        server.server_close()
+        server.stop()
         thread.join()
 
 

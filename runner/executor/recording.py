@@ -1,0 +1,81 @@
+"""The seams between the executor and durable state: the memo, the run's journal, and the
+answers of a recorded run (for replay and resume). ``runner.store`` implements them over
+SQLite; an engine without them runs everything live and records nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from typing import Any, Literal, Protocol
+
+from runner import ir
+from runner.executor.commands import CommandResult
+from runner.executor.results import NodeResult, Spend
+from runner.keys import CallKey
+from runner.providers.base import ModelReply, ModelRequest
+
+Source = Literal["live", "memo", "trace"]
+"""Where an answer came from: the provider (or the command itself), the memo, or a trace."""
+
+
+class Memo(Protocol):
+    """Replies of earlier calls by key, shared across nodes, branches and runs."""
+
+    def get(self, key: str) -> tuple[ModelReply, float] | None:
+        """The reply stored under ``key`` and what it cost, if any."""
+
+    def put(self, key: CallKey, reply: ModelReply, *, cost_usd: float, path: str) -> None:
+        """Store a live reply under its key."""
+
+
+class Journal(Protocol):
+    """The record of one run: its events in the trace store, its counters in the run list."""
+
+    def node_started(self, path: str, position: str, node: ir.Node) -> None:
+        """A node (or copy) started."""
+
+    def node_finished(self, result: NodeResult) -> None:
+        """A node (or copy) ended."""
+
+    def model_call(
+        self,
+        *,
+        path: str,
+        position: str,
+        request: ModelRequest,
+        key: CallKey | None,
+        reply: ModelReply,
+        spend: Spend,
+        source: Source,
+    ) -> None:
+        """A model call was answered."""
+
+    def command(
+        self, *, path: str, position: str, key: str, result: CommandResult, source: Source
+    ) -> None:
+        """A command ended (or was answered from a trace)."""
+
+    def durable(self) -> Awaitable[None]:
+        """Done once everything recorded so far is safe from a crash."""
+
+
+class Answers(Protocol):
+    """What a recorded run answered, by node path and key."""
+
+    strict: bool
+    """Replay: what is not recorded diverges. Resume: it runs live."""
+
+    def reply(self, path: str, key: str | None) -> tuple[ModelReply, Spend] | None:
+        """The recorded reply of the call with ``key`` at ``path``, and what it cost."""
+
+    def command(self, path: str, key: str) -> CommandResult | None:
+        """The recorded result of the command with ``key`` at ``path``."""
+
+    def missed_call(self, path: str, key: CallKey | None) -> str:
+        """Why no reply is recorded for this call: the nearest recorded one, as a diff."""
+
+    def missed_command(self, path: str, argv: tuple[str, ...]) -> str:
+        """Why no result is recorded for this command, as a diff."""
+
+    def check(self, path: str, output: Any, decision: Any) -> str | None:
+        """How a replayed node's output or decision differs from the recorded ones (``None``:
+        they do not)."""

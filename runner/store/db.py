@@ -1,0 +1,172 @@
+"""The state database: where it lives, how it is opened, and its schema with migrations.
+
+One file, ``state.db``, under ``.branchleaf/`` (or ``--state DIR``). Several processes use it
+at once (a run, a ``watch`` of it, a second run), so it is opened in WAL mode, where readers
+never block the writer, with a busy timeout, and every write transaction starts with
+``BEGIN IMMEDIATE``: a transaction that only later asks to write can fail at once with
+"database is locked", whatever the timeout. ``synchronous=NORMAL`` makes a commit safe from a
+killed process (SIGKILL included) without an fsync per commit.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
+from pathlib import Path
+
+from runner.errors import RunnerError
+
+STATE_DIR = ".branchleaf"
+"""The default state directory, in the working directory."""
+DB_FILE = "state.db"
+BUSY_TIMEOUT_MS = 30_000
+
+SCHEMA_VERSION = 1
+"""The schema this version writes; older databases are migrated when opened."""
+
+MIGRATIONS: dict[int, str] = {
+    1: """
+    CREATE TABLE runs (
+        id TEXT PRIMARY KEY,
+        workflow TEXT NOT NULL,
+        workflow_hash TEXT NOT NULL,
+        source TEXT,
+        document TEXT NOT NULL,
+        inputs TEXT NOT NULL,
+        config TEXT NOT NULL,
+        providers TEXT NOT NULL,
+        mode TEXT NOT NULL,
+        parent TEXT,
+        status TEXT NOT NULL,
+        reason TEXT,
+        pid INTEGER,
+        host TEXT,
+        argv TEXT,
+        started_at REAL NOT NULL,
+        updated_at REAL NOT NULL,
+        finished_at REAL,
+        done INTEGER NOT NULL DEFAULT 0,
+        total INTEGER NOT NULL DEFAULT 0,
+        failed INTEGER NOT NULL DEFAULT 0,
+        calls INTEGER NOT NULL DEFAULT 0,
+        tokens INTEGER NOT NULL DEFAULT 0,
+        cost_usd REAL NOT NULL DEFAULT 0,
+        memo_hits INTEGER NOT NULL DEFAULT 0,
+        memo_misses INTEGER NOT NULL DEFAULT 0,
+        saved_tokens INTEGER NOT NULL DEFAULT 0,
+        saved_usd REAL NOT NULL DEFAULT 0,
+        output TEXT,
+        tests TEXT,
+        cancel_requested INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX runs_by_start ON runs (started_at);
+    CREATE TABLE events (
+        run_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        position TEXT NOT NULL,
+        path TEXT NOT NULL,
+        type TEXT NOT NULL,
+        key TEXT,
+        data TEXT NOT NULL,
+        at REAL NOT NULL,
+        PRIMARY KEY (run_id, seq)
+    );
+    CREATE INDEX events_by_path ON events (run_id, path, type);
+    CREATE TABLE memo (
+        key TEXT PRIMARY KEY,
+        fields TEXT NOT NULL,
+        reply TEXT NOT NULL,
+        tokens INTEGER NOT NULL,
+        cost_usd REAL NOT NULL,
+        run_id TEXT,
+        path TEXT,
+        created_at REAL NOT NULL
+    );
+    CREATE INDEX memo_by_path ON memo (path);
+    """,
+}
+"""Version -> the DDL that brings the previous version to it."""
+
+
+class StoreError(RunnerError):
+    """The state database cannot be opened, read or written."""
+
+    exit_code = 3
+
+
+def state_dir(given: str | None) -> Path:
+    """The state directory: ``--state DIR``, else ``.branchleaf`` in the working directory."""
+    return Path(given) if given else Path(STATE_DIR)
+
+
+def connect(directory: Path, *, create: bool = True) -> sqlite3.Connection:
+    """An open, migrated connection to the state in ``directory``.
+
+    ``create=False`` raises StoreError when there is no state yet, rather than making one.
+    """
+    path = directory / DB_FILE
+    if not path.exists():
+        if not create:
+            raise StoreError(
+                f"there is no Branchleaf state in {directory}: run a workflow first, "
+                "or name the state directory with --state DIR"
+            )
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create the state directory {directory}: {exc}") from exc
+    try:
+        conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot open the state database {path}: {exc}") from exc
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        _migrate(conn, path)
+    except sqlite3.Error as exc:
+        conn.close()
+        raise StoreError(f"cannot use the state database {path}: {exc}") from exc
+    except StoreError:
+        conn.close()
+        raise
+    return conn
+
+
+@contextmanager
+def opened(directory: Path, *, create: bool = True) -> Iterator[sqlite3.Connection]:
+    """:func:`connect`, closed at the end of the block."""
+    with closing(connect(directory, create=create)) as conn:
+        yield conn
+
+
+@contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """A write transaction taken at once (``BEGIN IMMEDIATE``), committed or rolled back."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def _migrate(conn: sqlite3.Connection, path: Path) -> None:
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version == SCHEMA_VERSION:
+        return
+    if version > SCHEMA_VERSION:
+        raise StoreError(
+            f"the state database {path} was written by a newer Branchleaf (schema {version}, "
+            f"this one knows {SCHEMA_VERSION}): upgrade Branchleaf, or use another --state DIR"
+        )
+    with transaction(conn):
+        # Read again inside the transaction: another process may have migrated meanwhile.
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        for target in range(version + 1, SCHEMA_VERSION + 1):
+            for statement in MIGRATIONS[target].split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {target}")
