@@ -392,15 +392,6 @@ def _chain_text(exc: BaseException | None) -> str:
     return "\n".join(seen)
 
 
-# --- Aborting a call in flight -------------------------------------------------------------------
-#
-# The worker thread running a call from post_json_async holds it in ``_running.call``. Every
-# connection claims the current call when it connects and when it sends a request, so a
-# connection taken from the pool is claimed too; returning it to the pool releases it. Aborting
-# a call shuts down the socket of the connection it holds, from the event loop's thread.
-# ``_ownership`` orders claims, releases and aborts, so an abort either finds the connection
-# claimed and shuts it down or, coming first, makes the claim fail.
-
 _running = threading.local()
 _ownership = threading.Lock()
 
@@ -410,7 +401,14 @@ class _Aborted(Exception):
 
 
 class _Call:
-    """A call made by :meth:`HttpClient.post_json_async`, which its caller can abort."""
+    """A call made by :meth:`HttpClient.post_json_async`, which its caller can abort.
+
+    The worker thread running the call holds it in ``_running.call``. A connection claims the
+    thread's call whenever it connects or sends a request, so one taken from the pool is claimed
+    too, and putting it back in the pool releases it. Aborting shuts down the socket of the
+    connection the call holds. ``_ownership`` orders claims, releases and aborts: an abort either
+    finds the connection claimed and cuts it off or, coming first, makes the claim fail.
+    """
 
     def __init__(self) -> None:
         self.stop = threading.Event()

@@ -14,7 +14,7 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable, Coroutine, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -172,14 +172,10 @@ def make_client(serve: Serve) -> Iterator[MakeClient]:
         client.close()
 
 
-def _run(coroutine: Coroutine[Any, Any, None]) -> None:
-    asyncio.run(coroutine)
-
-
 async def _until(condition: Callable[[], bool], *, within: float = PROMPT_S) -> None:
     deadline = time.monotonic() + within
     while not condition():
-        assert time.monotonic() < deadline, "the server never saw the request"
+        assert time.monotonic() < deadline, "waited in vain"
         await asyncio.sleep(0.005)
 
 
@@ -211,7 +207,7 @@ def test_cancelling_cuts_off_the_request_in_flight(serve: Serve, make_client: Ma
         assert client.finished.is_set(), "the worker thread was still running"
         assert elapsed < PROMPT_S
 
-    _run(scenario())
+    asyncio.run(scenario())
     assert "before the reply arrived" in str(_cancelled_error(client))
     assert len(server.peers) == 1
 
@@ -219,7 +215,7 @@ def test_cancelling_cuts_off_the_request_in_flight(serve: Serve, make_client: Ma
 def test_cancelling_before_the_request_is_sent(serve: Serve, make_client: MakeClient) -> None:
     server = serve()
     client = make_client(f"http://127.0.0.1:{server.port}/v1")
-    client.gate = threading.Event()
+    gate = client.gate = threading.Event()
 
     async def scenario() -> None:
         task = asyncio.create_task(client.post_json_async("/chat", {}))
@@ -227,17 +223,32 @@ def test_cancelling_before_the_request_is_sent(serve: Serve, make_client: MakeCl
         task.cancel()
         await asyncio.sleep(0.05)
         assert not task.done(), "the cancellation did not wait for the worker thread"
-        client.gate.set()  # type: ignore[union-attr]
+        gate.set()
         with pytest.raises(asyncio.CancelledError):
             await task
         assert client.finished.is_set()
 
     try:
-        _run(scenario())
+        asyncio.run(scenario())
     finally:
-        client.gate.set()
+        gate.set()
     assert "before it was sent" in str(_cancelled_error(client))
     assert server.peers == []
+
+
+def test_cancelling_at_once(serve: Serve, make_client: MakeClient) -> None:
+    server = serve("hang")
+    client = make_client(f"http://127.0.0.1:{server.port}/v1")
+
+    async def scenario() -> None:
+        task = asyncio.create_task(client.post_json_async("/chat", {}))
+        await asyncio.sleep(0)  # the call is handed to a worker thread, and may or may not start
+        assert await _cancel(task) < PROMPT_S
+        assert client.finished.is_set()
+
+    asyncio.run(scenario())
+    _cancelled_error(client)
+    assert len(server.peers) <= 1
 
 
 def test_cancelling_a_call_on_a_pooled_connection_leaves_the_pool_usable(
@@ -253,7 +264,7 @@ def test_cancelling_a_call_on_a_pooled_connection_leaves_the_pool_usable(
         assert await _cancel(task) < PROMPT_S
         assert (await client.post_json_async("/third", {}))["path"] == "/v1/third"
 
-    _run(scenario())
+    asyncio.run(scenario())
     first, second, third = server.peers
     assert second == first, "the cancelled call should have reused the pooled connection"
     assert third != second, "the cut-off connection must not be reused"
@@ -274,8 +285,8 @@ def test_cancelling_while_waiting_to_retry_returns_at_once(
         assert await _cancel(task) < PROMPT_S
         assert client.finished.is_set()
 
-    _run(scenario())
-    assert "waiting to retry" in str(_cancelled_error(client))
+    asyncio.run(scenario())
+    _cancelled_error(client)
     assert len(server.peers) == 1
 
 
@@ -306,7 +317,7 @@ def test_cancelling_a_call_through_an_http_proxy(
         assert await _cancel(task) < PROMPT_S
         assert client.finished.is_set()
 
-    _run(scenario())
+    asyncio.run(scenario())
     _cancelled_error(client)
 
 
@@ -366,7 +377,7 @@ def test_cancelling_a_call_over_https(
         assert client.finished.is_set()
         assert (await client.post_json_async("/again", {}))["step"] == "ok"
 
-    _run(scenario())
+    asyncio.run(scenario())
     assert isinstance(client.outcomes[0], ProviderError)
     assert "was cancelled" in str(client.outcomes[0])
     assert len(server.peers) == 2
