@@ -158,3 +158,66 @@ def _build(path: str, data: dict[str, Any], document: Any) -> Config:
             )
         roles[role] = (provider, model)
     return Config(path=path, providers=providers, roles=roles)
+
+
+def to_data(config: Config) -> dict[str, Any]:
+    """The configuration in the shape of ``branchleaf.yaml``, with nothing secret in it (keys
+    are named, never read; credentials written into URLs are left out)."""
+    from runner.providers.base import public_url
+
+    return {
+        "providers": {
+            name: {
+                "type": provider.type,
+                "base_url": public_url(provider.base_url) if provider.base_url else None,
+                "api_key_env": provider.api_key_env,
+                "script": provider.script,
+                "timeout_s": provider.timeout_s,
+                "max_retries": provider.max_retries,
+                "models": {
+                    model.name: {
+                        "capabilities": sorted(model.capabilities),
+                        "price": {
+                            "input_per_mtok": model.input_per_mtok,
+                            "output_per_mtok": model.output_per_mtok,
+                        },
+                    }
+                    for model in provider.models.values()
+                },
+            }
+            for name, provider in config.providers.items()
+            if name != MOCK or provider is not _MOCK
+        },
+        "roles": {
+            role: {"provider": provider, "model": model}
+            for role, (provider, model) in config.roles.items()
+        },
+    }
+
+
+def from_data(data: dict[str, Any], path: str | None = None) -> Config:
+    """A configuration recorded by :func:`to_data` (already checked when it was loaded)."""
+    providers = {MOCK: _MOCK}
+    for name, spec in data.get("providers", {}).items():
+        providers[name] = Provider(
+            name=name,
+            type=spec["type"],
+            base_url=spec.get("base_url"),
+            api_key_env=spec.get("api_key_env"),
+            script=spec.get("script"),
+            timeout_s=spec.get("timeout_s"),
+            max_retries=spec.get("max_retries"),
+            models={
+                model: Model(
+                    name=model,
+                    capabilities=frozenset(info.get("capabilities", ())),
+                    input_per_mtok=float(info.get("price", {}).get("input_per_mtok", 0.0)),
+                    output_per_mtok=float(info.get("price", {}).get("output_per_mtok", 0.0)),
+                )
+                for model, info in spec.get("models", {}).items()
+            },
+        )
+    roles = {
+        role: (spec["provider"], spec.get("model")) for role, spec in data.get("roles", {}).items()
+    }
+    return Config(path=path, providers=providers, roles=roles)

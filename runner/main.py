@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 import traceback
 from collections.abc import Sequence
@@ -15,11 +16,19 @@ from runner.errors import CompileError, RunnerError
 if TYPE_CHECKING:
     from rich.console import Console
 
+LOG_WIDTH = 140
+"""Columns of tables printed outside a terminal."""
+
 COMMANDS = {
     "validate": "Check workflow files (schema and semantic rules); exit 2 when any is invalid.",
     "compile": "Print the canonical JSON document of a workflow (YAML, JSON or Starlark).",
     "graph": "Print a Mermaid flowchart of a workflow.",
     "run": "Run workflows (mock provider by default), check their tests, write JSON summaries.",
+    "runs": "List the runs in the state: status, done/total, duration, cost.",
+    "inspect": "Show a run's node tree with statuses, timings, usage and outputs.",
+    "replay": "Re-run a recorded run from its trace: no model calls, no commands.",
+    "resume": "Finish a crashed, killed or cancelled run without paying again for what it did.",
+    "memo": "Memo figures (`memo stats [RUN]`) and why a call missed (`memo explain RUN NODE`).",
 }
 """Command name -> help; each is implemented by ``runner.commands.<name>.run``."""
 
@@ -65,7 +74,57 @@ def _parser() -> argparse.ArgumentParser:
         "--report-dir", default=".branchleaf/reports", help="where the JSON summary goes"
     )
     run.add_argument("--plain", action="store_true", help="plain progress lines, no live view")
+    run.add_argument("--state", metavar="DIR", help="state directory (default: .branchleaf)")
+
+    runs = sub.add_parser("runs", help=COMMANDS["runs"], description=COMMANDS["runs"])
+    runs.add_argument("--limit", type=int, default=20, help="how many runs (newest first)")
+    _state(runs)
+
+    inspect = sub.add_parser("inspect", help=COMMANDS["inspect"], description=COMMANDS["inspect"])
+    inspect.add_argument("run", metavar="RUN", help="a run id, a unique prefix of one, or last")
+    inspect.add_argument("node", metavar="NODE", nargs="?", help="a node id or path: its details")
+    _state(inspect)
+
+    replay = sub.add_parser("replay", help=COMMANDS["replay"], description=COMMANDS["replay"])
+    replay.add_argument("run", metavar="RUN", help="a run id, a unique prefix of one, or last")
+    replay.add_argument(
+        "workflow", metavar="WORKFLOW", nargs="?", help="replay this file instead of the recorded"
+    )
+    replay.add_argument(
+        "--allow-live",
+        action="store_true",
+        help="make the calls the trace does not answer (a fork, recorded as a new run)",
+    )
+    replay.add_argument("--config", help="branchleaf.yaml for --allow-live calls")
+    _running(replay)
+
+    resume = sub.add_parser("resume", help=COMMANDS["resume"], description=COMMANDS["resume"])
+    resume.add_argument("run", metavar="RUN", help="a run id, a unique prefix of one, or last")
+    _running(resume)
+
+    memo = sub.add_parser("memo", help=COMMANDS["memo"], description=COMMANDS["memo"])
+    verbs = memo.add_subparsers(dest="verb", required=True, metavar="VERB")
+    stats = verbs.add_parser("stats", help="hits, misses and savings of a run, and the memo's size")
+    stats.add_argument("run", metavar="RUN", nargs="?", help="a run (default: every run)")
+    _state(stats)
+    explain = verbs.add_parser("explain", help="why a node's calls missed the memo")
+    explain.add_argument("run", metavar="RUN", help="a run id, a unique prefix of one, or last")
+    explain.add_argument("node", metavar="NODE", help="a node id or path")
+    _state(explain)
     return parser
+
+
+def _state(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--state", metavar="DIR", help="state directory (default: .branchleaf)")
+
+
+def _running(parser: argparse.ArgumentParser) -> None:
+    """The options of commands that run a workflow."""
+    _state(parser)
+    parser.add_argument(
+        "--report-dir", default=".branchleaf/reports", help="where the JSON summary goes"
+    )
+    parser.add_argument("--plain", action="store_true", help="plain progress lines, no live view")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -76,7 +135,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = _parser().parse_args(argv)
     except SystemExit as exc:  # argparse has printed the usage error
         return exc.code if isinstance(exc.code, int) else 2
-    console = Console(highlight=False, soft_wrap=True)
+    # Logs (CI, pipes) are wider than the 80 columns rich assumes outside a terminal.
+    wide = None if sys.stdout.isatty() or "COLUMNS" in os.environ else LOG_WIDTH
+    console = Console(highlight=False, soft_wrap=True, width=wide)
     errors = Console(stderr=True, highlight=False, soft_wrap=True)
     return _run(args, console, errors)
 

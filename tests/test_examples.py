@@ -74,6 +74,8 @@ def test_example_runs_with_the_mock_and_passes_its_tests(example: str, tmp_path:
             "--plain",
             "--report-dir",
             str(tmp_path),
+            "--state",
+            str(tmp_path / "state"),
         ],
         cwd=ROOT,
         env=env,

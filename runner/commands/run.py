@@ -27,6 +27,8 @@ from runner.progress import LiveProgress, PlainProgress
 from runner.providers.registry import build_providers
 from runner.render import resolve_inputs
 from runner.status import Status
+from runner.store.db import state_dir
+from runner.store.recording import Recording
 
 DEFAULT_REPORT_DIR = ".branchleaf/reports"
 
@@ -71,20 +73,64 @@ def _run_one(
     inputs = resolve_inputs(workflow, parse_inputs(args.input or []))
     roles = [name for name, _ in workflow.roles or ()]
     providers = build_providers(config, roles, mock_script=args.mock_script)
-    live = console.is_terminal and not args.plain
-    progress: LiveProgress | PlainProgress = (
-        LiveProgress(console) if live else PlainProgress(console)
+    progress = progress_for(console, args)
+    recording = Recording(
+        state_dir(args.state),
+        workflow=workflow,
+        inputs=inputs,
+        config=config,
+        providers=providers,
+        mock_script=args.mock_script,
+        mode="run",
+        argv=getattr(args, "argv", None),
+        run_id=getattr(args, "run_id", None),
     )
     engine = Engine(
-        workflow, config=config, providers=providers, workspace=Path.cwd(), observer=progress
+        workflow,
+        config=config,
+        providers=providers,
+        workspace=Path.cwd(),
+        observer=progress,
+        memo=recording.memo,
+        journal=recording.journal,
     )
-    if not live:
-        console.print(f"running {workflow.name} ({workflow.source})", markup=False)
-    with progress if isinstance(progress, LiveProgress) else contextlib.nullcontext():
-        result = run_sync(_run_with_signals(engine, inputs))
+    return execute(
+        engine, inputs=inputs, recording=recording, progress=progress, args=args, console=console
+    )
+
+
+def progress_for(console: Console, args: argparse.Namespace) -> LiveProgress | PlainProgress:
+    """The live view in a terminal (unless ``--plain``), plain lines otherwise."""
+    if console.is_terminal and not args.plain:
+        return LiveProgress(console)
+    return PlainProgress(console)
+
+
+def execute(
+    engine: Engine,
+    *,
+    inputs: dict[str, Any],
+    recording: Recording,
+    progress: LiveProgress | PlainProgress,
+    args: argparse.Namespace,
+    console: Console,
+) -> int:
+    """Run an engine that records into ``recording``; print, summarise, return the exit code."""
+    workflow = engine.workflow
+    if isinstance(progress, PlainProgress):
+        console.print(
+            f"running {workflow.name} ({workflow.source}) as run {recording.run_id}",
+            markup=False,
+        )
+    result: RunResult | None = None
+    try:
+        with progress if isinstance(progress, LiveProgress) else contextlib.nullcontext():
+            result = run_sync(_run_with_signals(engine, inputs))
+    finally:
+        recording.close(result)
     _print(result, console)
     summary = _write_summary(result, Path(args.report_dir))
-    console.print(f"summary written to {summary}", markup=False)
+    console.print(f"run {recording.run_id}; summary written to {summary}", markup=False)
     if result.status is Status.CANCELLED:
         return 130
     return 0 if result.passed else 1

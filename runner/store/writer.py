@@ -13,15 +13,19 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from runner.canonical import canonical_json
 from runner.store.db import StoreError, connect, transaction
+from runner.store.runs import HEARTBEAT_SQL
 
 FLUSH_EVERY_S = 0.05
 """The longest a queued row waits for its commit when nothing awaits it."""
+HEARTBEAT_S = 2.0
+"""How often a running run's row shows it is alive."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,8 +43,10 @@ Waiter = tuple[asyncio.AbstractEventLoop, "asyncio.Future[None]"]
 class Writer:
     """Commits queued rows on its own thread and connection."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *, heartbeat: str | None = None) -> None:
         self.directory = directory
+        self.heartbeat = heartbeat
+        """The run whose row is touched every :data:`HEARTBEAT_S` while this writer lives."""
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._rows: list[tuple[str, Row]] = []
@@ -100,10 +106,15 @@ class Writer:
             self._ready.set()
             return
         self._ready.set()
+        beat = 0.0
         try:
             while True:
                 self._wake.wait(FLUSH_EVERY_S)
                 self._wake.clear()
+                now = time.time()
+                if self.heartbeat is not None and now - beat >= HEARTBEAT_S:
+                    beat = now
+                    self.write(HEARTBEAT_SQL, (now, self.heartbeat))
                 with self._lock:
                     rows, self._rows = self._rows, []
                     waiters, self._waiters = self._waiters, []

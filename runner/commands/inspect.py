@@ -1,0 +1,116 @@
+"""``branchleaf inspect RUN [NODE]``: a run's node tree with statuses, timings, usage and
+outputs; with NODE, everything recorded about that node."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.tree import Tree
+
+from runner.commands.runs import COLOURS, duration
+from runner.errors import UsageError
+from runner.store import runs as store
+from runner.store.db import opened, state_dir
+from runner.store.trace import Event, events
+
+OUTPUT_CHARS = 120
+"""How much of a node's output the tree shows."""
+
+
+def run(args: argparse.Namespace, console: Console) -> int:
+    """Show a run, or one node of it."""
+    with opened(state_dir(args.state), create=False) as conn:
+        record = store.find(conn, args.run)
+        recorded = events(conn, record.id)
+    status = store.shown_status(record)
+    colour = COLOURS.get(status, "white")
+    console.print(
+        f"run {escape(record.id)}: {escape(record.workflow)} [{colour}]{status}[/]"
+        f" ({record.done}/{record.total} done, {duration(record.duration_s)}, "
+        f"{record.calls} calls, {record.tokens} tokens, ${record.cost_usd:.4f}, "
+        f"memo {record.memo_hits} hits / {record.memo_misses} misses)"
+        + (f" — {escape(record.reason)}" if record.reason else "")
+    )
+    if args.node:
+        return _node(args.node, recorded, console)
+    console.print(_tree(record.workflow, recorded))
+    return 0
+
+
+def _tree(name: str, recorded: list[Event]) -> Tree:
+    """Nodes nested as they ran: a node's children are the nodes that started inside it."""
+    root = Tree(escape(name))
+    # A node's events all sit between its start and its end in the logical order
+    # (runner.order), so a node started before another one ends is inside it.
+    open_nodes: list[tuple[str, Tree]] = []  # (end position, its tree)
+    ended = {e.path: e for e in recorded if e.type == "node_finished"}
+    for event in recorded:
+        skipped = event.type == "node_finished" and event.data.get("attempts") == 0
+        if event.type != "node_started" and not skipped:
+            continue
+        # A skipped node has only its end, which may be its parent's end too.
+        while open_nodes and (
+            event.position > open_nodes[-1][0]
+            or (event.position == open_nodes[-1][0] and not skipped)
+        ):
+            open_nodes.pop()
+        parent = open_nodes[-1][1] if open_nodes else root
+        if skipped:  # it never started: it has only its end
+            parent.add(_label(event.path, event.data, event))
+            continue
+        finish = ended.get(event.path)
+        branch = parent.add(_label(event.path, event.data, finish))
+        open_nodes.append((finish.position if finish else "\uffff", branch))
+    return root
+
+
+def _label(path: str, started: dict[str, Any], finish: Event | None) -> str:
+    kind = started.get("kind", "")
+    if finish is None:
+        return f"{escape(path)} [dim]{kind}[/] [cyan]running[/]"
+    data = finish.data
+    status = data["status"]
+    colour = COLOURS.get(status, "white")
+    spend = data.get("spend", {})
+    usage = ""
+    if spend.get("calls") or spend.get("memo_hits"):
+        usage = f", {spend['prompt_tokens'] + spend['completion_tokens']} tok"
+        if spend.get("memo_hits"):
+            usage += f", {spend['memo_hits']} memo"
+    shown = _short(data.get("output")) if status == "succeeded" else escape(data.get("error") or "")
+    return (
+        f"{escape(path)} [dim]{kind}[/] [{colour}]{status}[/] "
+        f"[dim]{data.get('duration_s', 0):.2f}s{usage}[/] {shown}"
+    )
+
+
+def _short(value: Any) -> str:
+    if value is None:
+        return ""
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+    text = " ".join(text.split())
+    cut = text if len(text) <= OUTPUT_CHARS else text[: OUTPUT_CHARS - 1] + "…"
+    return f"[dim]→[/] {escape(cut)}"
+
+
+def _node(node: str, recorded: list[Event], console: Console) -> int:
+    mine = [e for e in recorded if e.path == node or e.data.get("node") == node]
+    mine += [
+        e for e in recorded if e.type in ("model_call", "command") and e.path.split("/")[0] == node
+    ]
+    if not mine:
+        paths = sorted({e.path for e in recorded if e.type == "node_started"})
+        near = ", ".join(p for p in paths if node in p)[:200] or ", ".join(paths[:8])
+        raise UsageError(f"the run has no node {node!r} (nodes: {near})")
+    seen: set[int] = set()
+    for event in mine:
+        if event.seq in seen:
+            continue
+        seen.add(event.seq)
+        console.print(f"[bold]{escape(event.path)}[/] {event.type}", highlight=False)
+        console.print_json(json.dumps(event.data, sort_keys=True, default=str))
+    return 0

@@ -1,0 +1,92 @@
+"""``branchleaf replay RUN [WORKFLOW]``: run a workflow again with every model call and command
+answered from a recorded run's trace; the first divergence stops its node as replay_diverged."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from rich.console import Console
+
+from runner import ir
+from runner.commands.run import execute, progress_for
+from runner.compiler.build import build_workflow
+from runner.compiler.pipeline import compile_file
+from runner.config import from_data, load_config
+from runner.executor.engine import Engine
+from runner.providers.base import Provider
+from runner.providers.recorded import RecordedProvider
+from runner.providers.registry import build_providers
+from runner.store import runs
+from runner.store.db import opened, state_dir
+from runner.store.recording import Recording
+from runner.store.trace import RecordedRun, events
+
+
+def run(args: argparse.Namespace, console: Console) -> int:
+    """Replay a run; 0 when it replays without divergence and its tests pass, 1 otherwise."""
+    directory = state_dir(args.state)
+    with opened(directory, create=False) as conn:
+        record = runs.find(conn, args.run)
+        recorded = events(conn, record.id)
+    workflow = (
+        compile_file(args.workflow)
+        if args.workflow
+        else build_workflow(record.document, source=record.source or "")
+    )
+    config = from_data(record.config, record.config.get("path"))
+    providers: dict[str, Provider]
+    if args.allow_live:
+        # Calls the trace does not answer are made for real: by the providers configured now.
+        config = load_config(args.config)
+        providers = build_providers(
+            config,
+            [name for name, _ in workflow.roles or ()],
+            mock_script=record.providers.get("mock_script"),
+        )
+    else:
+        providers = {
+            name: RecordedProvider(name, spec.get("endpoint"))
+            for name, spec in record.providers.get("providers", {}).items()
+        }
+    answers = RecordedRun(recorded, strict=not args.allow_live)
+    recording = Recording(
+        directory,
+        workflow=workflow,
+        inputs=record.inputs,
+        config=config,
+        providers=providers,
+        mock_script=record.providers.get("mock_script"),
+        mode="fork" if args.allow_live else "replay",
+        parent=record.id,
+    )
+    progress = progress_for(console, args)
+    engine = Engine(
+        workflow,
+        config=config,
+        providers=providers,
+        workspace=Path.cwd(),
+        observer=progress,
+        journal=recording.journal,
+        memo=recording.memo if args.allow_live else None,
+        answers=answers,
+    )
+    _say(console, record, workflow, args)
+    code = execute(
+        engine,
+        inputs=record.inputs,
+        recording=recording,
+        progress=progress,
+        args=args,
+        console=console,
+    )
+    return code
+
+
+def _say(
+    console: Console, record: runs.RunRecord, workflow: ir.Workflow, args: argparse.Namespace
+) -> None:
+    changed = workflow.hash != record.workflow_hash
+    what = f"{args.workflow} (changed since the run)" if changed else "the recorded workflow"
+    live = "; calls and commands it does not answer are made live" if args.allow_live else ""
+    console.print(f"replaying run {record.id} with {what}{live}", markup=False)

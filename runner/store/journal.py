@@ -1,0 +1,208 @@
+"""A run's journal: its events in the trace store and its counters in the run list.
+
+Events are queued on the writer as they happen: a node's start and end (with its status,
+output, decision and usage), every model call with its request and reply and where the answer
+came from, every command with its result. Each event carries its logical position
+(``runner.order``), so the trace reads the same whatever the timing was. The counters shown by
+``runs`` and ``watch`` are written at most a few times a second.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Awaitable
+from typing import Any
+
+from runner import ir
+from runner.executor.commands import CommandResult
+from runner.executor.recording import Source
+from runner.executor.results import NodeResult, Spend
+from runner.keys import CallKey
+from runner.providers.base import ModelReply, ModelRequest
+from runner.store.runs import PROGRESS_SQL
+from runner.store.writer import Json, Writer
+
+EVENT_SQL = (
+    "INSERT INTO events (run_id, seq, position, path, type, key, data, at)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+PROGRESS_EVERY_S = 0.25
+"""How often the run's counters are written while it runs."""
+
+
+def spend_json(spend: Spend) -> dict[str, Any]:
+    """A Spend as a JSON object."""
+    return {
+        "calls": spend.calls,
+        "prompt_tokens": spend.prompt_tokens,
+        "completion_tokens": spend.completion_tokens,
+        "cached_prompt_tokens": spend.cached_prompt_tokens,
+        "cost_usd": spend.cost_usd,
+        "memo_hits": spend.memo_hits,
+        "memo_misses": spend.memo_misses,
+        "saved_tokens": spend.saved_tokens,
+        "saved_usd": spend.saved_usd,
+    }
+
+
+def reply_json(reply: ModelReply) -> dict[str, Any]:
+    """A reply as a JSON object."""
+    usage = reply.usage
+    return {
+        "text": reply.text,
+        "model": reply.model,
+        "finish_reason": reply.finish_reason,
+        "usage": {
+            "prompt_tokens": usage.prompt_tokens,
+            "completion_tokens": usage.completion_tokens,
+            "cached_prompt_tokens": usage.cached_prompt_tokens,
+            "cost_usd": usage.cost_usd,
+            "estimated": usage.estimated,
+        },
+    }
+
+
+def request_json(request: ModelRequest, key: CallKey | None) -> dict[str, Any]:
+    """A request as a JSON object: what was sent, and the fields its key covers."""
+    return {
+        "node_id": request.node_id,
+        "role": request.role,
+        "model": request.model,
+        "messages": [[message.role, message.content] for message in request.messages],
+        "temperature": request.temperature,
+        "max_tokens": request.max_tokens,
+        "json_mode": request.json_mode,
+        "sample": request.sample,
+        "key_fields": key.named() if key is not None else None,
+    }
+
+
+def result_json(result: CommandResult) -> dict[str, Any]:
+    """A command's result as a JSON object."""
+    return {
+        "argv": list(result.argv),
+        "exit_code": result.exit_code,
+        "stdout": result.stdout,
+        "stderr": result.stderr,
+        "timed_out": result.timed_out,
+        "duration_s": result.duration_s,
+    }
+
+
+class RunJournal:
+    """Records one run through a writer."""
+
+    def __init__(self, writer: Writer, run_id: str) -> None:
+        self.writer = writer
+        self.run_id = run_id
+        self._seq = itertools.count()
+        self.done = 0
+        self.total = 0
+        self.failed = 0
+        self.spend = Spend()
+        self._last_progress = 0.0
+
+    def _event(
+        self, position: str, path: str, kind: str, key: str | None, data: dict[str, Any]
+    ) -> None:
+        self.writer.write(
+            EVENT_SQL,
+            (self.run_id, next(self._seq), position, path, kind, key, Json(data), time.time()),
+        )
+
+    def node_started(self, path: str, position: str, node: ir.Node) -> None:
+        """A node (or copy) started."""
+        self.total += 1
+        self._event(position, path, "node_started", None, {"node": node.id, "kind": node.kind})
+        self._progress()
+
+    def node_finished(self, result: NodeResult) -> None:
+        """A node (or copy) ended."""
+        self.done += 1
+        if result.status not in ("succeeded", "skipped"):
+            self.failed += 1
+        if result.attempts == 0:  # skipped: it never started
+            self.total += 1
+        self.spend = self.spend + result.spend
+        self._event(
+            result.position,
+            result.path,
+            "node_finished",
+            None,
+            {
+                "node": result.node_id,
+                "kind": result.kind,
+                "status": result.status.value,
+                "output": result.output,
+                "error": result.error,
+                "attempts": result.attempts,
+                "duration_s": result.duration_s,
+                "spend": spend_json(result.spend),
+                "decision": result.decision,
+            },
+        )
+        self._progress()
+
+    def model_call(
+        self,
+        *,
+        path: str,
+        position: str,
+        request: ModelRequest,
+        key: CallKey | None,
+        reply: ModelReply,
+        spend: Spend,
+        source: Source,
+    ) -> None:
+        """A model call was answered."""
+        self._event(
+            position,
+            path,
+            "model_call",
+            key.digest if key is not None else None,
+            {
+                "source": source,
+                "request": request_json(request, key),
+                "reply": reply_json(reply),
+                "spend": spend_json(spend),
+            },
+        )
+
+    def command(
+        self, *, path: str, position: str, key: str, result: CommandResult, source: Source
+    ) -> None:
+        """A command ended (or was answered from a trace)."""
+        self._event(position, path, "command", key, {"source": source, **result_json(result)})
+
+    def durable(self) -> Awaitable[None]:
+        """Done once everything recorded so far is committed."""
+        return self.writer.durable()
+
+    def _progress(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._last_progress < PROGRESS_EVERY_S:
+            return
+        self._last_progress = now
+        spend = self.spend
+        self.writer.write(
+            PROGRESS_SQL,
+            (
+                self.done,
+                max(self.total, self.done),
+                self.failed,
+                spend.calls,
+                spend.tokens,
+                spend.cost_usd,
+                spend.memo_hits,
+                spend.memo_misses,
+                spend.saved_tokens,
+                spend.saved_usd,
+                time.time(),
+                self.run_id,
+            ),
+        )
+
+    def close(self) -> None:
+        """Write the final counters."""
+        self._progress(force=True)

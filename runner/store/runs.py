@@ -1,0 +1,295 @@
+"""The run list: one row per run, with what it ran, how far it got and how it ended.
+
+A run's row is written when it starts (workflow document, inputs, configuration with secrets
+left out, provider map), kept up to date while it runs (done/total, usage, a heartbeat), and
+closed when it ends. A row still marked running whose process is gone is a crashed run, which
+``resume`` finishes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import socket
+import sqlite3
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from runner.canonical import canonical_json
+from runner.store.db import StoreError, transaction
+
+RUNNING = "running"
+CRASHED = "crashed"
+STALE_AFTER_S = 30.0
+"""A running run on another host whose heartbeat is older than this is shown as crashed."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunRecord:
+    """One run as the state holds it."""
+
+    id: str
+    """The run id (sortable by start time)."""
+    workflow: str
+    """The workflow's name."""
+    workflow_hash: str
+    """SHA-256 of its compiled document."""
+    source: str | None
+    """The file it was compiled from."""
+    document: dict[str, Any]
+    """The compiled workflow document, as run."""
+    inputs: dict[str, Any]
+    """The run's inputs."""
+    config: dict[str, Any]
+    """The configuration, secrets left out."""
+    providers: dict[str, Any]
+    """Which provider and model served each role."""
+    mode: str
+    """``run``, ``replay`` or ``resume``."""
+    parent: str | None
+    """The run replayed or resumed."""
+    status: str
+    """A node status for a finished run; ``running``; or ``crashed``."""
+    reason: str | None
+    """What decided a status other than succeeded."""
+    pid: int | None
+    """The process running it."""
+    host: str | None
+    """The machine it runs on."""
+    argv: list[str] | None
+    """The command line that started it."""
+    started_at: float
+    """Start, seconds since the epoch."""
+    updated_at: float
+    """Last heartbeat or update."""
+    finished_at: float | None
+    """End, when it ended."""
+    done: int
+    """Nodes and copies that ended."""
+    total: int
+    """Nodes and copies known."""
+    failed: int
+    """Nodes and copies that did not succeed."""
+    calls: int
+    """Model calls that reached a provider."""
+    tokens: int
+    """Tokens of those calls."""
+    cost_usd: float
+    """Dollars of those calls."""
+    memo_hits: int
+    """Calls the memo answered."""
+    memo_misses: int
+    """Calls the memo could have answered but did not."""
+    saved_tokens: int
+    """Tokens the memo saved."""
+    saved_usd: float
+    """Dollars the memo saved."""
+    output: Any
+    """The root node's output, once finished."""
+    tests: list[dict[str, Any]] | None
+    """The workflow tests' results, once finished."""
+
+    @property
+    def duration_s(self) -> float:
+        """Seconds from start to end (to the last update while it runs)."""
+        return (self.finished_at or self.updated_at) - self.started_at
+
+
+def new_run_id() -> str:
+    """A run id: its UTC start time, then random hex (ids sort by start time)."""
+    return f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+
+
+def create(
+    conn: sqlite3.Connection,
+    *,
+    run_id: str,
+    workflow: str,
+    workflow_hash: str,
+    source: str | None,
+    document: Any,
+    inputs: Any,
+    config: Any,
+    providers: Any,
+    mode: str,
+    parent: str | None,
+    argv: list[str] | None,
+) -> None:
+    """Insert a run that starts now in this process."""
+    now = time.time()
+    with transaction(conn):
+        conn.execute(
+            "INSERT INTO runs (id, workflow, workflow_hash, source, document, inputs, config,"
+            " providers, mode, parent, status, pid, host, argv, started_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                run_id,
+                workflow,
+                workflow_hash,
+                source,
+                canonical_json(document),
+                canonical_json(inputs),
+                canonical_json(config),
+                canonical_json(providers),
+                mode,
+                parent,
+                RUNNING,
+                os.getpid(),
+                socket.gethostname(),
+                json.dumps(argv) if argv is not None else None,
+                now,
+                now,
+            ),
+        )
+
+
+def claim(conn: sqlite3.Connection, run_id: str) -> None:
+    """Mark a crashed run as running again, in this process (``resume``)."""
+    with transaction(conn):
+        conn.execute(
+            "UPDATE runs SET status = ?, reason = NULL, pid = ?, host = ?, updated_at = ?,"
+            " finished_at = NULL, cancel_requested = 0 WHERE id = ?",
+            (RUNNING, os.getpid(), socket.gethostname(), time.time(), run_id),
+        )
+
+
+PROGRESS_SQL = (
+    "UPDATE runs SET done = ?, total = ?, failed = ?, calls = ?, tokens = ?, cost_usd = ?,"
+    " memo_hits = ?, memo_misses = ?, saved_tokens = ?, saved_usd = ?, updated_at = ?"
+    " WHERE id = ?"
+)
+"""The statement a running run's counters are kept up to date with (one row of parameters
+per update: the counters in this order, the time, the run id)."""
+
+HEARTBEAT_SQL = "UPDATE runs SET updated_at = ? WHERE id = ? AND status = 'running'"
+
+
+def finish(
+    conn: sqlite3.Connection,
+    run_id: str,
+    *,
+    status: str,
+    reason: str | None,
+    output: Any,
+    tests: list[dict[str, Any]],
+) -> None:
+    """Close a run."""
+    now = time.time()
+    with transaction(conn):
+        conn.execute(
+            "UPDATE runs SET status = ?, reason = ?, output = ?, tests = ?, finished_at = ?,"
+            " updated_at = ? WHERE id = ?",
+            (status, reason, canonical_json(output), canonical_json(tests), now, now, run_id),
+        )
+
+
+def request_cancel(conn: sqlite3.Connection, run_id: str) -> None:
+    """Record that someone asked the run to stop."""
+    with transaction(conn):
+        conn.execute("UPDATE runs SET cancel_requested = 1 WHERE id = ?", (run_id,))
+
+
+def cancel_requested(conn: sqlite3.Connection, run_id: str) -> bool:
+    """Whether someone asked the run to stop."""
+    row = conn.execute("SELECT cancel_requested FROM runs WHERE id = ?", (run_id,)).fetchone()
+    return bool(row and row[0])
+
+
+def listed(conn: sqlite3.Connection, limit: int = 20) -> list[RunRecord]:
+    """The most recent runs, newest first."""
+    rows = conn.execute(
+        f"SELECT {_COLUMNS} FROM runs ORDER BY started_at DESC, id DESC LIMIT ?", (limit,)
+    ).fetchall()
+    return [_record(row) for row in rows]
+
+
+def find(conn: sqlite3.Connection, ref: str) -> RunRecord:
+    """The run named by ``ref``: ``last``, a run id, or a unique prefix of one."""
+    if ref == "last":
+        row = conn.execute(
+            f"SELECT {_COLUMNS} FROM runs ORDER BY started_at DESC, id DESC LIMIT 1"
+        ).fetchone()
+        if row is None:
+            raise StoreError("there are no runs in this state yet: run a workflow first")
+        return _record(row)
+    rows = conn.execute(
+        f"SELECT {_COLUMNS} FROM runs WHERE id = ? OR id LIKE ? ORDER BY id LIMIT 3",
+        (ref, ref.replace("%", "").replace("_", "\\_") + "%"),
+    ).fetchall()
+    exact = [row for row in rows if row[0] == ref]
+    if exact:
+        return _record(exact[0])
+    if len(rows) == 1:
+        return _record(rows[0])
+    if not rows:
+        raise StoreError(f"there is no run {ref!r} in this state: `runs` lists them")
+    raise StoreError(f"{ref!r} names more than one run ({rows[0][0]}, {rows[1][0]}, ...)")
+
+
+def alive(record: RunRecord) -> bool:
+    """Whether the process of a running run is still there (as far as this host can tell)."""
+    if record.status != RUNNING:
+        return False
+    if record.host == socket.gethostname() and record.pid is not None:
+        try:
+            os.kill(record.pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    return time.time() - record.updated_at < STALE_AFTER_S
+
+
+def shown_status(record: RunRecord) -> str:
+    """The status to show: ``crashed`` for a running run whose process is gone."""
+    if record.status == RUNNING and not alive(record):
+        return CRASHED
+    return record.status
+
+
+_FIELDS = (
+    "id",
+    "workflow",
+    "workflow_hash",
+    "source",
+    "document",
+    "inputs",
+    "config",
+    "providers",
+    "mode",
+    "parent",
+    "status",
+    "reason",
+    "pid",
+    "host",
+    "argv",
+    "started_at",
+    "updated_at",
+    "finished_at",
+    "done",
+    "total",
+    "failed",
+    "calls",
+    "tokens",
+    "cost_usd",
+    "memo_hits",
+    "memo_misses",
+    "saved_tokens",
+    "saved_usd",
+    "output",
+    "tests",
+)
+_COLUMNS = ", ".join(_FIELDS)
+_JSON = frozenset({"document", "inputs", "config", "providers", "argv", "output", "tests"})
+
+
+def _record(row: tuple[Any, ...]) -> RunRecord:
+    values = {
+        name: (json.loads(value) if name in _JSON and value is not None else value)
+        for name, value in zip(_FIELDS, row, strict=True)
+    }
+    return RunRecord(**values)

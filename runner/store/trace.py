@@ -1,0 +1,187 @@
+"""Reading traces: a run's events in logical order, and a recorded run answering the calls and
+commands of a replay or a resume, with the first divergence explained as a diff."""
+
+from __future__ import annotations
+
+import difflib
+import json
+import sqlite3
+from dataclasses import dataclass
+from typing import Any
+
+from runner.canonical import canonical_json
+from runner.executor.commands import CommandResult
+from runner.executor.results import Spend
+from runner.keys import CALL_FIELDS, CallKey, differences
+from runner.providers.base import ModelReply
+from runner.store.memo import reply_from
+
+DIFF_LINES = 40
+"""The most lines a divergence's diff shows."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Event:
+    """One event of a run's trace."""
+
+    seq: int
+    """Its number in the order it was recorded (timing-dependent)."""
+    position: str
+    """Its place in the logical order (``runner.order``)."""
+    path: str
+    """The node path it belongs to."""
+    type: str
+    """``node_started``, ``node_finished``, ``model_call`` or ``command``."""
+    key: str | None
+    """The call's or command's key."""
+    data: dict[str, Any]
+    """What happened."""
+    at: float
+    """Wall-clock time it was recorded (not part of the logical order)."""
+
+
+def events(conn: sqlite3.Connection, run_id: str) -> list[Event]:
+    """A run's events in logical order."""
+    rows = conn.execute(
+        "SELECT seq, position, path, type, key, data, at FROM events WHERE run_id = ?"
+        " ORDER BY position, seq",
+        (run_id,),
+    ).fetchall()
+    return [
+        Event(seq=seq, position=pos, path=path, type=kind, key=key, data=json.loads(data), at=at)
+        for seq, pos, path, kind, key, data, at in rows
+    ]
+
+
+def spend_from(data: dict[str, Any]) -> Spend:
+    """A Spend from its JSON object."""
+    return Spend(**data)
+
+
+def command_from(data: dict[str, Any]) -> CommandResult:
+    """A command's result from its event."""
+    return CommandResult(
+        argv=tuple(data["argv"]),
+        exit_code=data["exit_code"],
+        stdout=data["stdout"],
+        stderr=data["stderr"],
+        timed_out=data["timed_out"],
+        duration_s=data["duration_s"],
+    )
+
+
+class RecordedRun:
+    """What a recorded run answered, for a replay (``strict``) or a resume."""
+
+    def __init__(self, recorded: list[Event], *, strict: bool) -> None:
+        self.strict = strict
+        self.calls: dict[tuple[str, str | None], list[tuple[ModelReply, Spend]]] = {}
+        self.call_fields: dict[str, list[dict[str, Any]]] = {}
+        self.commands: dict[tuple[str, str], list[CommandResult]] = {}
+        self.argvs: dict[str, list[list[str]]] = {}
+        self.nodes: dict[str, dict[str, Any]] = {}
+        for event in recorded:
+            data = event.data
+            if event.type == "model_call":
+                spent = spend_from(data["spend"])
+                cost = spent.cost_usd or spent.saved_usd
+                tokens = spent.tokens or spent.saved_tokens
+                self.calls.setdefault((event.path, event.key), []).append(
+                    (reply_from(data["reply"]), Spend(prompt_tokens=tokens, cost_usd=cost))
+                )
+                fields = data["request"].get("key_fields")
+                if fields is not None:
+                    self.call_fields.setdefault(event.path, []).append(fields)
+            elif event.type == "command" and event.key is not None:
+                self.commands.setdefault((event.path, event.key), []).append(command_from(data))
+                self.argvs.setdefault(event.path, []).append(data["argv"])
+            elif event.type == "node_finished":
+                self.nodes[event.path] = data
+        self._used: dict[tuple[str, str | None], int] = {}
+
+    def reply(self, path: str, key: str | None) -> tuple[ModelReply, Spend] | None:
+        """The recorded reply of the call with ``key`` at ``path`` (in recorded order, when
+        the same call was made more than once there)."""
+        if key is None:
+            return None
+        found = self.calls.get((path, key))
+        if not found:
+            return None
+        used = self._used.get((path, key), 0)
+        self._used[(path, key)] = used + 1
+        return found[min(used, len(found) - 1)]
+
+    def command(self, path: str, key: str) -> CommandResult | None:
+        """The recorded result of the command with ``key`` at ``path``."""
+        found = self.commands.get((path, key))
+        if not found:
+            return None
+        used = self._used.get((path, key), 0)
+        self._used[(path, key)] = used + 1
+        return found[min(used, len(found) - 1)]
+
+    def missed_call(self, path: str, key: CallKey | None) -> str:
+        """Why no reply is recorded for this call, with the nearest recorded one as a diff."""
+        if key is None:
+            return f"the call at {path} has no key, so no recorded reply can answer it"
+        recorded = self.call_fields.get(path)
+        if not recorded:
+            return f"no model call was recorded at {path}: the workflow now makes one there"
+        new = key.named()
+        nearest = min(recorded, key=lambda old: len(differences(_ordered(old), key.fields)))
+        changed = differences(_ordered(nearest), key.fields)
+        lines = [f"the model call at {path} differs from the recorded one in: {', '.join(changed)}"]
+        for name in changed:
+            lines += _diff(name, nearest.get(name), new.get(name))
+        return "\n".join(lines[: DIFF_LINES + 1])
+
+    def missed_command(self, path: str, argv: tuple[str, ...]) -> str:
+        """Why no result is recorded for this command, as a diff."""
+        recorded = self.argvs.get(path)
+        if not recorded:
+            return f"no command was recorded at {path}: the workflow now runs one there"
+        lines = [f"the command at {path} differs from the recorded one"]
+        lines += _diff("argv", recorded[0], list(argv))
+        if recorded[0] == list(argv):
+            lines[0] += " in its working directory or environment"
+        return "\n".join(lines[: DIFF_LINES + 1])
+
+    def check(self, path: str, output: Any, decision: Any) -> str | None:
+        """How a replayed node's output or decision differs from the recorded ones."""
+        recorded = self.nodes.get(path)
+        if recorded is None:
+            return f"{path} did not finish in the recorded run"
+        if recorded["status"] != "succeeded":
+            return f"{path} ended {recorded['status']} in the recorded run, and succeeds now"
+        lines: list[str] = []
+        if canonical_json(recorded.get("decision")) != canonical_json(decision):
+            lines.append(f"the decision at {path} differs from the recorded one")
+            lines += _diff("decision", recorded.get("decision"), decision)
+        if canonical_json(recorded.get("output")) != canonical_json(output):
+            lines.append(f"the output of {path} differs from the recorded one")
+            lines += _diff("output", recorded.get("output"), output)
+        return "\n".join(lines[: DIFF_LINES + 1]) if lines else None
+
+
+def _ordered(fields: dict[str, Any]) -> tuple[Any, ...]:
+    return tuple(fields.get(name) for name in CALL_FIELDS)
+
+
+def _diff(name: str, old: Any, new: Any) -> list[str]:
+    """A unified diff of two JSON values, one line per message or field."""
+    before = _lines(old)
+    after = _lines(new)
+    diff = difflib.unified_diff(
+        before, after, fromfile=f"recorded {name}", tofile=f"now {name}", lineterm="", n=2
+    )
+    return ["    " + line for line in diff]
+
+
+def _lines(value: Any) -> list[str]:
+    if isinstance(value, list) and all(isinstance(item, list) and len(item) == 2 for item in value):
+        # messages: role and text, the text split into lines
+        out = []
+        for role, text in value:
+            out += [f"[{role}] {line}" for line in str(text).splitlines() or [""]]
+        return out
+    return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False).splitlines()
