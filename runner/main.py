@@ -29,6 +29,9 @@ COMMANDS = {
     "replay": "Re-run a recorded run from its trace: no model calls, no commands.",
     "resume": "Finish a crashed, killed or cancelled run without paying again for what it did.",
     "memo": "Memo figures (`memo stats [RUN]`) and why a call missed (`memo explain RUN NODE`).",
+    "trace": "Write a run's trace as portable JSONL (`trace export`), or read one (`import`).",
+    "watch": "Follow a run from another process: the live view, until it ends.",
+    "cancel": "Stop a running run cleanly: what is in flight is cancelled and awaited.",
 }
 """Command name -> help; each is implemented by ``runner.commands.<name>.run``."""
 
@@ -75,6 +78,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--plain", action="store_true", help="plain progress lines, no live view")
     run.add_argument("--state", metavar="DIR", help="state directory (default: .branchleaf)")
+    run.add_argument(
+        "--background",
+        action="store_true",
+        help="start the run in a detached process and print its run id at once",
+    )
+    run.add_argument("--run-id", help=argparse.SUPPRESS)  # given by --background to its child
 
     runs = sub.add_parser("runs", help=COMMANDS["runs"], description=COMMANDS["runs"])
     runs.add_argument("--limit", type=int, default=20, help="how many runs (newest first)")
@@ -111,6 +120,25 @@ def _parser() -> argparse.ArgumentParser:
     explain.add_argument("run", metavar="RUN", help="a run id, a unique prefix of one, or last")
     explain.add_argument("node", metavar="NODE", help="a node id or path")
     _state(explain)
+
+    trace = sub.add_parser("trace", help=COMMANDS["trace"], description=COMMANDS["trace"])
+    trace_verbs = trace.add_subparsers(dest="verb", required=True, metavar="VERB")
+    export = trace_verbs.add_parser("export", help="write a run's trace as JSONL")
+    export.add_argument("run", metavar="RUN", help="a run id, a unique prefix of one, or last")
+    export.add_argument("-o", "--output", help="write to this file instead of stdout")
+    _state(export)
+    import_ = trace_verbs.add_parser("import", help="read a JSONL trace into the state")
+    import_.add_argument("file", metavar="FILE", help="a file written by `trace export`")
+    _state(import_)
+
+    watch = sub.add_parser("watch", help=COMMANDS["watch"], description=COMMANDS["watch"])
+    watch.add_argument("run", metavar="RUN", help="a run id, a unique prefix of one, or last")
+    watch.add_argument("--plain", action="store_true", help="plain progress lines, no live view")
+    _state(watch)
+
+    cancel = sub.add_parser("cancel", help=COMMANDS["cancel"], description=COMMANDS["cancel"])
+    cancel.add_argument("run", metavar="RUN", help="a run id, a unique prefix of one, or last")
+    _state(cancel)
     return parser
 
 
