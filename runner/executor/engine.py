@@ -344,6 +344,14 @@ class Engine:
         self.total += 1
         self.finish(node, frame, Status.SKIPPED, time.monotonic(), attempts=0, error=reason)
 
+    def decided(self, node: ir.Node, frame: Frame, decision: Any) -> None:
+        """In a replay, stop a node whose control decision differs from the recorded one
+        before anything follows from it."""
+        if self.answers is not None and self.answers.strict:
+            differs = self.answers.decided(frame.path(node.id), decision)
+            if differs is not None:
+                raise NodeFailed(Status.REPLAY_DIVERGED, differs)
+
     def trail(self, frame: Frame, node: ir.Node, number: int) -> str:
         """The trail of repetition ``number`` of ``node`` (empty when the run is not recorded:
         only the journal reads trails)."""

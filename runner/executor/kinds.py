@@ -270,6 +270,7 @@ async def _expand(engine: Engine, node: ir.Expand, frame: Frame) -> Ran:
         raise _failed(f"over yields {type(items).__name__}, not a list")
     if len(items) > node.max_children:
         raise _failed(f"over yields {len(items)} items, more than max_children {node.max_children}")
+    engine.decided(node, frame, {"items": len(items)})
     jobs = [
         (
             node.body,
@@ -289,6 +290,7 @@ async def _cond(engine: Engine, node: ir.Cond, frame: Frame) -> Ran:
     value = evaluate(node.if_, frame.scope())
     taken, other = (node.then, node.else_) if value else (node.else_, node.then)
     decision = {"arm": "then" if value else "else", "value": bool(value)}
+    engine.decided(node, frame, decision)
     if other is not None:
         engine.skip(other, frame, f"cond {node.id!r} took the {decision['arm']} arm")
     if taken is None:

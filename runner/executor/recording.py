@@ -76,6 +76,10 @@ class Answers(Protocol):
     def missed_command(self, path: str, argv: tuple[str, ...]) -> str:
         """Why no result is recorded for this command, as a diff."""
 
+    def decided(self, path: str, decision: Any) -> str | None:
+        """How a replayed control decision differs from the recorded one, as soon as it is
+        made (``None``: it does not)."""
+
     def check(self, path: str, output: Any, decision: Any) -> str | None:
         """How a replayed node's output or decision differs from the recorded ones (``None``:
         they do not)."""

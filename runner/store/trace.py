@@ -146,6 +146,17 @@ class RecordedRun:
             lines[0] += " in its working directory or environment"
         return "\n".join(lines[: DIFF_LINES + 1])
 
+    def decided(self, path: str, decision: Any) -> str | None:
+        """How a replayed control decision differs from the recorded one."""
+        recorded = self.nodes.get(path)
+        if recorded is None or recorded["status"] != "succeeded":
+            return None  # said by check() when the node ends, with its output
+        if canonical_json(recorded.get("decision")) == canonical_json(decision):
+            return None
+        lines = [f"the decision at {path} differs from the recorded one"]
+        lines += _diff("decision", recorded.get("decision"), decision)
+        return "\n".join(lines[: DIFF_LINES + 1])
+
     def check(self, path: str, output: Any, decision: Any) -> str | None:
         """How a replayed node's output or decision differs from the recorded ones."""
         recorded = self.nodes.get(path)
