@@ -27,6 +27,18 @@ _ENCODER = json.JSONEncoder(
 )
 
 
+_COMPACT = json.JSONEncoder(
+    separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_mapping
+)
+
+
+def compact_json(value: Any) -> str:
+    """Serialise ``value`` compactly, keys in the order they were built: for stored records
+    built in a fixed order, where sorting keys would only cost time (keys and hashes use
+    :func:`canonical_json`)."""
+    return _COMPACT.encode(value)
+
+
 def canonical_json(value: Any) -> str:
     """Serialise ``value`` with sorted keys and fixed separators; the same data, the same text."""
     return _ENCODER.encode(value)

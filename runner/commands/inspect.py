@@ -78,7 +78,8 @@ def _label(path: str, started: dict[str, Any], finish: Event | None) -> str:
     spend = data.get("spend", {})
     usage = ""
     if spend.get("calls") or spend.get("memo_hits"):
-        usage = f", {spend['prompt_tokens'] + spend['completion_tokens']} tok"
+        tokens = spend.get("prompt_tokens", 0) + spend.get("completion_tokens", 0)
+        usage = f", {tokens} tok"
         if spend.get("memo_hits"):
             usage += f", {spend['memo_hits']} memo"
     shown = _short(data.get("output")) if status == "succeeded" else escape(data.get("error") or "")

@@ -13,6 +13,7 @@ from runner.keys import CALL_FIELDS, differences
 from runner.store import memo as store_memo
 from runner.store import runs as store
 from runner.store.db import opened, state_dir
+from runner.store.journal import key_fields
 from runner.store.trace import Event, events
 
 EXPLAIN_CANDIDATES = 2000
@@ -67,10 +68,10 @@ def _per_node(recorded: list[Event]) -> list[tuple[str, int, int, int, float]]:
             rows.append(
                 (
                     event.path,
-                    spend["memo_hits"],
-                    spend["memo_misses"],
-                    spend["saved_tokens"],
-                    spend["saved_usd"],
+                    spend.get("memo_hits", 0),
+                    spend.get("memo_misses", 0),
+                    spend.get("saved_tokens", 0),
+                    spend.get("saved_usd", 0.0),
                 )
             )
     return rows
@@ -96,7 +97,7 @@ def _explain(args: argparse.Namespace, console: Console) -> int:
             )
         earlier = store_memo.entries_before(conn, record.started_at, EXPLAIN_CANDIDATES)
     for call in calls:
-        fields = call.data["request"].get("key_fields")
+        fields = key_fields(call.data["request"])
         source = call.data["source"]
         head = f"{call.path}: {source}"
         if source == "memo":

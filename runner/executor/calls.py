@@ -214,10 +214,10 @@ class Caller:
         finally:
             self._in_flight.pop(known.digest, None)
         shared.set_result((call.reply, call.spend.cost_usd))
-        if frame.memo == "on":
-            memo.put(known, call.reply, cost_usd=call.spend.cost_usd, path=path)
         spend = dataclasses.replace(call.spend, memo_misses=1)
         self._record(request, known, call.reply, spend, path, position, "live")
+        if frame.memo == "on":  # after the record: a memo entry points at it
+            memo.put(known, call.reply, cost_usd=call.spend.cost_usd, path=path)
         await self._durable()
         return Call(reply=call.reply, spend=spend, attempts=call.attempts)
 

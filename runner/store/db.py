@@ -71,19 +71,17 @@ MIGRATIONS: dict[int, str] = {
         data TEXT NOT NULL,
         at REAL NOT NULL,
         PRIMARY KEY (run_id, seq)
-    );
-    CREATE INDEX events_by_path ON events (run_id, path, type);
+    ) WITHOUT ROWID;
     CREATE TABLE memo (
         key TEXT PRIMARY KEY,
-        fields TEXT NOT NULL,
-        reply TEXT NOT NULL,
+        run_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
         tokens INTEGER NOT NULL,
         cost_usd REAL NOT NULL,
-        run_id TEXT,
         path TEXT,
         created_at REAL NOT NULL
-    );
-    CREATE INDEX memo_by_path ON memo (path);
+    ) WITHOUT ROWID;
+    CREATE INDEX memo_by_time ON memo (created_at);
     """,
 }
 """Version -> the DDL that brings the previous version to it."""

@@ -15,13 +15,14 @@ from collections.abc import Awaitable
 from typing import Any
 
 from runner import ir
+from runner.canonical import compact_json
 from runner.executor.commands import CommandResult
 from runner.executor.recording import Source
 from runner.executor.results import NodeResult, Spend
 from runner.keys import CallKey
-from runner.providers.base import ModelReply, ModelRequest
+from runner.providers.base import ModelReply, ModelRequest, Usage
 from runner.store.runs import PROGRESS_SQL
-from runner.store.writer import Json, Writer
+from runner.store.writer import Writer
 
 EVENT_SQL = (
     "INSERT INTO events (run_id, seq, position, path, type, key, data, at)"
@@ -31,40 +32,45 @@ PROGRESS_EVERY_S = 0.25
 """How often the run's counters are written while it runs."""
 
 
+_SPEND_FIELDS = (
+    "calls",
+    "prompt_tokens",
+    "completion_tokens",
+    "cached_prompt_tokens",
+    "cost_usd",
+    "memo_hits",
+    "memo_misses",
+    "saved_tokens",
+    "saved_usd",
+)
+
+
 def spend_json(spend: Spend) -> dict[str, Any]:
-    """A Spend as a JSON object."""
-    return {
-        "calls": spend.calls,
-        "prompt_tokens": spend.prompt_tokens,
-        "completion_tokens": spend.completion_tokens,
-        "cached_prompt_tokens": spend.cached_prompt_tokens,
-        "cost_usd": spend.cost_usd,
-        "memo_hits": spend.memo_hits,
-        "memo_misses": spend.memo_misses,
-        "saved_tokens": spend.saved_tokens,
-        "saved_usd": spend.saved_usd,
-    }
+    """A Spend as a JSON object; fields that are zero are left out."""
+    return {name: value for name in _SPEND_FIELDS if (value := getattr(spend, name))}
 
 
 def reply_json(reply: ModelReply) -> dict[str, Any]:
-    """A reply as a JSON object."""
+    """A reply as a JSON object; usage fields that are zero or false are left out."""
     usage = reply.usage
+    counts = {
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "cached_prompt_tokens": usage.cached_prompt_tokens,
+        "cost_usd": usage.cost_usd,
+        "estimated": usage.estimated,
+    }
     return {
         "text": reply.text,
         "model": reply.model,
         "finish_reason": reply.finish_reason,
-        "usage": {
-            "prompt_tokens": usage.prompt_tokens,
-            "completion_tokens": usage.completion_tokens,
-            "cached_prompt_tokens": usage.cached_prompt_tokens,
-            "cost_usd": usage.cost_usd,
-            "estimated": usage.estimated,
-        },
+        "usage": {name: value for name, value in counts.items() if value},
     }
 
 
 def request_json(request: ModelRequest, key: CallKey | None) -> dict[str, Any]:
-    """A request as a JSON object: what was sent, and the fields its key covers."""
+    """A request as a JSON object: what was sent, and what else its key covers (``None``: it
+    had no key)."""
     return {
         "node_id": request.node_id,
         "role": request.role,
@@ -74,7 +80,50 @@ def request_json(request: ModelRequest, key: CallKey | None) -> dict[str, Any]:
         "max_tokens": request.max_tokens,
         "json_mode": request.json_mode,
         "sample": request.sample,
-        "key_fields": key.named() if key is not None else None,
+        "key_fields": (
+            None
+            if key is None
+            else {
+                "provider": key.fields[0],
+                "endpoint": key.fields[1],
+                "output_schema": key.fields[7],
+            }
+        ),
+    }
+
+
+def reply_from(data: dict[str, Any]) -> ModelReply:
+    """A reply from its JSON object (``runner.store.journal.reply_json``)."""
+    usage = data["usage"]
+    return ModelReply(
+        text=data["text"],
+        model=data.get("model"),
+        finish_reason=data.get("finish_reason"),
+        usage=Usage(
+            prompt_tokens=usage.get("prompt_tokens", 0),
+            completion_tokens=usage.get("completion_tokens", 0),
+            cached_prompt_tokens=usage.get("cached_prompt_tokens", 0),
+            cost_usd=usage.get("cost_usd", 0.0),
+            estimated=usage.get("estimated", False),
+        ),
+    )
+
+
+def key_fields(request: dict[str, Any]) -> dict[str, Any] | None:
+    """The fields a recorded call's key covered, by name (``None``: it had no key)."""
+    fields = request.get("key_fields")
+    if fields is None:
+        return None
+    return {
+        "provider": fields["provider"],
+        "endpoint": fields["endpoint"],
+        "model": request["model"],
+        "messages": request["messages"],
+        "temperature": request["temperature"],
+        "max_tokens": request["max_tokens"],
+        "json_mode": request["json_mode"],
+        "output_schema": fields["output_schema"],
+        "sample": request["sample"],
     }
 
 
@@ -102,19 +151,27 @@ class RunJournal:
         self.failed = 0
         self.spend = Spend()
         self._last_progress = 0.0
+        self._started: dict[int, str] = {}
+        self.call_events: dict[str, int] = {}
+        """The event number of the latest model call recorded for each key."""
 
     def _event(
-        self, position: str, path: str, kind: str, key: str | None, data: dict[str, Any]
-    ) -> None:
+        self, position: str, path: str, kind: str, key: str | None, data: dict[str, Any] | str
+    ) -> int:
+        seq = next(self._seq)
+        text = data if isinstance(data, str) else compact_json(data)
         self.writer.write(
-            EVENT_SQL,
-            (self.run_id, next(self._seq), position, path, kind, key, Json(data), time.time()),
+            EVENT_SQL, (self.run_id, seq, position, path, kind, key, text, time.time())
         )
+        return seq
 
     def node_started(self, path: str, position: str, node: ir.Node) -> None:
         """A node (or copy) started."""
         self.total += 1
-        self._event(position, path, "node_started", None, {"node": node.id, "kind": node.kind})
+        text = self._started.get(id(node))
+        if text is None:  # the same for every copy of the node
+            text = self._started[id(node)] = compact_json({"node": node.id, "kind": node.kind})
+        self._event(position, path, "node_started", None, text)
         self._progress()
 
     def node_finished(self, result: NodeResult) -> None:
@@ -137,7 +194,7 @@ class RunJournal:
                 "output": result.output,
                 "error": result.error,
                 "attempts": result.attempts,
-                "duration_s": result.duration_s,
+                "duration_s": round(result.duration_s, 6),
                 "spend": spend_json(result.spend),
                 "decision": result.decision,
             },
@@ -156,7 +213,7 @@ class RunJournal:
         source: Source,
     ) -> None:
         """A model call was answered."""
-        self._event(
+        seq = self._event(
             position,
             path,
             "model_call",
@@ -168,6 +225,8 @@ class RunJournal:
                 "spend": spend_json(spend),
             },
         )
+        if key is not None:
+            self.call_events[key.digest] = seq
 
     def command(
         self, *, path: str, position: str, key: str, result: CommandResult, source: Source

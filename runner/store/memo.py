@@ -13,41 +13,30 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from runner.keys import CALL_FIELDS, CallKey
-from runner.providers.base import ModelReply, Usage
-from runner.store.journal import reply_json
-from runner.store.writer import Json, Writer
+from runner.keys import CallKey
+from runner.providers.base import ModelReply
+from runner.store.db import StoreError
+from runner.store.journal import RunJournal, key_fields, reply_from
+from runner.store.writer import Writer
 
 PUT_SQL = (
-    "INSERT OR REPLACE INTO memo (key, fields, reply, tokens, cost_usd, run_id, path, created_at)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+    "INSERT OR REPLACE INTO memo (key, run_id, seq, tokens, cost_usd, path, created_at)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+"""A memo entry points at the model_call event holding its request and reply."""
+GET_SQL = (
+    "SELECT events.data, memo.cost_usd FROM memo JOIN events"
+    " ON events.run_id = memo.run_id AND events.seq = memo.seq WHERE memo.key = ?"
 )
 
 
-def reply_from(data: dict[str, Any]) -> ModelReply:
-    """A reply from its JSON object (``runner.store.journal.reply_json``)."""
-    usage = data["usage"]
-    return ModelReply(
-        text=data["text"],
-        model=data.get("model"),
-        finish_reason=data.get("finish_reason"),
-        usage=Usage(
-            prompt_tokens=usage["prompt_tokens"],
-            completion_tokens=usage["completion_tokens"],
-            cached_prompt_tokens=usage.get("cached_prompt_tokens", 0),
-            cost_usd=usage.get("cost_usd", 0.0),
-            estimated=usage.get("estimated", False),
-        ),
-    )
-
-
 class StoreMemo:
-    """The memo of one state, for one run."""
+    """The memo of one state, for one run, whose journal holds the replies it stores."""
 
-    def __init__(self, conn: sqlite3.Connection, writer: Writer, run_id: str) -> None:
+    def __init__(self, conn: sqlite3.Connection, writer: Writer, journal: RunJournal) -> None:
         self.conn = conn
         self.writer = writer
-        self.run_id = run_id
+        self.journal = journal
         self._mine: dict[str, tuple[ModelReply, float]] = {}
 
     def get(self, key: str) -> tuple[ModelReply, float] | None:
@@ -55,24 +44,26 @@ class StoreMemo:
         found = self._mine.get(key)
         if found is not None:
             return found
-        row = self.conn.execute("SELECT reply, cost_usd FROM memo WHERE key = ?", (key,)).fetchone()
+        row = self.conn.execute(GET_SQL, (key,)).fetchone()
         if row is None:
             return None
-        return reply_from(json.loads(row[0])), row[1]
+        return reply_from(json.loads(row[0])["reply"]), row[1]
 
     def put(self, key: CallKey, reply: ModelReply, *, cost_usd: float, path: str) -> None:
-        """Store a live reply under its key."""
+        """Store a live reply under its key (its model_call event is recorded first)."""
+        seq = self.journal.call_events.get(key.digest)
+        if seq is None:
+            raise StoreError(f"the call at {path} was not recorded, so the memo cannot hold it")
         self._mine[key.digest] = (reply, cost_usd)
         usage = reply.usage
         self.writer.write(
             PUT_SQL,
             (
                 key.digest,
-                Json(list(key.fields)),
-                Json(reply_json(reply)),
+                self.journal.run_id,
+                seq,
                 usage.prompt_tokens + usage.completion_tokens,
                 cost_usd,
-                self.run_id,
                 path,
                 time.time(),
             ),
@@ -98,20 +89,19 @@ class Entry:
 def entries_before(conn: sqlite3.Connection, when: float, limit: int = 2000) -> list[Entry]:
     """The newest entries stored before ``when``, newest first."""
     rows = conn.execute(
-        "SELECT key, fields, path, run_id, created_at FROM memo WHERE created_at < ?"
-        " ORDER BY created_at DESC LIMIT ?",
+        "SELECT memo.key, events.data, memo.path, memo.run_id, memo.created_at FROM memo"
+        " JOIN events ON events.run_id = memo.run_id AND events.seq = memo.seq"
+        " WHERE memo.created_at < ? ORDER BY memo.created_at DESC LIMIT ?",
         (when, limit),
     ).fetchall()
-    return [
-        Entry(
-            key=key,
-            fields=dict(zip(CALL_FIELDS, json.loads(fields), strict=True)),
-            path=path,
-            run_id=run_id,
-            created_at=created,
-        )
-        for key, fields, path, run_id, created in rows
-    ]
+    entries = []
+    for key, data, path, run_id, created in rows:
+        fields = key_fields(json.loads(data)["request"])
+        if fields is not None:
+            entries.append(
+                Entry(key=key, fields=fields, path=path, run_id=run_id, created_at=created)
+            )
+    return entries
 
 
 def size(conn: sqlite3.Connection) -> tuple[int, int, float]:

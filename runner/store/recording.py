@@ -78,7 +78,7 @@ class Recording:
         )
         self.writer = Writer(directory, heartbeat=self.run_id)
         self.journal = RunJournal(self.writer, self.run_id)
-        self.memo = StoreMemo(self.conn, self.writer, self.run_id)
+        self.memo = StoreMemo(self.conn, self.writer, self.journal)
 
     def close(self, result: RunResult | None) -> None:
         """Commit everything and close the run (``None``: it ended without a result)."""

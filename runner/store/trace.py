@@ -14,7 +14,7 @@ from runner.executor.commands import CommandResult
 from runner.executor.results import Spend
 from runner.keys import CALL_FIELDS, CallKey, differences
 from runner.providers.base import ModelReply
-from runner.store.memo import reply_from
+from runner.store.journal import key_fields, reply_from
 
 DIFF_LINES = 40
 """The most lines a divergence's diff shows."""
@@ -89,7 +89,7 @@ class RecordedRun:
                 self.calls.setdefault((event.path, event.key), []).append(
                     (reply_from(data["reply"]), Spend(prompt_tokens=tokens, cost_usd=cost))
                 )
-                fields = data["request"].get("key_fields")
+                fields = key_fields(data["request"])
                 if fields is not None:
                     self.call_fields.setdefault(event.path, []).append(fields)
             elif event.type == "command" and event.key is not None:
