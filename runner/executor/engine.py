@@ -110,6 +110,7 @@ class Engine:
             env={name: os.environ.get(name, "") for name in workflow.env or ()},
             variables={},
             leaf_limits=limits,
+            slots=concurrency.leaves,
             branches=concurrency.branches,
             # With no limit at all there is nothing to hold calls against.
             ledger=Ledger("the run", budget) if budget != ir.Budget() else None,
@@ -287,6 +288,7 @@ class Engine:
         concurrency = getattr(node, "concurrency", None)
         if concurrency is not None and concurrency.leaves is not None:
             changes["leaf_limits"] = (asyncio.Semaphore(concurrency.leaves), *frame.leaf_limits)
+            changes["slots"] = min(concurrency.leaves, frame.slots or concurrency.leaves)
         if concurrency is not None and concurrency.branches is not None:
             changes["branches"] = concurrency.branches
         if node.budget is not None:

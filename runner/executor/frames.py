@@ -48,6 +48,8 @@ class Frame:
     """The sample index inside a ``count`` candidate."""
     leaf_limits: tuple[asyncio.Semaphore, ...] = ()
     """Semaphores bounding calls and commands here, innermost first."""
+    slots: int | None = None
+    """The smallest of those bounds (``None``: unbounded)."""
     branches: int | None = None
     """Bound on concurrent children of fan-out nodes here."""
     ledger: Ledger | None = None
@@ -100,6 +102,7 @@ class Frame:
             loops=get("loops", self.loops),
             sample=get("sample", self.sample),
             leaf_limits=get("leaf_limits", self.leaf_limits),
+            slots=get("slots", self.slots),
             branches=get("branches", self.branches),
             ledger=get("ledger", self.ledger),
             commands=get("commands", self.commands),

@@ -241,6 +241,13 @@ async def fan_out(
     fail_fast = bool(getattr(node, "fail_fast", False)) and not keep_failures
     # Children with nothing to set up around them run as they are, one coroutine fewer each.
     direct = limit is None and isolation != "worktree"
+    pool = _pool_size(frame, jobs) if direct and not fail_fast else None
+    if pool is not None:
+        pooled = await _pooled(engine, jobs, pool)
+        if expose:
+            for _, child_frame in jobs:
+                frame.expose(child_frame)
+        return _fan_in(pooled, len(jobs), keep_failures)
     children = [engine.execute(c, f) if direct else one(i, c, f) for i, (c, f) in enumerate(jobs)]
     if fail_fast:
         try:
@@ -257,10 +264,52 @@ async def fan_out(
     if expose:
         for _, child_frame in jobs:
             frame.expose(child_frame)
+    return _fan_in(outcomes, len(jobs), keep_failures)
+
+
+def _fan_in(outcomes: list[Any], count: int, keep_failures: bool) -> list[Any]:
     failed = [o for o in outcomes if isinstance(o, NodeFailed)]
     if failed and not keep_failures:
         status = run_status(f.status for f in failed)
-        raise NodeFailed(status, f"{len(failed)} of {len(jobs)} children did not succeed")
+        raise NodeFailed(status, f"{len(failed)} of {count} children did not succeed")
+    return outcomes
+
+
+POOL_AFTER = 4
+"""A fan-out of single leaves this many times wider than its call bound runs through a pool."""
+
+
+def _pool_size(frame: Frame, jobs: Sequence[tuple[ir.Node, Frame]]) -> int | None:
+    """How many workers run a wide fan-out of plain leaves, or None to give each its task.
+
+    Each leaf holds one call slot while it calls, so workers as many as the slots start every
+    leaf as soon as a slot is free, as tasks would, without a task and a wait per leaf. Leaves
+    that retry or time out wait outside their slot, so they keep their own tasks.
+    """
+    slots = frame.slots
+    if slots is None or len(jobs) <= POOL_AFTER * slots:
+        return None
+    for child, _ in jobs:
+        if child.kind != "leaf" or child.retry is not None or child.timeout_s is not None:
+            return None
+    return slots
+
+
+async def _pooled(engine: Engine, jobs: Sequence[tuple[ir.Node, Frame]], workers: int) -> list[Any]:
+    """Run the jobs in order through ``workers`` workers; failures come back in place."""
+    outcomes: list[Any] = [None] * len(jobs)
+    queue = iter(enumerate(jobs))
+
+    async def worker() -> None:
+        for index, (child, child_frame) in queue:
+            try:
+                outcomes[index] = await engine.execute(child, child_frame)
+            except NodeFailed as failed:
+                outcomes[index] = failed
+
+    async with asyncio.TaskGroup() as group:
+        for _ in range(workers):
+            group.create_task(worker())
     return outcomes
 
 

@@ -799,6 +799,57 @@ def test_the_run_bound_holds_across_nodes_with_looser_bounds_of_their_own(
     assert provider.max_in_flight == 4
 
 
+def test_wide_fan_outs_of_leaves_keep_every_bound_order_and_failure(tmp_path: Path) -> None:
+    # 60 leaves under a bound of 3 run through a pool of workers rather than a task each.
+    workflow = compile_yaml(
+        tmp_path,
+        """\
+        version: 1
+        name: pooled
+        roles: {w: {}}
+        concurrency: {leaves: 4}
+        steps:
+          kind: branch
+          id: both
+          children:
+            - kind: expand
+              id: left
+              over: "range(60) | list"
+              as: i
+              max_children: 60
+              concurrency: {leaves: 3}
+              body: {kind: leaf, id: l, role: w, prompt: "L{{ i }}"}
+            - kind: expand
+              id: right
+              over: "range(60) | list"
+              as: i
+              max_children: 60
+              concurrency: {leaves: 3}
+              body: {kind: leaf, id: r, role: w, prompt: "R{{ i }}"}
+        """,
+    )
+    provider = CountingProvider(
+        mock(
+            tmp_path,
+            """\
+            defaults: {latency_ms: 2}
+            nodes:
+              "l*": {replies: ["left"]}
+              "r[41]": {errors: [500, 500, 500, 500, 500]}
+            """,
+        )
+    )
+    result = execute(workflow, provider, tmp_path)
+    assert provider.max_in_flight == 4
+    assert result.status is Status.FAILED
+    nodes = by_path(result)
+    assert nodes["left"].status is Status.SUCCEEDED
+    assert nodes["left"].output == ["left"] * 60
+    assert nodes["r[41]"].status is Status.FAILED
+    assert nodes["right"].error == "1 of 60 children did not succeed"
+    assert sum(1 for n in result.nodes if n.node_id == "r" and n.status is Status.SUCCEEDED) == 59
+
+
 def test_commands_share_the_leaf_bound(tmp_path: Path) -> None:
     log = tmp_path / "log"
     workflow = compile_yaml(

@@ -24,6 +24,7 @@ def full_frame() -> Frame:
         loops=(4,),
         sample=5,
         leaf_limits=(asyncio.Semaphore(2),),
+        slots=2,
         branches=3,
         ledger=Ledger("the run", ir.Budget(leaves=9)),
         commands=("git *",),
