@@ -1,8 +1,14 @@
-"""Following a run: a live view in a terminal, plain progress lines in CI logs."""
+"""Following a run: a live view in a terminal, plain progress lines in CI logs.
+
+The picture is drawn from a :class:`Snapshot`, so a run followed in its own process and one
+followed from the state by ``watch`` look the same.
+"""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from rich.console import Console, Group
@@ -16,6 +22,66 @@ from runner.status import Status
 
 PLAIN_EVERY_S = 10.0
 """How often a plain progress line is printed while a run goes on."""
+WORK_KINDS = ("leaf", "command")
+"""The kinds that do the work; the longest-running item is one of them when any is in flight."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Snapshot:
+    """What a run is doing at one moment, seen in its own process or read from the state."""
+
+    done: int
+    """Nodes and copies that ended."""
+    in_flight: int
+    """Nodes and copies started and not yet ended."""
+    failed: int
+    """Nodes and copies that ended without success."""
+    longest: tuple[str, float] | None
+    """The in-flight item running longest and for how many seconds (see :func:`longest_of`)."""
+    spend: Spend
+    """Model usage so far, memo hits included."""
+    elapsed_s: float
+    """Seconds since the run started."""
+
+    @property
+    def total(self) -> int:
+        """Nodes and copies known so far."""
+        return self.done + self.in_flight
+
+
+def longest_of(in_flight: Mapping[str, tuple[float, str]], now: float) -> tuple[str, float] | None:
+    """The item running longest, leaves and commands first (path -> (start, kind) given)."""
+    if not in_flight:
+        return None
+    work = {path: item for path, item in in_flight.items() if item[1] in WORK_KINDS}
+    path, (since, _) = min((work or in_flight).items(), key=lambda item: item[1][0])
+    return path, now - since
+
+
+def progress_line(snapshot: Snapshot) -> str:
+    """One line of progress."""
+    longest = snapshot.longest
+    slow = f", longest {longest[0]} {longest[1]:.1f}s" if longest else ""
+    spend = snapshot.spend
+    return (
+        f"{snapshot.done}/{snapshot.total} done, {snapshot.in_flight} in flight{slow}, "
+        f"{snapshot.failed} failed, {spend.tokens} tokens, ${spend.cost_usd:.4f}, "
+        f"{spend.memo_hits} memo hits, {snapshot.elapsed_s:.1f}s"
+    )
+
+
+def progress_table(snapshot: Snapshot) -> Table:
+    """The live view's picture of a snapshot."""
+    spend = snapshot.spend
+    table = Table.grid(padding=(0, 2))
+    table.add_row("done", f"{snapshot.done}/{snapshot.total}", "in flight", str(snapshot.in_flight))
+    table.add_row("tokens", str(spend.tokens), "cost", f"${spend.cost_usd:.4f}")
+    table.add_row("failed", str(snapshot.failed), "memo hits", str(spend.memo_hits))
+    table.add_row("elapsed", f"{snapshot.elapsed_s:.1f}s", "", "")
+    if snapshot.longest is not None:
+        path, seconds = snapshot.longest
+        table.add_row("longest", escape(path), "for", f"{seconds:.1f}s")
+    return table
 
 
 class Tracker:
@@ -42,22 +108,23 @@ class Tracker:
 
     def longest(self) -> tuple[str, float] | None:
         """The in-flight item running longest, leaves and commands first."""
-        if not self.in_flight:
-            return None
-        work = {p: v for p, v in self.in_flight.items() if v[1] in ("leaf", "command")}
-        path, (since, _) = min((work or self.in_flight).items(), key=lambda item: item[1][0])
-        return path, time.monotonic() - since
+        return longest_of(self.in_flight, time.monotonic())
+
+    def snapshot(self) -> Snapshot:
+        """What the run is doing now."""
+        now = time.monotonic()
+        return Snapshot(
+            done=self.done,
+            in_flight=len(self.in_flight),
+            failed=self.failed,
+            longest=longest_of(self.in_flight, now),
+            spend=self.spend,
+            elapsed_s=now - self.started_at,
+        )
 
     def line(self) -> str:
         """One line of progress."""
-        total = self.done + len(self.in_flight)
-        longest = self.longest()
-        slow = f", longest {longest[0]} {longest[1]:.1f}s" if longest else ""
-        return (
-            f"{self.done}/{total} done, {len(self.in_flight)} in flight{slow}, "
-            f"{self.spend.tokens} tokens, ${self.spend.cost_usd:.4f}, "
-            f"{time.monotonic() - self.started_at:.1f}s"
-        )
+        return progress_line(self.snapshot())
 
 
 class PlainProgress(Tracker):
@@ -97,14 +164,4 @@ class LiveProgress(Tracker):
 
     def render(self) -> Group:
         """The view's current picture."""
-        table = Table.grid(padding=(0, 2))
-        total = self.done + len(self.in_flight)
-        table.add_row("done", f"{self.done}/{total}", "in flight", str(len(self.in_flight)))
-        table.add_row("tokens", str(self.spend.tokens), "cost", f"${self.spend.cost_usd:.4f}")
-        table.add_row(
-            "failed", str(self.failed), "elapsed", f"{time.monotonic() - self.started_at:.1f}s"
-        )
-        longest = self.longest()
-        if longest is not None:
-            table.add_row("longest", escape(longest[0]), "for", f"{longest[1]:.1f}s")
-        return Group(table)
+        return Group(progress_table(self.snapshot()))

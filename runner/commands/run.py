@@ -47,6 +47,10 @@ def parse_inputs(pairs: list[str]) -> dict[str, str]:
 def run(args: argparse.Namespace, console: Console) -> int:
     """Run each workflow given; 0 when every node and test passed, 1 otherwise, 130 if
     interrupted (the remaining workflows are then not started)."""
+    if getattr(args, "background", False):
+        from runner.commands import background  # it imports this module
+
+        return background.start(args, console)
     config = DEFAULT if args.mock else load_config(args.config)
     capabilities = config.capabilities if config.path is not None else None
     worst, ran = 0, 0

@@ -24,6 +24,8 @@ PUT_SQL = (
     " VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
 """A memo entry points at the model_call event holding its request and reply."""
+KEYS_IN_MEMORY = 200_000
+"""Up to this many memo entries, a run holds their keys in memory to find misses at once."""
 GET_SQL = (
     "SELECT events.data, memo.cost_usd FROM memo JOIN events"
     " ON events.run_id = memo.run_id AND events.seq = memo.seq WHERE memo.key = ?"
@@ -38,12 +40,20 @@ class StoreMemo:
         self.writer = writer
         self.journal = journal
         self._mine: dict[str, tuple[ModelReply, float]] = {}
+        self._known: set[str] | None = None
+        """Every key stored when the run started, when there are few enough to hold: a miss
+        is then found without a query. Entries other runs store meanwhile are missed."""
+        count = conn.execute("SELECT COUNT(*) FROM memo").fetchone()[0]
+        if count <= KEYS_IN_MEMORY:
+            self._known = {key for (key,) in conn.execute("SELECT key FROM memo")}
 
     def get(self, key: str) -> tuple[ModelReply, float] | None:
         """The reply stored under ``key`` and what it cost, if any."""
         found = self._mine.get(key)
         if found is not None:
             return found
+        if self._known is not None and key not in self._known:
+            return None
         row = self.conn.execute(GET_SQL, (key,)).fetchone()
         if row is None:
             return None
