@@ -161,6 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         args = _parser().parse_args(argv)
+        args.argv = list(sys.argv[1:] if argv is None else argv)  # recorded with a run
     except SystemExit as exc:  # argparse has printed the usage error
         return exc.code if isinstance(exc.code, int) else 2
     # Logs (CI, pipes) are wider than the 80 columns rich assumes outside a terminal.

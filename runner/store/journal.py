@@ -4,7 +4,7 @@ Events are queued on the writer as they happen: a node's start and end (with its
 output, decision and usage), every model call with its request and reply and where the answer
 came from, every command with its result. Each event carries its logical position
 (``runner.order``), so the trace reads the same whatever the timing was. The counters shown by
-``runs`` and ``watch`` are written at most a few times a second.
+``runs`` are written with every group of rows the writer commits.
 """
 
 from __future__ import annotations
@@ -28,8 +28,6 @@ EVENT_SQL = (
     "INSERT INTO events (run_id, seq, position, path, type, key, data, at)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
-PROGRESS_EVERY_S = 0.25
-"""How often the run's counters are written while it runs."""
 
 
 _SPEND_FIELDS = (
@@ -150,7 +148,7 @@ class RunJournal:
         self.total = 0
         self.failed = 0
         self.spend = Spend()
-        self._last_progress = 0.0
+        writer.snapshot = self._progress
         self._started: dict[int, str] = {}
         self.call_events: dict[str, int] = {}
         """The event number of the latest model call recorded for each key."""
@@ -172,7 +170,6 @@ class RunJournal:
         if text is None:  # the same for every copy of the node
             text = self._started[id(node)] = compact_json({"node": node.id, "kind": node.kind})
         self._event(position, path, "node_started", None, text)
-        self._progress()
 
     def node_finished(self, result: NodeResult) -> None:
         """A node (or copy) ended."""
@@ -199,7 +196,6 @@ class RunJournal:
                 "decision": result.decision,
             },
         )
-        self._progress()
 
     def model_call(
         self,
@@ -238,13 +234,10 @@ class RunJournal:
         """Done once everything recorded so far is committed."""
         return self.writer.durable()
 
-    def _progress(self, force: bool = False) -> None:
-        now = time.monotonic()
-        if not force and now - self._last_progress < PROGRESS_EVERY_S:
-            return
-        self._last_progress = now
+    def _progress(self) -> tuple[str, tuple[Any, ...]]:
+        """The run's counters now, as the writer writes them with every group."""
         spend = self.spend
-        self.writer.write(
+        return (
             PROGRESS_SQL,
             (
                 self.done,
@@ -263,5 +256,5 @@ class RunJournal:
         )
 
     def close(self) -> None:
-        """Write the final counters."""
-        self._progress(force=True)
+        """Queue the final counters."""
+        self.writer.write(*self._progress())

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,10 @@ class Writer:
     def __init__(self, directory: Path, *, heartbeat: str | None = None) -> None:
         self.conn = connect(directory)
         self.heartbeat = heartbeat
-        """The run whose row is touched every :data:`HEARTBEAT_S` while rows are written."""
+        """The run whose row is touched at least every :data:`HEARTBEAT_S` while the loop
+        runs, so that other processes see it is alive."""
+        self.snapshot: Callable[[], tuple[str, Row]] | None = None
+        """A row describing the run now (its counters), written with every group."""
         self._rows: list[tuple[str, Row]] = []
         self._waiters: list[asyncio.Future[None]] = []
         self._scheduled: asyncio.TimerHandle | None = None
@@ -75,9 +79,13 @@ class Writer:
         rows, self._rows = self._rows, []
         waiters, self._waiters = self._waiters, []
         now = time.time()
-        if self.heartbeat is not None and now - self._beat >= HEARTBEAT_S:
+        beat = self.heartbeat is not None and now - self._beat >= HEARTBEAT_S
+        if self.snapshot is not None and (rows or beat):
+            rows.append(self.snapshot())  # its time is the heartbeat too
             self._beat = now
+        elif beat:
             rows.append((HEARTBEAT_SQL, (now, self.heartbeat)))
+            self._beat = now
         if rows and self._failure is None:
             self._commit(rows)
         for future in waiters:
@@ -93,6 +101,7 @@ class Writer:
     def close(self) -> None:
         """Commit what is queued and close the connection."""
         try:
+            self._beat = 0.0  # the last counters are written
             self.flush()
         finally:
             self.conn.close()
@@ -123,3 +132,5 @@ class Writer:
             self.flush()
         except StoreError:
             return  # kept in _failure: every later durable() and close() raise it
+        if self.heartbeat is not None and self._scheduled is None:
+            self._schedule(HEARTBEAT_S)  # alive while idle too (a long command)
