@@ -186,6 +186,11 @@ def _run(args: argparse.Namespace, console: Console, errors: Console) -> int:
     except KeyboardInterrupt:
         errors.print("[yellow]interrupted[/]")
         return 130
+    except BrokenPipeError:
+        # The reader went away (`inspect last | head`): nothing more to say, and nobody to say
+        # it to; stdout is pointed at nothing so that closing it cannot fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except Exception as exc:
         if args.debug:
             errors.print(_escape(traceback.format_exc()))

@@ -4,6 +4,7 @@ answered from a recorded run's trace; the first divergence stops its node as rep
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from rich.console import Console
@@ -50,10 +51,12 @@ def run(args: argparse.Namespace, console: Console) -> int:
             for name, spec in record.providers.get("providers", {}).items()
         }
     answers = RecordedRun(recorded, strict=not args.allow_live)
+    env = runs.replayed_env(record.env, dict(os.environ))
     recording = Recording(
         directory,
         workflow=workflow,
         inputs=record.inputs,
+        env=env,
         config=config,
         providers=providers,
         mock_script=record.providers.get("mock_script"),
@@ -69,6 +72,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
         observer=progress,
         journal=recording.journal,
         memo=recording.memo if args.allow_live else None,
+        environment=env,
         answers=answers,
     )
     _say(console, record, workflow, args)

@@ -5,6 +5,7 @@ rest runs live. The resumed run is recorded as a new run whose parent is the old
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from rich.console import Console
@@ -41,10 +42,12 @@ def run(args: argparse.Namespace, console: Console) -> int:
     providers = build_providers(
         config, [name for name, _ in workflow.roles or ()], mock_script=mock_script
     )
+    env = runs.replayed_env(record.env, dict(os.environ))
     recording = Recording(
         directory,
         workflow=workflow,
         inputs=record.inputs,
+        env=env,
         config=config,
         providers=providers,
         mock_script=mock_script,
@@ -70,6 +73,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
         observer=progress,
         journal=recording.journal,
         memo=recording.memo,
+        environment=env,
         answers=RecordedRun(recorded, strict=False),
     )
     console.print(f"resuming run {record.id} ({status}) as run {recording.run_id}", markup=False)

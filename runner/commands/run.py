@@ -21,7 +21,7 @@ from runner import ir
 from runner.compiler.pipeline import check_file
 from runner.config import DEFAULT, Config, load_config
 from runner.errors import CompileError, UsageError
-from runner.executor.engine import Engine, run_sync
+from runner.executor.engine import Engine, declared_env, run_sync
 from runner.executor.results import RunResult
 from runner.progress import LiveProgress, PlainProgress
 from runner.providers.registry import build_providers
@@ -82,6 +82,7 @@ def _run_one(
         state_dir(args.state),
         workflow=workflow,
         inputs=inputs,
+        env=declared_env(workflow),
         config=config,
         providers=providers,
         mock_script=args.mock_script,

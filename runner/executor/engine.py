@@ -67,6 +67,7 @@ class Engine:
         memo: Memo | None = None,
         journal: Journal | None = None,
         answers: Answers | None = None,
+        environment: Mapping[str, str] | None = None,
     ) -> None:
         self.workflow = workflow
         self.workspace = workspace
@@ -83,6 +84,8 @@ class Engine:
         self.caller.answers = answers
         self.journal = journal
         """Where the run is recorded; ``None``: nowhere."""
+        self.environment = dict(environment) if environment is not None else declared_env(workflow)
+        """The declared environment entries' values (a replay's are the recorded ones)."""
         self.answers = answers
         """A recorded run answering calls and commands first (replay, resume)."""
         self.spans = order.spans(workflow.steps)
@@ -107,7 +110,7 @@ class Engine:
         frame = Frame(
             outputs=ChainMap(),
             inputs=inputs,
-            env={name: os.environ.get(name, "") for name in workflow.env or ()},
+            env=self.environment,
             variables={},
             leaf_limits=limits,
             slots=concurrency.leaves,
@@ -373,8 +376,12 @@ class Engine:
         """Run a command node's argv, or answer it from a recorded run; record the result."""
         path = frame.path(node.id)
         position = self.call_position(frame, node, ir.instance_id(node.id, frame.copies))
-        where = cwd.relative_to(self.workspace) if cwd.is_relative_to(self.workspace) else cwd
-        key = command_key(argv, where.as_posix(), env)
+        # The working directory as the workflow sees it: relative to the frame's checkout
+        # (the workspace, or an isolated child's worktree, whose folder name is not the
+        # workflow's business), so that a replay finds the command wherever it runs.
+        tree = "worktree" if frame.cwd != self.workspace else "workspace"
+        where = cwd.relative_to(frame.cwd) if cwd.is_relative_to(frame.cwd) else cwd
+        key = command_key(argv, f"{tree}:{where.as_posix()}", env)
         if self.answers is not None:
             recorded = self.answers.command(path, key)
             if recorded is not None:
@@ -416,6 +423,11 @@ class Engine:
 
 GC_YOUNG_THRESHOLD = 50_000
 """Allocations between young-generation collections during a run (CPython's default: 700)."""
+
+
+def declared_env(workflow: ir.Workflow) -> dict[str, str]:
+    """The values of the environment entries ``workflow`` declares, from this process."""
+    return {name: os.environ.get(name, "") for name in workflow.env or ()}
 
 
 def run_sync(work: Coroutine[Any, Any, T]) -> T:

@@ -42,7 +42,7 @@ _TYPES: dict[str, tuple[type, ...]] = {
 RUN_FIELDS: dict[str, str] = {
     **dict.fromkeys(("id", "workflow", "workflow_hash"), _STR),
     "source": _STR + _OR_NULL,
-    **dict.fromkeys(("document", "inputs", "config", "providers"), _OBJ),
+    **dict.fromkeys(("document", "inputs", "env", "config", "providers"), _OBJ),
     "mode": _STR,
     "parent": _STR + _OR_NULL,
     "status": _STR,
@@ -96,7 +96,7 @@ EVENT_DATA: dict[str, dict[str, str]] = {
 """The fields a replay reads from each event type's ``data``, and their JSON types."""
 
 _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
-_JSON_COLUMNS = ("document", "inputs", "config", "providers", "output", "tests")
+_JSON_COLUMNS = ("document", "inputs", "env", "config", "providers", "output", "tests")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

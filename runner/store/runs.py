@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import socket
 import sqlite3
@@ -43,6 +44,8 @@ class RunRecord:
     """The compiled workflow document, as run."""
     inputs: dict[str, Any]
     """The run's inputs."""
+    env: dict[str, str]
+    """The declared environment entries as the run saw them (secret-looking ones redacted)."""
     config: dict[str, Any]
     """The configuration, secrets left out."""
     providers: dict[str, Any]
@@ -112,6 +115,7 @@ def create(
     source: str | None,
     document: Any,
     inputs: Any,
+    env: dict[str, str],
     config: Any,
     providers: Any,
     mode: str,
@@ -122,9 +126,9 @@ def create(
     now = time.time()
     with transaction(conn):
         conn.execute(
-            "INSERT INTO runs (id, workflow, workflow_hash, source, document, inputs, config,"
-            " providers, mode, parent, status, pid, host, argv, started_at, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO runs (id, workflow, workflow_hash, source, document, inputs, env,"
+            " config, providers, mode, parent, status, pid, host, argv, started_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 run_id,
                 workflow,
@@ -132,6 +136,7 @@ def create(
                 source,
                 canonical_json(document),
                 canonical_json(inputs),
+                canonical_json(env),
                 canonical_json(config),
                 canonical_json(providers),
                 mode,
@@ -258,6 +263,7 @@ _FIELDS = (
     "source",
     "document",
     "inputs",
+    "env",
     "config",
     "providers",
     "mode",
@@ -284,7 +290,7 @@ _FIELDS = (
     "tests",
 )
 _COLUMNS = ", ".join(_FIELDS)
-_JSON = frozenset({"document", "inputs", "config", "providers", "argv", "output", "tests"})
+_JSON = frozenset({"document", "inputs", "env", "config", "providers", "argv", "output", "tests"})
 
 
 def _record(row: tuple[Any, ...]) -> RunRecord:
@@ -293,3 +299,22 @@ def _record(row: tuple[Any, ...]) -> RunRecord:
         for name, value in zip(_FIELDS, row, strict=True)
     }
     return RunRecord(**values)
+
+
+REDACTED = "[redacted]"
+_SECRET = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL", re.IGNORECASE)
+
+
+def recorded_env(values: dict[str, str]) -> dict[str, str]:
+    """Environment entries as a run records them: a name that looks secret keeps its value
+    out of the state (a replay reads that one from its own environment)."""
+    return {name: REDACTED if _SECRET.search(name) else value for name, value in values.items()}
+
+
+def replayed_env(recorded: dict[str, str], current: dict[str, str]) -> dict[str, str]:
+    """The environment a replay or resume renders with: the recorded values, and the current
+    ones for entries the run could not record."""
+    return {
+        name: current.get(name, "") if value == REDACTED else value
+        for name, value in recorded.items()
+    }
