@@ -3,8 +3,11 @@
     RunnerError                 one clear sentence; exit code 3 unless a child says otherwise
     ├── UsageError              bad command-line usage (exit 2)
     ├── ConfigError             a bad branchleaf.yaml (exit 2)
-    └── CompileError            a workflow that cannot be loaded or is invalid (exit 2);
-                                carries every Diagnostic found, not just the first
+    ├── CompileError            a workflow that cannot be loaded or is invalid (exit 2);
+    │                           carries every Diagnostic found, not just the first
+    ├── ProviderError           a model call that failed (runner.providers.base; exit 1)
+    └── StoreError              the state database cannot be used (runner.store.db; exit 3)
+        └── NotInState          no state yet, or no such run (exit 2)
 
 Foreign exceptions (YAML, Starlark, jsonschema, OS) are translated once, where they are caught,
 with ``raise ... from exc``.

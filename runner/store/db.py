@@ -99,6 +99,12 @@ class StoreError(RunnerError):
     exit_code = 3
 
 
+class NotInState(StoreError):
+    """What was asked for is not in the state (no state yet, no such run): a usage error."""
+
+    exit_code = 2
+
+
 def state_dir(given: str | None) -> Path:
     """The state directory: ``--state DIR``, else ``.branchleaf`` in the working directory."""
     return Path(given) if given else Path(STATE_DIR)
@@ -112,7 +118,7 @@ def connect(directory: Path, *, create: bool = True) -> sqlite3.Connection:
     path = directory / DB_FILE
     if not path.exists():
         if not create:
-            raise StoreError(
+            raise NotInState(
                 f"there is no Branchleaf state in {directory}: run a workflow first, "
                 "or name the state directory with --state DIR"
             )

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from runner.canonical import canonical_json
-from runner.store.db import StoreError, transaction
+from runner.store.db import NotInState, transaction
 
 RUNNING = "running"
 CRASHED = "crashed"
@@ -218,7 +218,7 @@ def find(conn: sqlite3.Connection, ref: str) -> RunRecord:
             f"SELECT {_COLUMNS} FROM runs ORDER BY started_at DESC, id DESC LIMIT 1"
         ).fetchone()
         if row is None:
-            raise StoreError("there are no runs in this state yet: run a workflow first")
+            raise NotInState("there are no runs in this state yet: run a workflow first")
         return _record(row)
     rows = conn.execute(
         f"SELECT {_COLUMNS} FROM runs WHERE id = ? OR id LIKE ? ORDER BY id LIMIT 3",
@@ -230,8 +230,8 @@ def find(conn: sqlite3.Connection, ref: str) -> RunRecord:
     if len(rows) == 1:
         return _record(rows[0])
     if not rows:
-        raise StoreError(f"there is no run {ref!r} in this state: `runs` lists them")
-    raise StoreError(f"{ref!r} names more than one run ({rows[0][0]}, {rows[1][0]}, ...)")
+        raise NotInState(f"there is no run {ref!r} in this state: `runs` lists them")
+    raise NotInState(f"{ref!r} names more than one run ({rows[0][0]}, {rows[1][0]}, ...)")
 
 
 def alive(record: RunRecord) -> bool:

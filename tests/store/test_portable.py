@@ -273,7 +273,7 @@ def test_export_writes_its_file_whole_or_says_why_not(
 def test_exporting_an_unknown_run_says_so(
     exported: tuple[Path, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["trace", "export", "nosuchrun", "--state", "state"]) == 3
+    assert main(["trace", "export", "nosuchrun", "--state", "state"]) == 2
     assert "there is no run 'nosuchrun' in this state" in capsys.readouterr().err
 
 

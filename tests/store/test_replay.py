@@ -135,5 +135,5 @@ def test_replaying_an_unknown_run_is_a_clear_error(
 ) -> None:
     state, _ = recorded
     capsys.readouterr()
-    assert main(["replay", "nope", "--state", str(state)]) == 3
+    assert main(["replay", "nope", "--state", str(state)]) == 2
     assert "there is no run 'nope'" in capsys.readouterr().err

@@ -1,0 +1,102 @@
+"""The memo seen from the command line: stats per run and node, and why a call missed."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from runner.main import main
+
+WORKFLOW = """\
+version: 1
+name: memoized
+roles: {worker: {}}
+inputs:
+  topic: {type: string, default: caching}
+steps:
+  kind: sequence
+  id: main
+  steps:
+    - kind: leaf
+      id: summary
+      role: worker
+      prompt: "Summarise {{ inputs.topic }}."
+    - kind: leaf
+      id: fresh
+      role: worker
+      memo: "off"
+      prompt: "Never memoized: {{ inputs.topic }}."
+"""
+
+
+@pytest.fixture
+def state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    Path("wf.yaml").write_text(textwrap.dedent(WORKFLOW), encoding="utf-8")
+    return tmp_path / "state"
+
+
+def run(state: Path, *extra: str) -> int:
+    return main(["run", "wf.yaml", "--plain", "--state", str(state), *extra])
+
+
+def test_stats_count_hits_misses_and_savings(
+    state: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(state) == 0
+    assert run(state) == 0
+    capsys.readouterr()
+    assert main(["memo", "stats", "last", "--state", str(state)]) == 0
+    out = capsys.readouterr().out
+    assert "1 hits, 0 misses (hit rate 100%)" in out
+    assert "summary" in out  # the per-node table
+    assert main(["memo", "stats", "--state", str(state)]) == 0
+    out = capsys.readouterr().out
+    assert "2 runs: 1 hits, 1 misses (hit rate 50%)" in out
+    assert "memo: 1 entries" in out  # the node with memo off stored nothing
+
+
+def test_explain_names_the_fields_that_differ(
+    state: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(state) == 0
+    assert run(state, "--input", "topic=replay") == 0
+    capsys.readouterr()
+    assert main(["memo", "explain", "last", "summary", "--state", str(state)]) == 0
+    out = capsys.readouterr().out
+    assert "summary: live: the nearest earlier entry (summary of run" in out
+    assert "differs in messages" in out
+    assert "caching" in out
+    assert "replay" in out
+
+
+def test_explain_of_a_hit_and_of_an_unknown_node(
+    state: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(state) == 0
+    assert run(state) == 0
+    capsys.readouterr()
+    assert main(["memo", "explain", "last", "summary", "--state", str(state)]) == 0
+    assert "answered by the memo" in capsys.readouterr().out
+    assert main(["memo", "explain", "last", "nothing", "--state", str(state)]) == 2
+    assert "made no model call at 'nothing'" in capsys.readouterr().err
+
+
+def test_runs_and_inspect_show_what_ran(state: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(state) == 0
+    capsys.readouterr()
+    assert main(["runs", "--state", str(state)]) == 0
+    out = capsys.readouterr().out
+    assert "memoized" in out
+    assert "succeeded" in out
+    assert "3/3" in out
+    assert main(["inspect", "last", "--state", str(state)]) == 0
+    out = capsys.readouterr().out
+    assert "main sequence succeeded" in out
+    assert "summary leaf succeeded" in out
+    assert main(["inspect", "last", "summary", "--state", str(state)]) == 0
+    assert '"source": "live"' in capsys.readouterr().out
+    assert main(["runs", "--state", str(state / "none")]) == 2
+    assert "there is no Branchleaf state" in capsys.readouterr().err
