@@ -71,11 +71,39 @@ def _expression(source: str) -> Any:
     return compile_expression(source)
 
 
+_NAME_TAG = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+
+
+@functools.lru_cache(maxsize=4096)
+def _plain_parts(source: str) -> tuple[str, ...] | None:
+    """Text and bare ``{{ name }}`` tags, alternating (text first), when that is all there is;
+    ``None`` when the template needs Jinja."""
+    if "\r" in source:
+        return None
+    parts = _NAME_TAG.split(source)
+    if any("{" in text for text in parts[::2]):
+        return None
+    if parts[-1].endswith("\n"):  # Jinja drops one trailing newline
+        parts[-1] = parts[-1][:-1]
+    return tuple(parts)
+
+
 def render(source: str, scope: Scope) -> str:
     """Render a template; raises RenderError with Jinja's reason."""
-    if "{" not in source and "\r" not in source:
-        # No tag can open: the text renders as itself (Jinja drops one trailing newline).
-        return source[:-1] if source.endswith("\n") else source
+    parts = _plain_parts(source)
+    if parts is not None:
+        # Text and bare names render as Jinja renders them, without building a context.
+        names = None
+        out = [parts[0]]
+        for i in range(1, len(parts), 2):
+            if names is None:
+                names = scope.names()
+            if parts[i] not in names:
+                break  # a global, or undefined: Jinja says which
+            out.append(str(names[parts[i]]))
+            out.append(parts[i + 1])
+        else:
+            return "".join(out)
     try:
         return _template(source).render(scope.names())
     except (TemplateError, TypeError, ValueError, ArithmeticError, LookupError) as exc:

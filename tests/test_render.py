@@ -120,3 +120,39 @@ def test_bad_inputs_are_usage_errors(given: dict[str, str], phrase: str) -> None
 def test_text_without_tags_renders_as_jinja_renders_it(text: str) -> None:
     scope = Scope(inputs={}, outputs={})
     assert render(text, scope) == environment().from_string(text).render()
+
+
+PLAIN_VALUES = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text()),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=3), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    pieces=st.lists(
+        st.one_of(
+            st.text(alphabet=st.sampled_from(["a", " ", "\n", "}", "%", "é", "{"]), max_size=4),
+            st.sampled_from(
+                ["{{ item }}", "{{item}}", "{{ inputs }}", "{{ range }}", "{{ gone }}"]
+            ),
+        ),
+        max_size=6,
+    ),
+    item=PLAIN_VALUES,
+)
+def test_bare_names_render_as_jinja_renders_them(pieces: list[str], item: object) -> None:
+    source = "".join(pieces)
+    scope = Scope(inputs={"n": 1}, outputs={}, variables={"item": item})
+    try:
+        expected = environment().from_string(source).render(scope.names())
+    except Exception:  # whatever Jinja raises, render raises a RenderError for it
+        expected = None
+    if expected is None:
+        with pytest.raises(RenderError):
+            render(source, scope)
+    else:
+        assert render(source, scope) == expected
