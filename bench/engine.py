@@ -31,7 +31,7 @@ from runner.providers.registry import build_providers
 from runner.status import Status
 from runner.store.db import opened
 from runner.store.recording import Recording
-from runner.store.trace import RecordedRun, events
+from runner.store.trace import RecordedRun, answering
 
 TARGET_US = 50.0
 TARGET_MB = 150.0
@@ -153,7 +153,7 @@ def recorded(document: dict[str, Any], state: Path) -> tuple[float, float]:
 
     started = time.perf_counter()
     with opened(state, create=False) as conn:
-        answers = RecordedRun(events(conn, recording.run_id), strict=True)
+        answers = RecordedRun(answering(conn, recording.run_id), strict=True)
     stand_ins: dict[str, Any] = {
         name: RecordedProvider(name, provider.endpoint) for name, provider in providers.items()
     }

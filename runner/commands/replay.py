@@ -21,7 +21,7 @@ from runner.providers.registry import build_providers
 from runner.store import runs
 from runner.store.db import opened, state_dir
 from runner.store.recording import Recording
-from runner.store.trace import RecordedRun, events
+from runner.store.trace import RecordedRun, answering
 
 
 def run(args: argparse.Namespace, console: Console) -> int:
@@ -29,7 +29,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
     directory = state_dir(args.state)
     with opened(directory, create=False) as conn:
         record = runs.find(conn, args.run)
-        recorded = events(conn, record.id)
+        recorded = answering(conn, record.id)
     workflow = (
         compile_file(args.workflow)
         if args.workflow

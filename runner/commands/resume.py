@@ -19,7 +19,7 @@ from runner.providers.registry import build_providers
 from runner.store import runs
 from runner.store.db import opened, state_dir, transaction
 from runner.store.recording import Recording
-from runner.store.trace import RecordedRun, events
+from runner.store.trace import RecordedRun, answering
 
 
 def run(args: argparse.Namespace, console: Console) -> int:
@@ -35,7 +35,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
             )
         if status == "succeeded":
             raise UsageError(f"run {record.id} succeeded: there is nothing to resume")
-        recorded = events(conn, record.id)
+        recorded = answering(conn, record.id)
     workflow = build_workflow(record.document, source=record.source or "")
     config = from_data(record.config, record.config.get("path"))
     mock_script = record.providers.get("mock_script")

@@ -53,6 +53,20 @@ def events(conn: sqlite3.Connection, run_id: str) -> list[Event]:
     ]
 
 
+def answering(conn: sqlite3.Connection, run_id: str) -> list[Event]:
+    """The events of a run that answer a replay or a resume (calls, commands, node ends), in
+    the order they were recorded: what :class:`RecordedRun` reads, without the rest."""
+    rows = conn.execute(
+        "SELECT seq, position, path, type, key, data, at FROM events WHERE run_id = ?"
+        " AND type IN ('model_call', 'command', 'node_finished') ORDER BY seq",
+        (run_id,),
+    ).fetchall()
+    return [
+        Event(seq=seq, position=pos, path=path, type=kind, key=key, data=json.loads(data), at=at)
+        for seq, pos, path, kind, key, data, at in rows
+    ]
+
+
 def spend_from(data: dict[str, Any]) -> Spend:
     """A Spend from its JSON object."""
     return Spend(**data)
