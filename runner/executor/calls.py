@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import random
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -202,7 +201,9 @@ class Caller:
         )
         self._in_flight[known.digest] = shared
         try:
-            call = await self.bounded(frame, lambda: self._live(request, frame.ledger))
+            call = await self.bounded(
+                frame, lambda: self._live(request, frame.ledger, memo_miss=True)
+            )
         except BaseException as exc:
             shared.set_exception(
                 exc
@@ -214,12 +215,12 @@ class Caller:
         finally:
             self._in_flight.pop(known.digest, None)
         shared.set_result((call.reply, call.spend.cost_usd))
-        spend = dataclasses.replace(call.spend, memo_misses=1)
+        spend = call.spend
         self._record(request, known, call.reply, spend, path, position, "live")
         if frame.memo == "on":  # after the record: a memo entry points at it
             memo.put(known, call.reply, cost_usd=call.spend.cost_usd, path=path)
         await self._durable()
-        return Call(reply=call.reply, spend=spend, attempts=call.attempts)
+        return call
 
     def _record(  # noqa: PLR0917 (the one place every answer goes through)
         self,
@@ -268,7 +269,9 @@ class Caller:
             Amount(tokens=usage.prompt_tokens + usage.completion_tokens, cost_usd=cost, leaves=1),
         )
 
-    async def _live(self, request: ModelRequest, ledger: Ledger | None) -> Call:
+    async def _live(
+        self, request: ModelRequest, ledger: Ledger | None, *, memo_miss: bool = False
+    ) -> Call:
         """Reserve the worst case, call the provider (retrying transient failures), settle."""
         provider_config, model = self.serve(request.role)
         provider = self.providers[provider_config.name]
@@ -314,6 +317,7 @@ class Caller:
             completion_tokens=usage.completion_tokens,
             cached_prompt_tokens=usage.cached_prompt_tokens,
             cost_usd=cost,
+            memo_misses=1 if memo_miss else 0,
         )
         return Call(reply=reply, spend=spend, attempts=attempt)
 
