@@ -177,7 +177,12 @@ class Caller:
                 raise NodeFailed(Status.REPLAY_DIVERGED, answers.missed_call(path, known))
         memo = self.memo if known is not None and frame.memo != "off" else None
         if memo is None or known is None:
-            call: Call = await self.bounded(frame, lambda: self._live(request, frame.ledger))
+            limits = frame.leaf_limits
+            if len(limits) == 1:  # the usual case: the run's bound only, held right here
+                async with limits[0]:
+                    call: Call = await self._live(request, frame.ledger)
+            else:
+                call = await self.bounded(frame, lambda: self._live(request, frame.ledger))
             if self.journal is not None:
                 self._record(request, known, call.reply, call.spend, path, position, "live")
                 await self.journal.durable()

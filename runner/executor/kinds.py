@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from typing import TYPE_CHECKING, Any
 
 from runner import ir
@@ -59,34 +59,39 @@ TEACHER_BRIEF = (
 )
 
 
-async def run(engine: Engine, node: ir.Node, frame: Frame) -> Ran:
-    """Run ``node`` in ``frame`` by its kind."""
+def run(engine: Engine, node: ir.Node, frame: Frame) -> Coroutine[Any, Any, Ran]:
+    """The work of ``node`` in ``frame``, by its kind, for the caller to await (handed back
+    rather than awaited here: one coroutine fewer per node)."""
     match node.kind:
         case "leaf":
-            return await _leaf(engine, node, frame)
+            return _leaf(engine, node, frame)
         case "command":
-            return await _command(engine, node, frame)
+            return _command(engine, node, frame)
         case "sequence":
-            return await _sequence(engine, node, frame)
+            return _sequence(engine, node, frame)
         case "branch":
-            jobs = [(child, frame.layer()) for child in node.children]
-            outputs = await fan_out(engine, node, frame, jobs, expose=True)
-            return {c.id: out for c, out in zip(node.children, outputs, strict=True)}, Spend(), None
+            return _branch(engine, node, frame)
         case "expand":
-            return await _expand(engine, node, frame)
+            return _expand(engine, node, frame)
         case "cond":
-            return await _cond(engine, node, frame)
+            return _cond(engine, node, frame)
         case "loop_until":
-            return await _loop(engine, node, frame)
+            return _loop(engine, node, frame)
         case "reduce":
-            return await _reduce(engine, node, frame)
+            return _reduce(engine, node, frame)
         case "tournament" | "pareto":
             from runner.executor.contests import contest
 
-            return await contest(engine, node, frame)
+            return contest(engine, node, frame)
         case "teacher_review":
-            return await _teacher(engine, node, frame)
+            return _teacher(engine, node, frame)
     raise AssertionError(f"unknown node kind {node.kind}")
+
+
+async def _branch(engine: Engine, node: ir.Branch, frame: Frame) -> Ran:
+    jobs = [(child, frame.layer()) for child in node.children]
+    outputs = await fan_out(engine, node, frame, jobs, expose=True)
+    return {c.id: out for c, out in zip(node.children, outputs, strict=True)}, Spend(), None
 
 
 async def model_call(
