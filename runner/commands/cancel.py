@@ -17,7 +17,6 @@ import signal
 import socket
 import sqlite3
 import time
-from pathlib import Path
 
 from rich.console import Console
 
@@ -33,8 +32,6 @@ START_WAIT_S = 5.0
 """How long to wait for a run that is still starting to begin its work (and so to handle
 SIGTERM as a cancellation, not die of it)."""
 POLL_S = 0.1
-PID_SLACK_S = 2.0
-"""How much later than its run's start a process may have started and still be the run's."""
 
 
 def run(args: argparse.Namespace, console: Console) -> int:
@@ -56,7 +53,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
         )
         return 0
     pid = record.pid
-    if not _may_be_the_run(pid, record.started_at):
+    if not runs.may_be_the_run(pid, record.started_at):
         console.print(
             f"run {record.id} is not running: process {pid} is now another program, started "
             f"after the run; {crash_hint(record)}",
@@ -126,21 +123,3 @@ def _ended(conn: sqlite3.Connection, record: runs.RunRecord) -> runs.RunRecord:
         time.sleep(POLL_S)
         record = runs.find(conn, record.id)
     return record
-
-
-def _may_be_the_run(pid: int, started_at: float) -> bool:
-    """Whether process ``pid`` may be the run's: False when it started after the run did (its
-    id was reused after the run's process died). Only Linux tells; elsewhere, True."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii")
-        boot = next(
-            float(line.split()[1])
-            for line in Path("/proc/stat").read_text(encoding="ascii").splitlines()
-            if line.startswith("btime ")
-        )
-        # The command name, in parentheses, may hold spaces: fields are counted after it.
-        ticks = int(stat.rpartition(")")[2].split()[19])
-        started = boot + ticks / os.sysconf("SC_CLK_TCK")
-    except (OSError, StopIteration, ValueError, IndexError):
-        return True
-    return started <= started_at + PID_SLACK_S

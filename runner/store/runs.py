@@ -17,6 +17,7 @@ import sqlite3
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from runner.canonical import canonical_json
@@ -24,6 +25,8 @@ from runner.store.db import NotInState, transaction
 
 RUNNING = "running"
 CRASHED = "crashed"
+PID_SLACK_S = 2.0
+"""How much later than its run's start a process may have started and still be the run's."""
 STALE_AFTER_S = 30.0
 """A running run on another host whose heartbeat is older than this is shown as crashed."""
 
@@ -244,9 +247,30 @@ def alive(record: RunRecord) -> bool:
         except ProcessLookupError:
             return False
         except PermissionError:
-            return True
-        return True
+            pass
+        return may_be_the_run(record.pid, record.started_at)
     return time.time() - record.updated_at < STALE_AFTER_S
+
+
+def may_be_the_run(pid: int, started_at: float) -> bool:
+    """Whether process ``pid`` may be the run's: False when it started after the run did (its
+    id was reused after the run's process died). Only Linux tells; elsewhere, True."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii")
+        boot = next(
+            float(line.split()[1])
+            for line in Path("/proc/stat").read_text(encoding="ascii").splitlines()
+            if line.startswith("btime ")
+        )
+        # The command name, in parentheses, may hold spaces: fields are counted after it.
+        fields = stat.rpartition(")")[2].split()
+        if fields[0] == "Z":  # a zombie: it has exited, only its exit status is left
+            return False
+        ticks = int(fields[19])
+        started = boot + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, StopIteration, ValueError, IndexError):
+        return True
+    return started <= started_at + PID_SLACK_S
 
 
 def shown_status(record: RunRecord) -> str:
