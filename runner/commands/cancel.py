@@ -5,8 +5,8 @@ SIGTERM: the run cancels what is in flight and waits for it (a command's whole p
 included), records itself as cancelled and exits. This command waits up to
 :data:`STOP_WAIT_S` for that and prints how the run ended.
 
-A run on another host cannot be signalled from here. The request is recorded, but nothing in a
-run reads it yet, so such a run has to be cancelled on its own host.
+A run on another host cannot be signalled from here: it finds the recorded request with its
+heartbeat (every 2 s) and cancels itself the same way.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
     if record.host != socket.gethostname() or record.pid is None:
         console.print(
             f"run {record.id} runs on {record.host}, which cannot be signalled from here: the "
-            f"cancel request is recorded; run `cancel {record.id}` on {record.host} to stop it",
+            "cancel request is recorded, and the run stops within a few seconds of reading it",
             markup=False,
         )
         return 0

@@ -128,6 +128,9 @@ def execute(
             markup=False,
         )
     result: RunResult | None = None
+    recording.writer.on_cancel = lambda: engine.halt(
+        Status.CANCELLED, "cancelled from another process (cancel)"
+    )
     try:
         with progress if isinstance(progress, LiveProgress) else contextlib.nullcontext():
             result = run_sync(_run_with_signals(engine, inputs))

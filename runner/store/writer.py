@@ -43,6 +43,9 @@ class Writer:
         runs, so that other processes see it is alive."""
         self.snapshot: Callable[[], tuple[str, Row]] | None = None
         """A row describing the run now (its counters), written with every group."""
+        self.on_cancel: Callable[[], None] | None = None
+        """Called once when the heartbeat finds the run's cancel requested in the state (by
+        ``cancel`` from a process that cannot signal this one)."""
         self._rows: list[tuple[str, Row]] = []
         self._waiters: list[asyncio.Future[None]] = []
         self._scheduled: asyncio.TimerHandle | None = None
@@ -86,6 +89,9 @@ class Writer:
         elif beat:
             rows.append((HEARTBEAT_SQL, (now, self.heartbeat)))
             self._beat = now
+        if beat and self.on_cancel is not None and self._cancel_requested():
+            notify, self.on_cancel = self.on_cancel, None
+            notify()
         if rows and self._failure is None:
             self._commit(rows)
         for future in waiters:
@@ -98,9 +104,19 @@ class Writer:
         if self._failure is not None:
             raise self._failure
 
+    def _cancel_requested(self) -> bool:
+        try:
+            row = self.conn.execute(
+                "SELECT cancel_requested FROM runs WHERE id = ?", (self.heartbeat,)
+            ).fetchone()
+        except sqlite3.Error:
+            return False  # a busy state: the next heartbeat asks again
+        return bool(row and row[0])
+
     def close(self) -> None:
         """Commit what is queued and close the connection."""
         try:
+            self.on_cancel = None  # the run has ended: nothing is left to cancel
             self._beat = 0.0  # the last counters are written
             self.flush()
         finally:
