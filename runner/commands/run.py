@@ -137,6 +137,14 @@ def execute(
     finally:
         recording.close(result)
     _print(result, console)
+    unkeyed = engine.caller.unkeyed
+    if unkeyed:
+        path, why = unkeyed[0]
+        console.print(
+            f"{len(unkeyed)} model call(s) ran without the memo, as their request has no key "
+            f"(first: {path}: {why})",
+            markup=False,
+        )
     summary = _write_summary(result, Path(args.report_dir))
     console.print(f"run {recording.run_id}; summary written to {summary}", markup=False)
     if result.status is Status.CANCELLED:

@@ -172,7 +172,7 @@ class Caller:
                 reply, spent = recorded
                 self._charge(frame.ledger, request, reply.usage, spent.cost_usd)
                 spend = Spend(saved_tokens=spent.tokens, saved_usd=spent.cost_usd)
-                return self._record(request, known, reply, spend, path, position, "trace")
+                return self._record(request, key, reply, spend, path, position, "trace")
             if answers.strict:
                 raise NodeFailed(Status.REPLAY_DIVERGED, answers.missed_call(path, known))
         memo = self.memo if known is not None and frame.memo != "off" else None
@@ -184,7 +184,7 @@ class Caller:
             else:
                 call = await self.bounded(frame, lambda: self._live(request, frame.ledger))
             if self.journal is not None:
-                self._record(request, known, call.reply, call.spend, path, position, "live")
+                self._record(request, key, call.reply, call.spend, path, position, "live")
                 await self.journal.durable()
             return call
         found = memo.get(known.digest)
@@ -230,7 +230,7 @@ class Caller:
     def _record(  # noqa: PLR0917 (the one place every answer goes through)
         self,
         request: ModelRequest,
-        key: CallKey | None,
+        key: CallKey | str,
         reply: ModelReply,
         spend: Spend,
         path: str,

@@ -42,12 +42,12 @@ class Journal(Protocol):
         path: str,
         position: str,
         request: ModelRequest,
-        key: CallKey | None,
+        key: CallKey | str,
         reply: ModelReply,
         spend: Spend,
         source: Source,
     ) -> None:
-        """A model call was answered."""
+        """A model call was answered (``key``: its key, or why it has none)."""
 
     def command(
         self, *, path: str, position: str, key: str, result: CommandResult, source: Source

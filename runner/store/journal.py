@@ -203,25 +203,26 @@ class RunJournal:
         path: str,
         position: str,
         request: ModelRequest,
-        key: CallKey | None,
+        key: CallKey | str,
         reply: ModelReply,
         spend: Spend,
         source: Source,
     ) -> None:
-        """A model call was answered."""
+        """A model call was answered (``key``: its key, or why it has none)."""
         seq = self._event(
             position,
             path,
             "model_call",
-            key.digest if key is not None else None,
+            key.digest if isinstance(key, CallKey) else None,
             {
                 "source": source,
-                "request": request_json(request, key),
+                "request": request_json(request, key if isinstance(key, CallKey) else None),
                 "reply": reply_json(reply),
                 "spend": spend_json(spend),
+                **({} if isinstance(key, CallKey) else {"unkeyed": key}),
             },
         )
-        if key is not None:
+        if isinstance(key, CallKey):
             self.call_events[key.digest] = seq
 
     def command(

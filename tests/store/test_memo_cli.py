@@ -100,3 +100,38 @@ def test_runs_and_inspect_show_what_ran(state: Path, capsys: pytest.CaptureFixtu
     assert '"source": "live"' in capsys.readouterr().out
     assert main(["runs", "--state", str(state / "none")]) == 2
     assert "there is no Branchleaf state" in capsys.readouterr().err
+
+
+SHARED = """\
+version: 1
+name: shared
+roles: {worker: {}}
+steps:
+  kind: branch
+  id: both
+  children:
+    - {kind: leaf, id: first, role: worker, prompt: "The same question."}
+    - {kind: leaf, id: second, role: worker, prompt: "The same question."}
+    - {kind: leaf, id: reader, role: worker, memo: read, prompt: "Read, never stored."}
+"""
+
+
+def test_identical_calls_in_flight_share_one_provider_call(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path("wf.yaml").write_text(SHARED, encoding="utf-8")
+    Path("slow.yaml").write_text("defaults: {latency_ms: 100}\nnodes: {}\n", encoding="utf-8")
+    state = tmp_path / "state"
+    args = ["run", "wf.yaml", "--plain", "--state", str(state), "--mock-script", "slow.yaml"]
+    assert main(args) == 0
+    capsys.readouterr()
+    assert main(["memo", "stats", "last", "--state", str(state)]) == 0
+    out = capsys.readouterr().out
+    # first and second asked at once: one of them waited for the other's reply
+    assert "1 hits, 2 misses" in out
+    assert "memo: 1 entries" in out  # the reader's reply was not stored
+    assert main(args) == 0
+    capsys.readouterr()
+    assert main(["memo", "stats", "last", "--state", str(state)]) == 0
+    assert "2 hits, 1 misses" in capsys.readouterr().out  # the reader misses again

@@ -137,3 +137,20 @@ def test_replaying_an_unknown_run_is_a_clear_error(
     capsys.readouterr()
     assert main(["replay", "nope", "--state", str(state)]) == 2
     assert "there is no run 'nope'" in capsys.readouterr().err
+
+
+def test_allow_live_makes_the_calls_the_trace_does_not_answer(recorded: tuple[Path, str]) -> None:
+    state, run_id = recorded
+    Path("changed.yaml").write_text(
+        textwrap.dedent(WORKFLOW).replace("Judge item", "Score item"), encoding="utf-8"
+    )
+    assert (
+        main(["replay", run_id, "changed.yaml", "--allow-live", "--plain", "--state", str(state)])
+        == 0
+    )
+    fork, found = _replay_events(state)
+    assert fork.mode == "fork"
+    assert fork.parent == run_id
+    sources = [e.data["source"] for e in found if e.type in ("model_call", "command")]
+    assert sources.count("live") == 3  # the three changed calls
+    assert sources.count("trace") == 1  # the unchanged command

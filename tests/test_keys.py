@@ -1,0 +1,63 @@
+"""Call keys: the same call, the same key; any field that decides the reply changes it."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pytest
+
+from runner.keys import CALL_FIELDS, Unkeyable, command_key, differences, key_of
+from runner.providers.base import ChatMessage
+
+BASE: dict[str, Any] = {
+    "provider": "local",
+    "endpoint": "http://127.0.0.1:8911/v1",
+    "model": "small",
+    "messages": (ChatMessage(role="user", content="Review a.py"),),
+    "temperature": 0.2,
+    "max_tokens": 300,
+    "json_mode": True,
+    "output_schema": {"type": "object"},
+    "sample": 0,
+}
+
+CHANGES: dict[str, Any] = {
+    "provider": "other",
+    "endpoint": None,
+    "model": "large",
+    "messages": (ChatMessage(role="user", content="Review b.py"),),
+    "temperature": 0.3,
+    "max_tokens": 301,
+    "json_mode": False,
+    "output_schema": {"type": "array"},
+    "sample": 1,
+}
+
+
+def test_the_same_call_has_the_same_key() -> None:
+    assert key_of(**BASE).digest == key_of(**dict(BASE)).digest
+    assert len(key_of(**BASE).digest) == 64
+
+
+@pytest.mark.parametrize("field", CALL_FIELDS)
+def test_every_field_changes_the_key_and_is_named_as_the_difference(field: str) -> None:
+    before = key_of(**BASE)
+    after = key_of(**{**BASE, field: CHANGES[field]})
+    assert before.digest != after.digest
+    assert differences(before.fields, after.fields) == [field]
+
+
+def test_calls_that_cannot_be_canonicalized_have_no_key() -> None:
+    with pytest.raises(Unkeyable, match="canonical JSON"):
+        key_of(**{**BASE, "temperature": math.nan})
+    with pytest.raises(Unkeyable, match="not JSON"):
+        key_of(**{**BASE, "output_schema": {"type": {1, 2}}})
+
+
+def test_command_keys_cover_argv_directory_and_env() -> None:
+    base = command_key(["git", "diff"], "workspace:.", {})
+    assert base == command_key(["git", "diff"], "workspace:.", {})
+    assert base != command_key(["git", "diff", "--stat"], "workspace:.", {})
+    assert base != command_key(["git", "diff"], "worktree:.", {})
+    assert base != command_key(["git", "diff"], "workspace:.", {"A": "1"})
