@@ -37,11 +37,11 @@ def run(args: argparse.Namespace, console: Console) -> int:
     )
     if args.node:
         return _node(args.node, recorded, console)
-    console.print(_tree(record.workflow, recorded))
+    console.print(_tree(record.workflow, recorded, running=status == store.RUNNING))
     return 0
 
 
-def _tree(name: str, recorded: list[Event]) -> Tree:
+def _tree(name: str, recorded: list[Event], *, running: bool) -> Tree:
     """Nodes nested as they ran: a node's children are the nodes that started inside it."""
     root = Tree(escape(name))
     # A node's events all sit between its start and its end in the logical order
@@ -60,18 +60,20 @@ def _tree(name: str, recorded: list[Event]) -> Tree:
             open_nodes.pop()
         parent = open_nodes[-1][1] if open_nodes else root
         if skipped:  # it never started: it has only its end
-            parent.add(_label(event.path, event.data, event))
+            parent.add(_label(event.path, event.data, event, running=running))
             continue
         finish = ended.get(event.path)
-        branch = parent.add(_label(event.path, event.data, finish))
+        branch = parent.add(_label(event.path, event.data, finish, running=running))
         open_nodes.append((finish.position if finish else "\uffff", branch))
     return root
 
 
-def _label(path: str, started: dict[str, Any], finish: Event | None) -> str:
+def _label(path: str, started: dict[str, Any], finish: Event | None, *, running: bool) -> str:
     kind = started.get("kind", "")
     if finish is None:
-        return f"{escape(path)} [dim]{kind}[/] [cyan]running[/]"
+        if running:
+            return f"{escape(path)} [dim]{kind}[/] [cyan]running[/]"
+        return f"{escape(path)} [dim]{kind}[/] [magenta]did not end[/]"
     data = finish.data
     status = data["status"]
     colour = COLOURS.get(status, "white")
