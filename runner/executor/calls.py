@@ -101,7 +101,7 @@ class Caller:
         self.unkeyed: list[tuple[str, str]] = []
         """Calls made without the memo because they had no key: (path, why)."""
         self._served: dict[str, tuple[ProviderConfig, Model | None]] = {}
-        self._in_flight: dict[str, asyncio.Future[tuple[ModelReply, float]]] = {}
+        self._in_flight: dict[str, list[asyncio.Future[tuple[ModelReply, float]]]] = {}
 
     def serve(self, role: str) -> tuple[ProviderConfig, Model | None]:
         """The provider and model serving ``role``, resolved once per role."""
@@ -188,10 +188,15 @@ class Caller:
                 await self.journal.durable()
             return call
         found = memo.get(known.digest)
-        leader = self._in_flight.get(known.digest)
-        if found is None and leader is not None:
+        waiting = self._in_flight.get(known.digest)
+        if found is None and waiting is not None:
+            # An identical call is in flight: wait for its reply rather than pay for another.
+            mine: asyncio.Future[tuple[ModelReply, float]] = (
+                asyncio.get_running_loop().create_future()
+            )
+            waiting.append(mine)
             with contextlib.suppress(Exception):  # the first caller failed: call anew
-                found = await asyncio.shield(leader)
+                found = await mine
         if found is not None:
             reply, cost = found
             usage = reply.usage
@@ -201,25 +206,33 @@ class Caller:
                 saved_usd=cost,
             )
             return self._record(request, known, reply, spend, path, position, "memo")
-        shared: asyncio.Future[tuple[ModelReply, float]] = (
-            asyncio.get_running_loop().create_future()
-        )
-        self._in_flight[known.digest] = shared
+        # Followers add their futures here while the call is in flight (usually none do).
+        followers: list[asyncio.Future[tuple[ModelReply, float]]] = []
+        self._in_flight[known.digest] = followers
         try:
-            call = await self.bounded(
-                frame, lambda: self._live(request, frame.ledger, memo_miss=True)
-            )
+            limits = frame.leaf_limits
+            if len(limits) == 1:
+                async with limits[0]:
+                    call = await self._live(request, frame.ledger, memo_miss=True)
+            else:
+                call = await self.bounded(
+                    frame, lambda: self._live(request, frame.ledger, memo_miss=True)
+                )
         except BaseException as exc:
-            shared.set_exception(
+            failure = (
                 exc
                 if isinstance(exc, Exception)
                 else NodeFailed(Status.CANCELLED, "the identical call it waited for was cancelled")
             )
-            shared.exception()  # retrieved: followers may be gone
+            for follower in followers:
+                if not follower.done():
+                    follower.set_exception(failure)
             raise
         finally:
             self._in_flight.pop(known.digest, None)
-        shared.set_result((call.reply, call.spend.cost_usd))
+        for follower in followers:
+            if not follower.done():
+                follower.set_result((call.reply, call.spend.cost_usd))
         spend = call.spend
         self._record(request, known, call.reply, spend, path, position, "live")
         if frame.memo == "on":  # after the record: a memo entry points at it

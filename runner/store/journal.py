@@ -30,22 +30,28 @@ EVENT_SQL = (
 )
 
 
-_SPEND_FIELDS = (
-    "calls",
-    "prompt_tokens",
-    "completion_tokens",
-    "cached_prompt_tokens",
-    "cost_usd",
-    "memo_hits",
-    "memo_misses",
-    "saved_tokens",
-    "saved_usd",
-)
-
-
 def spend_json(spend: Spend) -> dict[str, Any]:
     """A Spend as a JSON object; fields that are zero are left out."""
-    return {name: value for name in _SPEND_FIELDS if (value := getattr(spend, name))}
+    out: dict[str, Any] = {}
+    if spend.calls:
+        out["calls"] = spend.calls
+    if spend.prompt_tokens:
+        out["prompt_tokens"] = spend.prompt_tokens
+    if spend.completion_tokens:
+        out["completion_tokens"] = spend.completion_tokens
+    if spend.cached_prompt_tokens:
+        out["cached_prompt_tokens"] = spend.cached_prompt_tokens
+    if spend.cost_usd:
+        out["cost_usd"] = spend.cost_usd
+    if spend.memo_hits:
+        out["memo_hits"] = spend.memo_hits
+    if spend.memo_misses:
+        out["memo_misses"] = spend.memo_misses
+    if spend.saved_tokens:
+        out["saved_tokens"] = spend.saved_tokens
+    if spend.saved_usd:
+        out["saved_usd"] = spend.saved_usd
+    return out
 
 
 def reply_json(reply: ModelReply) -> dict[str, Any]:

@@ -62,13 +62,16 @@ class Writer:
             self._schedule(FLUSH_EVERY_S)
 
     def durable(self) -> asyncio.Future[None]:
-        """A future done once every row queued so far is committed (or failed to be)."""
+        """A future done once every row queued so far is committed (or failed to be); one
+        future for everything waiting on the same commit."""
+        if self._waiters:  # everything else finishing in this turn of the loop joins in
+            return self._waiters[0]
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         if self._failure is not None:
             future.set_exception(self._failure)
             return future
         self._waiters.append(future)
-        if not self._soon:  # everything else finishing in this turn of the loop joins in
+        if not self._soon:
             self._schedule(0.0)
             self._soon = True
         return future
