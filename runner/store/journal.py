@@ -146,9 +146,12 @@ def result_json(result: CommandResult) -> dict[str, Any]:
 class RunJournal:
     """Records one run through a writer."""
 
-    def __init__(self, writer: Writer, run_id: str) -> None:
+    def __init__(self, writer: Writer, run_id: str, *, answers_recorded: bool = True) -> None:
         self.writer = writer
         self.run_id = run_id
+        self.answers_recorded = answers_recorded
+        """Whether calls and commands answered from a trace are recorded again (a replay's
+        are not: they are its parent's, and reading the parent finds them)."""
         self._seq = itertools.count()
         self.done = 0
         self.total = 0
@@ -215,6 +218,8 @@ class RunJournal:
         source: Source,
     ) -> None:
         """A model call was answered (``key``: its key, or why it has none)."""
+        if source == "trace" and not self.answers_recorded:
+            return
         seq = self._event(
             position,
             path,
@@ -235,6 +240,8 @@ class RunJournal:
         self, *, path: str, position: str, key: str, result: CommandResult, source: Source
     ) -> None:
         """A command ended (or was answered from a trace)."""
+        if source == "trace" and not self.answers_recorded:
+            return
         self._event(position, path, "command", key, {"source": source, **result_json(result)})
 
     def durable(self) -> Awaitable[None]:

@@ -79,7 +79,7 @@ class Recording:
             argv=argv,
         )
         self.writer = Writer(directory, heartbeat=self.run_id)
-        self.journal = RunJournal(self.writer, self.run_id)
+        self.journal = RunJournal(self.writer, self.run_id, answers_recorded=mode != "replay")
         self.memo = StoreMemo(self.conn, self.writer, self.journal)
 
     def close(self, result: RunResult | None) -> None:

@@ -55,13 +55,16 @@ def events(conn: sqlite3.Connection, run_id: str) -> list[Event]:
 
 def answering(conn: sqlite3.Connection, run_id: str) -> list[Event]:
     """The events of a run that answer a replay or a resume (calls, commands, node ends), in
-    the order they were recorded: what :class:`RecordedRun` reads, without the rest."""
+    the order they were recorded: what :class:`RecordedRun` reads, without the rest. A
+    replay's calls and commands are its parent's: they are read there."""
+    row = conn.execute("SELECT mode, parent FROM runs WHERE id = ?", (run_id,)).fetchone()
+    inherited = answering(conn, row[1]) if row and row[0] == "replay" and row[1] else []
     rows = conn.execute(
         "SELECT seq, position, path, type, key, data, at FROM events WHERE run_id = ?"
         " AND type IN ('model_call', 'command', 'node_finished') ORDER BY seq",
         (run_id,),
     ).fetchall()
-    return [
+    return [e for e in inherited if e.type != "node_finished"] + [
         Event(seq=seq, position=pos, path=path, type=kind, key=key, data=json.loads(data), at=at)
         for seq, pos, path, kind, key, data, at in rows
     ]

@@ -297,7 +297,6 @@ def test_an_imported_trace_replays_in_a_fresh_state_without_any_provider(
         "succeeded",
         0,
     )
-    answered = [e for e in replayed if e.type in ("model_call", "command")]
-    assert len(answered) == 3
-    assert {e.data["source"] for e in answered} == {"trace"}
+    # Answered from the imported run: the replay records no call or command of its own.
+    assert not [e for e in replayed if e.type in ("model_call", "command")]
     assert replay.output == original.output
