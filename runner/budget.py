@@ -84,6 +84,7 @@ class Ledger:
     _spent: _Counts = field(default_factory=_Counts, init=False, repr=False)
     _held: _Counts = field(default_factory=_Counts, init=False, repr=False)
     _chain: tuple[Ledger, ...] | None = field(default=None, init=False, repr=False, compare=False)
+    _only_leaves: bool | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def spent(self) -> Amount:
@@ -94,6 +95,17 @@ class Ledger:
     def held(self) -> Amount:
         """Reservations of calls in flight."""
         return self._held.amount()
+
+    @property
+    def counts_only_leaves(self) -> bool:
+        """Whether no ledger up the chain limits tokens or dollars: a call's worst case is
+        then one leaf, whatever its prompt."""
+        if self._only_leaves is None:
+            self._only_leaves = all(
+                scope.limits.tokens is None and scope.limits.cost_usd is None
+                for scope in self.chain()
+            )
+        return self._only_leaves
 
     def chain(self) -> tuple[Ledger, ...]:
         """This ledger and every enclosing one, innermost first."""

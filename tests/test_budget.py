@@ -70,3 +70,16 @@ def test_concurrent_reservations_never_exceed_the_limit() -> None:
             break
     assert granted == 16
     assert run.held.cost_usd <= 0.05
+
+
+def test_a_chain_that_limits_only_leaves_reserves_one_leaf_per_call() -> None:
+    leaves_only = Ledger("branch 'b'", ir.Budget(leaves=2), parent=Ledger("the run", ir.Budget()))
+    assert leaves_only.counts_only_leaves
+    capped = Ledger(
+        "branch 'b'", ir.Budget(leaves=2), parent=Ledger("the run", ir.Budget(tokens=5))
+    )
+    assert not capped.counts_only_leaves
+    reserve(leaves_only, Amount(leaves=1))
+    reserve(leaves_only, Amount(leaves=1))
+    with pytest.raises(BudgetExceeded, match="leaves"):
+        reserve(leaves_only, Amount(leaves=1))

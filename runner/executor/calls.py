@@ -275,13 +275,7 @@ class Caller:
         if ledger is None:
             return
         _, model = self.serve(request.role)
-        prompt = "".join(message.content for message in request.messages)
-        worst = worst_case(
-            estimate_tokens(prompt),
-            request.max_tokens or DEFAULT_MAX_TOKENS,
-            model.input_per_mtok if model else 0.0,
-            model.output_per_mtok if model else 0.0,
-        )
+        worst = _worst(ledger, request, model)
         settle(
             reserve(ledger, worst),
             Amount(tokens=usage.prompt_tokens + usage.completion_tokens, cost_usd=cost, leaves=1),
@@ -293,13 +287,9 @@ class Caller:
         """Reserve the worst case, call the provider (retrying transient failures), settle."""
         provider_config, model = self.serve(request.role)
         provider = self.providers[provider_config.name]
-        prompt = "".join(message.content for message in request.messages)
         price_in = model.input_per_mtok if model else 0.0
         price_out = model.output_per_mtok if model else 0.0
-        worst = worst_case(
-            estimate_tokens(prompt), request.max_tokens or DEFAULT_MAX_TOKENS, price_in, price_out
-        )
-        held = reserve(ledger, worst) if ledger is not None else None
+        held = reserve(ledger, _worst(ledger, request, model)) if ledger is not None else None
         retries = provider_config.max_retries
         limit = DEFAULT_PROVIDER_RETRIES if retries is None else retries
         attempt = 0
@@ -338,6 +328,22 @@ class Caller:
             memo_misses=1 if memo_miss else 0,
         )
         return Call(reply=reply, spend=spend, attempts=attempt)
+
+
+_ONE_LEAF = Amount(leaves=1)
+
+
+def _worst(ledger: Ledger, request: ModelRequest, model: Model | None) -> Amount:
+    """The most ``request`` can cost, as far as the ledgers up the chain count it."""
+    if ledger.counts_only_leaves:
+        return _ONE_LEAF
+    prompt = "".join(message.content for message in request.messages)
+    return worst_case(
+        estimate_tokens(prompt),
+        request.max_tokens or DEFAULT_MAX_TOKENS,
+        model.input_per_mtok if model else 0.0,
+        model.output_per_mtok if model else 0.0,
+    )
 
 
 def chat(node: ir.Leaf, render: Any) -> tuple[ChatMessage, ...]:

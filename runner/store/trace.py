@@ -100,9 +100,11 @@ class RecordedRun:
         for event in recorded:
             data = event.data
             if event.type == "model_call":
-                spent = spend_from(data["spend"])
-                cost = spent.cost_usd or spent.saved_usd
-                tokens = spent.tokens or spent.saved_tokens
+                spent = data["spend"]
+                cost = spent.get("cost_usd") or spent.get("saved_usd", 0.0)
+                tokens = (
+                    spent.get("prompt_tokens", 0) + spent.get("completion_tokens", 0)
+                ) or spent.get("saved_tokens", 0)
                 self.calls.setdefault((event.path, event.key), []).append(
                     (reply_from(data["reply"]), Spend(prompt_tokens=tokens, cost_usd=cost))
                 )
