@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
@@ -65,3 +66,26 @@ def thaw(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [thaw(item) for item in value]
     return value
+
+
+def same_json(one: Any, two: Any) -> bool:
+    """Whether two JSON values have the same canonical JSON, compared without writing it:
+    ``true`` is not ``1``, ``1`` is not ``1.0``, ``-0.0`` is not ``0.0``; lists and tuples
+    both stand for arrays, any mapping for an object."""
+    if isinstance(one, list | tuple):
+        return (
+            isinstance(two, list | tuple)
+            and len(one) == len(two)
+            and all(same_json(a, b) for a, b in zip(one, two, strict=True))
+        )
+    if isinstance(one, Mapping):
+        return (
+            isinstance(two, Mapping)
+            and one.keys() == two.keys()
+            and all(same_json(one[key], two[key]) for key in one)
+        )
+    if type(one) is not type(two):
+        return False
+    if isinstance(one, float):
+        return one == two and math.copysign(1.0, one) == math.copysign(1.0, two)
+    return bool(one == two)

@@ -9,7 +9,7 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
-from runner.canonical import canonical_json
+from runner.canonical import same_json
 from runner.executor.commands import CommandResult
 from runner.executor.results import Spend
 from runner.keys import CALL_FIELDS, CallKey, differences
@@ -170,7 +170,7 @@ class RecordedRun:
         recorded = self.nodes.get(path)
         if recorded is None or recorded["status"] != "succeeded":
             return None  # said by check() when the node ends, with its output
-        if canonical_json(recorded.get("decision")) == canonical_json(decision):
+        if same_json(recorded.get("decision"), decision):
             return None
         lines = [f"the decision at {path} differs from the recorded one"]
         lines += _diff("decision", recorded.get("decision"), decision)
@@ -184,10 +184,10 @@ class RecordedRun:
         if recorded["status"] != "succeeded":
             return f"{path} ended {recorded['status']} in the recorded run, and succeeds now"
         lines: list[str] = []
-        if canonical_json(recorded.get("decision")) != canonical_json(decision):
+        if not same_json(recorded.get("decision"), decision):
             lines.append(f"the decision at {path} differs from the recorded one")
             lines += _diff("decision", recorded.get("decision"), decision)
-        if canonical_json(recorded.get("output")) != canonical_json(output):
+        if not same_json(recorded.get("output"), output):
             lines.append(f"the output of {path} differs from the recorded one")
             lines += _diff("output", recorded.get("output"), output)
         return "\n".join(lines[: DIFF_LINES + 1]) if lines else None
