@@ -26,6 +26,7 @@ from typing import Any
 from runner.compiler.build import build_workflow
 from runner.config import DEFAULT
 from runner.executor.engine import Engine, run_sync
+from runner.gcpolicy import bulk
 from runner.providers.recorded import RecordedProvider
 from runner.providers.registry import build_providers
 from runner.status import Status
@@ -152,7 +153,7 @@ def recorded(document: dict[str, Any], state: Path) -> tuple[float, float]:
         raise SystemExit(f"{document['name']} ended {result.status.value}: {result.reason}")
 
     started = time.perf_counter()
-    with opened(state, create=False) as conn:
+    with bulk(), opened(state, create=False) as conn:  # as the replay command loads it
         answers = RecordedRun(answering(conn, recording.run_id), strict=True)
     stand_ins: dict[str, Any] = {
         name: RecordedProvider(name, provider.endpoint) for name, provider in providers.items()

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from runner import __version__
 from runner.errors import CompileError, RunnerError
+from runner.gcpolicy import bulk
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -174,7 +175,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(args: argparse.Namespace, console: Console, errors: Console) -> int:
     try:
         command = importlib.import_module(f"runner.commands.{args.command}")
-        code: int = command.run(args, console)
+        with bulk():  # commands load and build many objects that live until they end
+            code: int = command.run(args, console)
         return code
     except CompileError as exc:
         for diagnostic in exc.diagnostics:

@@ -11,7 +11,6 @@ from ``runner.selection``, ``runner.status``, ``runner.budget`` and ``runner.ren
 from __future__ import annotations
 
 import asyncio
-import gc
 import os
 import random
 import time
@@ -31,6 +30,7 @@ from runner.executor.commands import CommandResult, run_command
 from runner.executor.frames import Frame
 from runner.executor.recording import Answers, Journal, Memo
 from runner.executor.results import NodeFailed, NodeResult, RunResult, Spend, TestResult
+from runner.gcpolicy import bulk
 from runner.keys import command_key
 from runner.providers.base import Provider
 from runner.render import OutputError, RenderError, evaluate
@@ -421,39 +421,24 @@ class Engine:
                 semaphore.release()
 
 
-GC_YOUNG_THRESHOLD = 50_000
-"""Allocations between young-generation collections during a run (CPython's default: 700)."""
-
-
 def declared_env(workflow: ir.Workflow) -> dict[str, str]:
     """The values of the environment entries ``workflow`` declares, from this process."""
     return {name: os.environ.get(name, "") for name in workflow.env or ()}
 
 
 def run_sync(work: Coroutine[Any, Any, T]) -> T:
-    """``asyncio.run`` for a run, with the garbage collector set for one.
-
-    A run allocates many small objects that live until it ends (results, outputs, frames), so
-    the collector's default pace spends time re-scanning them: everything loaded before the
-    run (modules, the compiled workflow) is frozen out of its scans, and young collections are
-    spaced further apart; both are restored afterwards. The result is handed back outside the
-    main task: when ``asyncio.run`` restores the SIGINT handler, CPython 3.11 formats the repr
-    of the handler, which holds the main task and so its result (tens of milliseconds for a
-    10,000-node run).
+    """``asyncio.run`` for a run, with the garbage collector set for bulk work
+    (``runner.gcpolicy``). The result is handed back outside the main task: when
+    ``asyncio.run`` restores the SIGINT handler, CPython 3.11 formats the repr of the handler,
+    which holds the main task and so its result (tens of milliseconds for a 10,000-node run).
     """
     box: list[T] = []
 
     async def main() -> None:
         box.append(await work)
 
-    thresholds = gc.get_threshold()
-    gc.freeze()
-    gc.set_threshold(GC_YOUNG_THRESHOLD, *thresholds[1:])
-    try:
+    with bulk():
         asyncio.run(main())
-    finally:
-        gc.set_threshold(*thresholds)
-        gc.unfreeze()
     return box[0]
 
 
