@@ -118,10 +118,17 @@ def load_config(path: str | None = None) -> Config:
     return _build(path, document.data, document)
 
 
-def _build(path: str, data: dict[str, Any], document: Any) -> Config:
-    providers = {MOCK: _MOCK}
-    for name, spec in data.get("providers", {}).items():
-        models = {
+def _provider(name: str, spec: dict[str, Any]) -> Provider:
+    """One provider from its entry under ``providers:`` (already checked)."""
+    return Provider(
+        name=name,
+        type=spec["type"],
+        base_url=spec.get("base_url"),
+        api_key_env=spec.get("api_key_env"),
+        script=spec.get("script"),
+        timeout_s=spec.get("timeout_s"),
+        max_retries=spec.get("max_retries"),
+        models={
             model: Model(
                 name=model,
                 capabilities=frozenset(info.get("capabilities", ())),
@@ -129,17 +136,14 @@ def _build(path: str, data: dict[str, Any], document: Any) -> Config:
                 output_per_mtok=float(info.get("price", {}).get("output_per_mtok", 0.0)),
             )
             for model, info in spec.get("models", {}).items()
-        }
-        providers[name] = Provider(
-            name=name,
-            type=spec["type"],
-            base_url=spec.get("base_url"),
-            api_key_env=spec.get("api_key_env"),
-            script=spec.get("script"),
-            timeout_s=spec.get("timeout_s"),
-            max_retries=spec.get("max_retries"),
-            models=models,
-        )
+        },
+    )
+
+
+def _build(path: str, data: dict[str, Any], document: Any) -> Config:
+    providers = {MOCK: _MOCK}
+    for name, spec in data.get("providers", {}).items():
+        providers[name] = _provider(name, spec)
     roles: dict[str, tuple[str, str | None]] = {}
     for role, spec in data.get("roles", {}).items():
         provider, model = spec["provider"], spec.get("model")
@@ -199,24 +203,7 @@ def from_data(data: dict[str, Any], path: str | None = None) -> Config:
     """A configuration recorded by :func:`to_data` (already checked when it was loaded)."""
     providers = {MOCK: _MOCK}
     for name, spec in data.get("providers", {}).items():
-        providers[name] = Provider(
-            name=name,
-            type=spec["type"],
-            base_url=spec.get("base_url"),
-            api_key_env=spec.get("api_key_env"),
-            script=spec.get("script"),
-            timeout_s=spec.get("timeout_s"),
-            max_retries=spec.get("max_retries"),
-            models={
-                model: Model(
-                    name=model,
-                    capabilities=frozenset(info.get("capabilities", ())),
-                    input_per_mtok=float(info.get("price", {}).get("input_per_mtok", 0.0)),
-                    output_per_mtok=float(info.get("price", {}).get("output_per_mtok", 0.0)),
-                )
-                for model, info in spec.get("models", {}).items()
-            },
-        )
+        providers[name] = _provider(name, spec)
     roles = {
         role: (spec["provider"], spec.get("model")) for role, spec in data.get("roles", {}).items()
     }

@@ -4,23 +4,19 @@ answered from a recorded run's trace; the first divergence stops its node as rep
 from __future__ import annotations
 
 import argparse
-import os
-from pathlib import Path
 
 from rich.console import Console
 
 from runner import ir
-from runner.commands.run import execute, progress_for
+from runner.commands.run import rerun
 from runner.compiler.build import build_workflow
 from runner.compiler.pipeline import compile_file
 from runner.config import from_data, load_config
-from runner.executor.engine import Engine
 from runner.providers.base import Provider
 from runner.providers.recorded import RecordedProvider
 from runner.providers.registry import build_providers
 from runner.store import runs
 from runner.store.db import opened, state_dir
-from runner.store.recording import Recording
 from runner.store.trace import RecordedRun, answering
 
 
@@ -50,41 +46,17 @@ def run(args: argparse.Namespace, console: Console) -> int:
             name: RecordedProvider(name, spec.get("endpoint"))
             for name, spec in record.providers.get("providers", {}).items()
         }
-    answers = RecordedRun(recorded, strict=not args.allow_live)
-    env = runs.replayed_env(record.env, dict(os.environ))
-    recording = Recording(
-        directory,
+    return rerun(
+        record,
         workflow=workflow,
-        inputs=record.inputs,
-        env=env,
         config=config,
         providers=providers,
-        mock_script=record.providers.get("mock_script"),
+        answers=RecordedRun(recorded, strict=not args.allow_live),
         mode="fork" if args.allow_live else "replay",
-        parent=record.id,
-    )
-    progress = progress_for(console, args)
-    engine = Engine(
-        workflow,
-        config=config,
-        providers=providers,
-        workspace=Path.cwd(),
-        observer=progress,
-        journal=recording.journal,
-        memo=recording.memo if args.allow_live else None,
-        environment=env,
-        answers=answers,
-    )
-    _say(console, record, workflow, args)
-    code = execute(
-        engine,
-        inputs=record.inputs,
-        recording=recording,
-        progress=progress,
         args=args,
         console=console,
+        started=lambda recording: _say(console, record, workflow, args),
     )
-    return code
 
 
 def _say(

@@ -5,16 +5,13 @@ rest runs live. The resumed run is recorded as a new run whose parent is the old
 from __future__ import annotations
 
 import argparse
-import os
-from pathlib import Path
 
 from rich.console import Console
 
-from runner.commands.run import execute, progress_for
+from runner.commands.run import rerun
 from runner.compiler.build import build_workflow
 from runner.config import from_data
 from runner.errors import UsageError
-from runner.executor.engine import Engine
 from runner.providers.registry import build_providers
 from runner.store import runs
 from runner.store.db import opened, state_dir, transaction
@@ -42,46 +39,30 @@ def run(args: argparse.Namespace, console: Console) -> int:
     providers = build_providers(
         config, [name for name, _ in workflow.roles or ()], mock_script=mock_script
     )
-    env = runs.replayed_env(record.env, dict(os.environ))
-    recording = Recording(
-        directory,
+
+    def started(recording: Recording) -> None:
+        with opened(directory) as conn, transaction(conn):
+            conn.execute(
+                "UPDATE runs SET status = ?, reason = ? WHERE id = ? AND status = ?",
+                (runs.CRASHED, f"resumed as {recording.run_id}", record.id, runs.RUNNING),
+            )
+            conn.execute(
+                "UPDATE runs SET reason = COALESCE(reason || '; ', '') || ? WHERE id = ?"
+                " AND status != ?",
+                (f"resumed as {recording.run_id}", record.id, runs.CRASHED),
+            )
+        console.print(
+            f"resuming run {record.id} ({status}) as run {recording.run_id}", markup=False
+        )
+
+    return rerun(
+        record,
         workflow=workflow,
-        inputs=record.inputs,
-        env=env,
         config=config,
         providers=providers,
-        mock_script=mock_script,
-        mode="resume",
-        parent=record.id,
-    )
-    with opened(directory) as conn, transaction(conn):
-        conn.execute(
-            "UPDATE runs SET status = ?, reason = ? WHERE id = ? AND status = ?",
-            (runs.CRASHED, f"resumed as {recording.run_id}", record.id, runs.RUNNING),
-        )
-        conn.execute(
-            "UPDATE runs SET reason = COALESCE(reason || '; ', '') || ? WHERE id = ?"
-            " AND status != ?",
-            (f"resumed as {recording.run_id}", record.id, runs.CRASHED),
-        )
-    progress = progress_for(console, args)
-    engine = Engine(
-        workflow,
-        config=config,
-        providers=providers,
-        workspace=Path.cwd(),
-        observer=progress,
-        journal=recording.journal,
-        memo=recording.memo,
-        environment=env,
         answers=RecordedRun(recorded, strict=False),
-    )
-    console.print(f"resuming run {record.id} ({status}) as run {recording.run_id}", markup=False)
-    return execute(
-        engine,
-        inputs=record.inputs,
-        recording=recording,
-        progress=progress,
+        mode="resume",
         args=args,
         console=console,
+        started=started,
     )

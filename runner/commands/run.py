@@ -10,6 +10,7 @@ import json
 import os
 import signal
 import tempfile
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +25,14 @@ from runner.errors import CompileError, UsageError
 from runner.executor.engine import Engine, declared_env, run_sync
 from runner.executor.results import RunResult
 from runner.progress import LiveProgress, PlainProgress
+from runner.providers.base import Provider
 from runner.providers.registry import build_providers
 from runner.render import resolve_inputs
 from runner.status import Status
+from runner.store import runs
 from runner.store.db import state_dir
 from runner.store.recording import Recording
+from runner.store.trace import RecordedRun
 
 DEFAULT_REPORT_DIR = ".branchleaf/reports"
 
@@ -101,6 +105,55 @@ def _run_one(
     )
     return execute(
         engine, inputs=inputs, recording=recording, progress=progress, args=args, console=console
+    )
+
+
+def rerun(
+    record: runs.RunRecord,
+    *,
+    workflow: ir.Workflow,
+    config: Config,
+    providers: Mapping[str, Provider],
+    answers: RecordedRun,
+    mode: str,
+    args: argparse.Namespace,
+    console: Console,
+    started: Callable[[Recording], None],
+) -> int:
+    """Run a recorded run's workflow again as a new run (replay, fork, resume), with its
+    inputs and environment, ``answers`` answering first; ``started`` is told the new run."""
+    env = runs.replayed_env(record.env, dict(os.environ))
+    recording = Recording(
+        state_dir(args.state),
+        workflow=workflow,
+        inputs=record.inputs,
+        env=env,
+        config=config,
+        providers=providers,
+        mock_script=record.providers.get("mock_script"),
+        mode=mode,
+        parent=record.id,
+    )
+    started(recording)
+    progress = progress_for(console, args)
+    engine = Engine(
+        workflow,
+        config=config,
+        providers=providers,
+        workspace=Path.cwd(),
+        observer=progress,
+        journal=recording.journal,
+        memo=recording.memo if mode != "replay" else None,  # a replay calls nothing to store
+        environment=env,
+        answers=answers,
+    )
+    return execute(
+        engine,
+        inputs=record.inputs,
+        recording=recording,
+        progress=progress,
+        args=args,
+        console=console,
     )
 
 
