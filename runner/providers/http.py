@@ -21,7 +21,6 @@ import functools
 import math
 import os
 import random
-import socket
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -29,13 +28,10 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
-from requests.adapters import DEFAULT_POOLBLOCK, HTTPAdapter
-from urllib3 import ProxyManager
-from urllib3.connection import HTTPConnection, HTTPSConnection
-from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from runner.config import Provider as ProviderConfig
 from runner.errors import ConfigError
+from runner.providers.abortable import AbortableAdapter, Aborted, Call, aborted, running
 from runner.providers.base import ProviderError
 
 DEFAULT_TIMEOUT_S = 60.0
@@ -198,7 +194,7 @@ class HttpClient:
         self._rng = rng if rng is not None else random.Random()
         self._clock = clock
         self._session = requests.Session()
-        adapter = _AbortableAdapter(pool_connections=4, pool_maxsize=_POOL_SIZE)
+        adapter = AbortableAdapter(pool_connections=4, pool_maxsize=_POOL_SIZE)
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)
         self._session.headers.update(headers)
@@ -247,10 +243,10 @@ class HttpClient:
         while True:
             try:
                 return self._attempt(path, body)
-            except _Aborted:
+            except Aborted:
                 raise self.error(path, "was cancelled before it was sent") from None
             except ProviderError as exc:
-                if _aborted():
+                if aborted():
                     raise self.error(path, "was cancelled before the reply arrived") from exc
                 if not exc.retryable or attempt >= self.max_retries or _stopped(stop):
                     if attempt == 0:
@@ -272,7 +268,7 @@ class HttpClient:
         On cancellation the request in flight is cut off and no further attempt starts; the
         CancelledError propagates once the worker thread has finished with the call.
         """
-        call = _Call()
+        call = Call()
         context = contextvars.copy_context()
         work = functools.partial(context.run, self._post_json_for, call, path, body)
         future = asyncio.get_running_loop().run_in_executor(None, work)
@@ -283,12 +279,9 @@ class HttpClient:
             await _outlast(future)
             raise
 
-    def _post_json_for(self, call: _Call, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        _running.call = call
-        try:
+    def _post_json_for(self, call: Call, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        with running(call):
             return self.post_json(path, body, stop=call.stop)
-        finally:
-            _running.call = None
 
     def _pause(self, seconds: float, stop: threading.Event | None) -> None:
         # With the real clock, a stopped call cuts its wait short; an injected sleep is used as is.
@@ -390,155 +383,3 @@ def _chain_text(exc: BaseException | None) -> str:
         seen.append(f"{exc!r} {exc}")
         exc = exc.__cause__ or exc.__context__
     return "\n".join(seen)
-
-
-_running = threading.local()
-_ownership = threading.Lock()
-
-
-class _Aborted(Exception):
-    """Raised on the worker thread when an aborted call tries to connect or send."""
-
-
-class _Call:
-    """A call made by :meth:`HttpClient.post_json_async`, which its caller can abort.
-
-    The worker thread running the call holds it in ``_running.call``. A connection claims the
-    thread's call whenever it connects or sends a request, so one taken from the pool is claimed
-    too, and putting it back in the pool releases it. Aborting shuts down the socket of the
-    connection the call holds. ``_ownership`` orders claims, releases and aborts: an abort either
-    finds the connection claimed and cuts it off or, coming first, makes the claim fail.
-    """
-
-    def __init__(self) -> None:
-        self.stop = threading.Event()
-        """Set once the call is aborted; :meth:`HttpClient.post_json` starts no new attempt."""
-        self.connection: _Connection | None = None
-        """The connection the call is using, while it uses one."""
-        self.sock: socket.socket | None = None
-        """That connection's socket, kept after ``http.client`` lets go of it mid-reply."""
-
-    @property
-    def aborted(self) -> bool:
-        """Whether :meth:`abort` was called."""
-        return self.stop.is_set()
-
-    def abort(self) -> None:
-        """Stop the call: nothing new starts, and the connection in use is cut off."""
-        self.stop.set()
-        with _ownership:
-            connection = self.connection
-            if connection is None or connection.owner is not self:
-                return
-            connection.severed = True
-            for sock in (connection.sock, self.sock):
-                if sock is not None:
-                    _shut_down(sock)
-
-
-def _current_call() -> _Call | None:
-    call: _Call | None = getattr(_running, "call", None)
-    return call
-
-
-def _aborted() -> bool:
-    call = _current_call()
-    return call is not None and call.aborted
-
-
-def _shut_down(sock: object) -> None:
-    # A TLS-in-TLS transport wraps the socket it reads from.
-    raw = sock if isinstance(sock, socket.socket) else getattr(sock, "socket", None)
-    if isinstance(raw, socket.socket):
-        # The plain socket method: ssl.SSLSocket.shutdown would also drop the TLS state that the
-        # worker thread is reading with.
-        with contextlib.suppress(OSError):
-            socket.socket.shutdown(raw, socket.SHUT_RDWR)
-
-
-def _claim(connection: _Connection) -> None:
-    call = _current_call()
-    with _ownership:
-        if call is not None and call.aborted:
-            raise _Aborted
-        connection.owner = call
-        if call is not None:
-            call.connection = connection
-            call.sock = connection.sock
-
-
-def _release(connection: object) -> None:
-    if not isinstance(connection, _Connection):
-        return
-    with _ownership:
-        owner, connection.owner = connection.owner, None
-        if owner is not None and owner.connection is connection:
-            owner.connection = None
-            owner.sock = None
-        severed, connection.severed = connection.severed, False
-    if severed:
-        # Its socket was shut down: the pool gets it closed, to reconnect when next used.
-        connection.close()
-
-
-class _Connection(HTTPConnection):
-    """An HTTP connection that the call using it can have cut off from another thread."""
-
-    owner: _Call | None = None
-    """The call using the connection, if it is in use for one."""
-    severed = False
-    """Whether an abort shut its socket down."""
-
-    def connect(self) -> None:
-        """Connect, unless the current call was aborted before or while connecting."""
-        _claim(self)
-        super().connect()
-        _claim(self)
-
-    def request(self, *args: Any, **kwargs: Any) -> None:
-        """Send a request for the current call, unless that call was aborted."""
-        _claim(self)
-        super().request(*args, **kwargs)
-
-
-class _TLSConnection(_Connection, HTTPSConnection):
-    """The HTTPS form of :class:`_Connection`."""
-
-
-class _Pool(HTTPConnectionPool):
-    """A pool of :class:`_Connection`; a connection put back belongs to no call."""
-
-    ConnectionCls = _Connection
-
-    def _put_conn(self, conn: Any) -> None:
-        _release(conn)
-        super()._put_conn(conn)
-
-
-class _TLSPool(_Pool, HTTPSConnectionPool):
-    """The HTTPS form of :class:`_Pool`."""
-
-    ConnectionCls = _TLSConnection
-
-
-class _AbortableAdapter(HTTPAdapter):
-    """An adapter whose connections, direct or through an HTTP proxy, can be aborted."""
-
-    def init_poolmanager(
-        self,
-        connections: int,
-        maxsize: int,
-        block: bool = DEFAULT_POOLBLOCK,
-        **pool_kwargs: Any,
-    ) -> None:
-        """The usual pool manager, making abortable connection pools."""
-        super().init_poolmanager(connections, maxsize, block, **pool_kwargs)
-        self.poolmanager.pool_classes_by_scheme = {"http": _Pool, "https": _TLSPool}
-
-    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
-        """The usual proxy manager; an HTTP(S) proxy's pools are abortable too."""
-        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
-        # SOCKS proxies keep their own connection classes.
-        if isinstance(manager, ProxyManager):
-            manager.pool_classes_by_scheme = {"http": _Pool, "https": _TLSPool}
-        return manager
