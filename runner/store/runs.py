@@ -154,16 +154,6 @@ def create(
         )
 
 
-def claim(conn: sqlite3.Connection, run_id: str) -> None:
-    """Mark a crashed run as running again, in this process (``resume``)."""
-    with transaction(conn):
-        conn.execute(
-            "UPDATE runs SET status = ?, reason = NULL, pid = ?, host = ?, updated_at = ?,"
-            " finished_at = NULL, cancel_requested = 0 WHERE id = ?",
-            (RUNNING, os.getpid(), socket.gethostname(), time.time(), run_id),
-        )
-
-
 PROGRESS_SQL = (
     "UPDATE runs SET done = ?, total = ?, failed = ?, calls = ?, tokens = ?, cost_usd = ?,"
     " memo_hits = ?, memo_misses = ?, saved_tokens = ?, saved_usd = ?, updated_at = ?"
