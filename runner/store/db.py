@@ -79,14 +79,15 @@ MIGRATIONS: dict[int, str] = {
         PRIMARY KEY (run_id, seq)
     ) WITHOUT ROWID;
     CREATE TABLE memo (
-        key TEXT PRIMARY KEY,
+        slot INTEGER PRIMARY KEY,
+        key TEXT NOT NULL,
         run_id TEXT NOT NULL,
         seq INTEGER NOT NULL,
         tokens INTEGER NOT NULL,
         cost_usd REAL NOT NULL,
         path TEXT,
         created_at REAL NOT NULL
-    ) WITHOUT ROWID;
+    );
     CREATE INDEX memo_by_time ON memo (created_at);
     """,
 }

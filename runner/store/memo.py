@@ -20,16 +20,25 @@ from runner.store.journal import RunJournal, key_fields, reply_from
 from runner.store.writer import Writer
 
 PUT_SQL = (
-    "INSERT OR REPLACE INTO memo (key, run_id, seq, tokens, cost_usd, path, created_at)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?)"
+    "INSERT OR REPLACE INTO memo (slot, key, run_id, seq, tokens, cost_usd, path, created_at)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
-"""A memo entry points at the model_call event holding its request and reply."""
+"""A memo entry points at the model_call event holding its request and reply. Its row is
+found by ``slot``, the key's first 60 bits as an integer: a table keyed by small integers takes
+random inserts far more cheaply than one keyed by 64-character text. The full key is checked
+on every read."""
 KEYS_IN_MEMORY = 200_000
 """Up to this many memo entries, a run holds their keys in memory to find misses at once."""
 GET_SQL = (
     "SELECT events.data, memo.cost_usd FROM memo JOIN events"
-    " ON events.run_id = memo.run_id AND events.seq = memo.seq WHERE memo.key = ?"
+    " ON events.run_id = memo.run_id AND events.seq = memo.seq"
+    " WHERE memo.slot = ? AND memo.key = ?"
 )
+
+
+def slot_of(key: str) -> int:
+    """The row a memo key lives in: its first 60 bits (15 hex digits), a positive integer."""
+    return int(key[:15], 16)
 
 
 class StoreMemo:
@@ -54,7 +63,7 @@ class StoreMemo:
             return found
         if self._known is not None and key not in self._known:
             return None
-        row = self.conn.execute(GET_SQL, (key,)).fetchone()
+        row = self.conn.execute(GET_SQL, (slot_of(key), key)).fetchone()
         if row is None:
             return None
         return reply_from(json.loads(row[0])["reply"]), row[1]
@@ -69,6 +78,7 @@ class StoreMemo:
         self.writer.write(
             PUT_SQL,
             (
+                slot_of(key.digest),
                 key.digest,
                 self.journal.run_id,
                 seq,
