@@ -187,7 +187,9 @@ class RunJournal:
             self.failed += 1
         if result.attempts == 0:  # skipped: it never started
             self.total += 1
-        self.spend = self.spend + result.spend
+        spend = result.spend
+        if spend.calls or spend.memo_hits or spend.saved_tokens:  # containers spend nothing
+            self.spend = self.spend + spend
         self._event(
             result.position,
             result.path,
