@@ -161,7 +161,9 @@ class Caller:
         self, request: ModelRequest, key: CallKey | str, frame: Frame, *, path: str, position: str
     ) -> Call:
         """Answer ``request``: from a recorded run, the memo, an identical call in flight, or
-        the provider (under the frame's bounds and budget); record how it was answered."""
+        the provider (under the frame's bounds and budget); record how it was answered. The
+        engine makes a live answer safe from a crash before anything reads it
+        (:meth:`Engine.settle`)."""
         known = key if isinstance(key, CallKey) else None
         if isinstance(key, str):
             self.unkeyed.append((path, key))
@@ -185,7 +187,6 @@ class Caller:
                 call = await self.bounded(frame, lambda: self._live(request, frame.ledger))
             if self.journal is not None:
                 self._record(request, key, call.reply, call.spend, path, position, "live")
-                await self.journal.durable()
             return call
         found = memo.get(known.digest)
         waiting = self._in_flight.get(known.digest)
@@ -237,7 +238,6 @@ class Caller:
         self._record(request, known, call.reply, spend, path, position, "live")
         if frame.memo == "on":  # after the record: a memo entry points at it
             memo.put(known, call.reply, cost_usd=call.spend.cost_usd, path=path)
-        await self._durable()
         return call
 
     def _record(  # noqa: PLR0917 (the one place every answer goes through)
@@ -261,11 +261,6 @@ class Caller:
                 source=source,
             )
         return Call(reply=reply, spend=spend, attempts=0 if source != "live" else 1)
-
-    async def _durable(self) -> None:
-        # A paid reply is safe from a crash before the run builds on it.
-        if self.journal is not None:
-            await self.journal.durable()
 
     def _charge(
         self, ledger: Ledger | None, request: ModelRequest, usage: Any, cost: float

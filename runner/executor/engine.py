@@ -394,6 +394,7 @@ class Engine:
                 raise NodeFailed(
                     Status.REPLAY_DIVERGED, self.answers.missed_command(path, tuple(argv))
                 )
+        await self.settle()  # what the command may act on is safe before it runs
         result: CommandResult = await self.bounded(
             frame, lambda: run_command(argv, cwd=cwd, env=env, timeout_s=node.timeout_s)
         )
@@ -401,8 +402,20 @@ class Engine:
             self.journal.command(
                 path=path, position=position, key=key, result=result, source="live"
             )
-            await self.journal.durable()
+            await self.settle()
         return result
+
+    async def settle(self) -> None:
+        """Make the live answers recorded so far safe from a crash, before anything reads them.
+
+        Called where outputs cross into what follows: after each step of a sequence, after a
+        fan-out's children and a loop's iteration, around commands. Nothing reads a child of a
+        fan-out before the fan-out ends, so a wide fan-out commits its answers in large groups
+        rather than one leaf at a time; a leaf's end and its call are committed together, so
+        the trace never holds a finished node without its answer.
+        """
+        if self.journal is not None and self.journal.unsaved:
+            await self.journal.durable()
 
     async def bounded(self, frame: Frame, work: Callable[[], Awaitable[Any]]) -> Any:
         """Run ``work`` holding every call/command slot of the frame (innermost first)."""

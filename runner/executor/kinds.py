@@ -208,6 +208,7 @@ async def _sequence(engine: Engine, node: ir.Sequence, frame: Frame) -> Ran:
             for later in node.steps[index + 1 :]:
                 engine.skip(later, frame, f"step {step.id!r} before it did not succeed")
             raise
+        await engine.settle()  # the next step reads this one
     return output, Spend(), None
 
 
@@ -249,6 +250,7 @@ async def fan_out(
     pool = _pool_size(frame, jobs) if direct and not fail_fast else None
     if pool is not None:
         pooled = await _pooled(engine, jobs, pool)
+        await engine.settle()  # what follows reads the children
         if expose:
             for _, child_frame in jobs:
                 frame.expose(child_frame)
@@ -260,9 +262,11 @@ async def fan_out(
                 tasks = [group.create_task(child) for child in children]
         except* NodeFailed as failures:
             raise failures.exceptions[0] from None
+        await engine.settle()
         outcomes: list[Any] = [task.result() for task in tasks]
     else:
         outcomes = await asyncio.gather(*children, return_exceptions=True)
+        await engine.settle()  # what follows reads the children
         for outcome in outcomes:
             if isinstance(outcome, BaseException) and not isinstance(outcome, NodeFailed):
                 raise outcome
@@ -364,6 +368,7 @@ async def _loop(engine: Engine, node: ir.LoopUntil, frame: Frame) -> Ran:
             trail=engine.trail(frame, node, iteration),
         )
         output = await engine.execute(node.body, layer)
+        await engine.settle()  # the next iteration and the predicate read this one
         frame.expose(layer)
         if evaluate(node.until, layer.scope()):
             return output, Spend(), {"iterations": iteration + 1, "until": True}

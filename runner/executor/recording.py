@@ -54,6 +54,9 @@ class Journal(Protocol):
     ) -> None:
         """A command ended (or was answered from a trace)."""
 
+    unsaved: bool
+    """Whether a live answer was recorded since the last :meth:`durable`."""
+
     def durable(self) -> Awaitable[None]:
         """Done once everything recorded so far is safe from a crash."""
 

@@ -158,6 +158,8 @@ class RunJournal:
         self.failed = 0
         self.spend = Spend()
         writer.snapshot = self._progress
+        self.unsaved = False
+        """Whether a live answer was recorded since the last wait for durability."""
         self._started: dict[int, str] = {}
         self.call_events: dict[str, int] = {}
         """The event number of the latest model call recorded for each key."""
@@ -237,6 +239,8 @@ class RunJournal:
         )
         if isinstance(key, CallKey):
             self.call_events[key.digest] = seq
+        if source == "live":
+            self.unsaved = True
 
     def command(
         self, *, path: str, position: str, key: str, result: CommandResult, source: Source
@@ -244,10 +248,13 @@ class RunJournal:
         """A command ended (or was answered from a trace)."""
         if source == "trace" and not self.answers_recorded:
             return
+        if source == "live":
+            self.unsaved = True
         self._event(position, path, "command", key, {"source": source, **result_json(result)})
 
     def durable(self) -> Awaitable[None]:
         """Done once everything recorded so far is committed."""
+        self.unsaved = False
         return self.writer.durable()
 
     def _progress(self) -> tuple[str, tuple[Any, ...]]:
