@@ -47,7 +47,17 @@ class Spend:
         return Spend._of(sums)
 
     def __add__(self, other: Spend) -> Spend:
-        return Spend._of([getattr(self, name) + getattr(other, name) for name in _FIELDS])
+        return Spend(
+            calls=self.calls + other.calls,
+            prompt_tokens=self.prompt_tokens + other.prompt_tokens,
+            completion_tokens=self.completion_tokens + other.completion_tokens,
+            cached_prompt_tokens=self.cached_prompt_tokens + other.cached_prompt_tokens,
+            cost_usd=self.cost_usd + other.cost_usd,
+            memo_hits=self.memo_hits + other.memo_hits,
+            memo_misses=self.memo_misses + other.memo_misses,
+            saved_tokens=self.saved_tokens + other.saved_tokens,
+            saved_usd=self.saved_usd + other.saved_usd,
+        )
 
     @staticmethod
     def _of(values: list[float]) -> Spend:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Awaitable
+from dataclasses import dataclass
 from typing import Any
 
 from runner import ir
@@ -143,6 +144,45 @@ def result_json(result: CommandResult) -> dict[str, Any]:
     }
 
 
+@dataclass(slots=True)
+class _Totals:
+    """Running sums of spends, added to in place (one add per node that spent)."""
+
+    calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_prompt_tokens: int = 0
+    cost_usd: float = 0.0
+    memo_hits: int = 0
+    memo_misses: int = 0
+    saved_tokens: int = 0
+    saved_usd: float = 0.0
+
+    def add(self, spend: Spend) -> None:
+        self.calls += spend.calls
+        self.prompt_tokens += spend.prompt_tokens
+        self.completion_tokens += spend.completion_tokens
+        self.cached_prompt_tokens += spend.cached_prompt_tokens
+        self.cost_usd += spend.cost_usd
+        self.memo_hits += spend.memo_hits
+        self.memo_misses += spend.memo_misses
+        self.saved_tokens += spend.saved_tokens
+        self.saved_usd += spend.saved_usd
+
+    def spend(self) -> Spend:
+        return Spend(
+            calls=self.calls,
+            prompt_tokens=self.prompt_tokens,
+            completion_tokens=self.completion_tokens,
+            cached_prompt_tokens=self.cached_prompt_tokens,
+            cost_usd=self.cost_usd,
+            memo_hits=self.memo_hits,
+            memo_misses=self.memo_misses,
+            saved_tokens=self.saved_tokens,
+            saved_usd=self.saved_usd,
+        )
+
+
 class RunJournal:
     """Records one run through a writer."""
 
@@ -156,7 +196,7 @@ class RunJournal:
         self.done = 0
         self.total = 0
         self.failed = 0
-        self.spend = Spend()
+        self._totals = _Totals()
         writer.snapshot = self._progress
         self.unsaved = False
         """Whether a live answer was recorded since the last wait for durability."""
@@ -191,7 +231,7 @@ class RunJournal:
             self.total += 1
         spend = result.spend
         if spend.calls or spend.memo_hits or spend.saved_tokens:  # containers spend nothing
-            self.spend = self.spend + spend
+            self._totals.add(spend)
         self._event(
             result.position,
             result.path,
@@ -256,6 +296,11 @@ class RunJournal:
         """Done once everything recorded so far is committed."""
         self.unsaved = False
         return self.writer.durable()
+
+    @property
+    def spend(self) -> Spend:
+        """What the run's nodes have spent so far."""
+        return self._totals.spend()
 
     def _progress(self) -> tuple[str, tuple[Any, ...]]:
         """The run's counters now, as the writer writes them with every group."""
