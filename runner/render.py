@@ -127,6 +127,15 @@ _FENCE = re.compile(r"^\s*```[A-Za-z0-9_-]*\s*\n?(?P<body>.*?)\n?\s*```\s*$", re
 def parse_reply(text: str, schema: Any) -> Any:
     """The reply as JSON valid for ``schema``; one repair pass strips code fences."""
     checker = compiled(schema)
+    check = checker.check
+    if check is not None:  # the usual reply: plain JSON that fits a simple schema
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            pass
+        else:
+            if check(value):
+                return value
     problem = ""
     for attempt in _readings(text):
         try:
