@@ -17,7 +17,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from runner import ir
-from runner.executor.results import NodeResult, Spend
+from runner.executor.results import NodeResult, Spend, SpendSum
 from runner.status import Status
 
 PLAIN_EVERY_S = 10.0
@@ -92,7 +92,12 @@ class Tracker:
         self.in_flight: dict[str, tuple[float, str]] = {}
         self.done = 0
         self.failed = 0
-        self.spend = Spend()
+        self._spent = SpendSum()
+
+    @property
+    def spend(self) -> Spend:
+        """What the finished nodes spent."""
+        return self._spent.spend()
 
     def started(self, path: str, node: ir.Node) -> None:
         """A node (or copy) started."""
@@ -102,7 +107,7 @@ class Tracker:
         """A node (or copy) ended."""
         self.in_flight.pop(result.path, None)
         self.done += 1
-        self.spend = self.spend + result.spend
+        self._spent.add(result.spend)
         if result.status not in (Status.SUCCEEDED, Status.SKIPPED):
             self.failed += 1
 

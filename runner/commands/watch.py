@@ -21,7 +21,7 @@ from rich.text import Text
 
 from runner.commands.background import find_run
 from runner.commands.runs import COLOURS, age, duration
-from runner.executor.results import Spend
+from runner.executor.results import SpendSum
 from runner.progress import Snapshot, longest_of, progress_line, progress_table
 from runner.store import runs
 from runner.store.db import opened, state_dir
@@ -50,7 +50,8 @@ class Follower:
         """Path -> (wall-clock start, kind) of every node started and not yet ended."""
         self.done = 0
         self.failed = 0
-        self.spend = Spend()
+        self.spent = SpendSum()
+        """What the ended nodes spent."""
         self.failures: list[str] = []
         """Nodes that ended without success since :meth:`take_failures` was last called."""
 
@@ -73,7 +74,7 @@ class Follower:
                 self.failed += 1
                 self.failures.append(f"{status}: {path}: {error}")
             if spend is not None:
-                self.spend = self.spend + spend_from(json.loads(spend))
+                self.spent.add(spend_from(json.loads(spend)))
         self.record = record
         return record
 
@@ -92,7 +93,7 @@ class Follower:
             in_flight=len(self.in_flight),
             failed=self.failed,
             longest=longest_of(self.in_flight, now) if running else None,
-            spend=self.spend,
+            spend=self.spent.spend(),
             elapsed_s=now - record.started_at if running else record.duration_s,
         )
 

@@ -40,11 +40,10 @@ class Spend:
     @staticmethod
     def total(spends: Iterable[Spend]) -> Spend:
         """The sum of many (one Spend made rather than one per term)."""
-        sums = [0.0] * len(_FIELDS)
+        total = SpendSum()
         for spend in spends:
-            for i, name in enumerate(_FIELDS):
-                sums[i] += getattr(spend, name)
-        return Spend._of(sums)
+            total.add(spend)
+        return total.spend()
 
     def __add__(self, other: Spend) -> Spend:
         return Spend(
@@ -59,33 +58,46 @@ class Spend:
             saved_usd=self.saved_usd + other.saved_usd,
         )
 
-    @staticmethod
-    def _of(values: list[float]) -> Spend:
-        calls, prompt, completion, cached, cost, hits, misses, saved, saved_usd = values
+
+@dataclass(slots=True)
+class SpendSum:
+    """Running sums of spends, added to in place: one add per term, one Spend at the end."""
+
+    calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_prompt_tokens: int = 0
+    cost_usd: float = 0.0
+    memo_hits: int = 0
+    memo_misses: int = 0
+    saved_tokens: int = 0
+    saved_usd: float = 0.0
+
+    def add(self, spend: Spend) -> None:
+        """Add one spend."""
+        self.calls += spend.calls
+        self.prompt_tokens += spend.prompt_tokens
+        self.completion_tokens += spend.completion_tokens
+        self.cached_prompt_tokens += spend.cached_prompt_tokens
+        self.cost_usd += spend.cost_usd
+        self.memo_hits += spend.memo_hits
+        self.memo_misses += spend.memo_misses
+        self.saved_tokens += spend.saved_tokens
+        self.saved_usd += spend.saved_usd
+
+    def spend(self) -> Spend:
+        """The sum so far."""
         return Spend(
-            calls=int(calls),
-            prompt_tokens=int(prompt),
-            completion_tokens=int(completion),
-            cached_prompt_tokens=int(cached),
-            cost_usd=cost,
-            memo_hits=int(hits),
-            memo_misses=int(misses),
-            saved_tokens=int(saved),
-            saved_usd=saved_usd,
+            calls=self.calls,
+            prompt_tokens=self.prompt_tokens,
+            completion_tokens=self.completion_tokens,
+            cached_prompt_tokens=self.cached_prompt_tokens,
+            cost_usd=self.cost_usd,
+            memo_hits=self.memo_hits,
+            memo_misses=self.memo_misses,
+            saved_tokens=self.saved_tokens,
+            saved_usd=self.saved_usd,
         )
-
-
-_FIELDS = (
-    "calls",
-    "prompt_tokens",
-    "completion_tokens",
-    "cached_prompt_tokens",
-    "cost_usd",
-    "memo_hits",
-    "memo_misses",
-    "saved_tokens",
-    "saved_usd",
-)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -12,14 +12,13 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Awaitable
-from dataclasses import dataclass
 from typing import Any
 
 from runner import ir
 from runner.canonical import compact_json
 from runner.executor.commands import CommandResult
 from runner.executor.recording import Source
-from runner.executor.results import NodeResult, Spend
+from runner.executor.results import NodeResult, Spend, SpendSum
 from runner.keys import CallKey
 from runner.providers.base import ModelReply, ModelRequest, Usage
 from runner.store.runs import PROGRESS_SQL
@@ -80,7 +79,12 @@ def request_json(request: ModelRequest, key: CallKey | None) -> dict[str, Any]:
         "node_id": request.node_id,
         "role": request.role,
         "model": request.model,
-        "messages": [[message.role, message.content] for message in request.messages],
+        # The key holds the same list already built; a call without a key builds its own.
+        "messages": (
+            key.fields[3]
+            if key is not None
+            else [[message.role, message.content] for message in request.messages]
+        ),
         "temperature": request.temperature,
         "max_tokens": request.max_tokens,
         "json_mode": request.json_mode,
@@ -144,45 +148,6 @@ def result_json(result: CommandResult) -> dict[str, Any]:
     }
 
 
-@dataclass(slots=True)
-class _Totals:
-    """Running sums of spends, added to in place (one add per node that spent)."""
-
-    calls: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cached_prompt_tokens: int = 0
-    cost_usd: float = 0.0
-    memo_hits: int = 0
-    memo_misses: int = 0
-    saved_tokens: int = 0
-    saved_usd: float = 0.0
-
-    def add(self, spend: Spend) -> None:
-        self.calls += spend.calls
-        self.prompt_tokens += spend.prompt_tokens
-        self.completion_tokens += spend.completion_tokens
-        self.cached_prompt_tokens += spend.cached_prompt_tokens
-        self.cost_usd += spend.cost_usd
-        self.memo_hits += spend.memo_hits
-        self.memo_misses += spend.memo_misses
-        self.saved_tokens += spend.saved_tokens
-        self.saved_usd += spend.saved_usd
-
-    def spend(self) -> Spend:
-        return Spend(
-            calls=self.calls,
-            prompt_tokens=self.prompt_tokens,
-            completion_tokens=self.completion_tokens,
-            cached_prompt_tokens=self.cached_prompt_tokens,
-            cost_usd=self.cost_usd,
-            memo_hits=self.memo_hits,
-            memo_misses=self.memo_misses,
-            saved_tokens=self.saved_tokens,
-            saved_usd=self.saved_usd,
-        )
-
-
 class RunJournal:
     """Records one run through a writer."""
 
@@ -196,7 +161,7 @@ class RunJournal:
         self.done = 0
         self.total = 0
         self.failed = 0
-        self._totals = _Totals()
+        self._totals = SpendSum()
         writer.snapshot = self._progress
         self.unsaved = False
         """Whether a live answer was recorded since the last wait for durability."""

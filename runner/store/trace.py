@@ -40,17 +40,19 @@ class Event:
     """Wall-clock time it was recorded (not part of the logical order)."""
 
 
-def events(conn: sqlite3.Connection, run_id: str) -> list[Event]:
-    """A run's events in logical order."""
-    rows = conn.execute(
-        "SELECT seq, position, path, type, key, data, at FROM events WHERE run_id = ?"
-        " ORDER BY position, seq",
-        (run_id,),
-    ).fetchall()
+_EVENT_COLUMNS = "SELECT seq, position, path, type, key, data, at FROM events WHERE run_id = ?"
+
+
+def _read(rows: list[tuple[Any, ...]]) -> list[Event]:
     return [
         Event(seq=seq, position=pos, path=path, type=kind, key=key, data=json.loads(data), at=at)
         for seq, pos, path, kind, key, data, at in rows
     ]
+
+
+def events(conn: sqlite3.Connection, run_id: str) -> list[Event]:
+    """A run's events in logical order."""
+    return _read(conn.execute(f"{_EVENT_COLUMNS} ORDER BY position, seq", (run_id,)).fetchall())
 
 
 def answering(conn: sqlite3.Connection, run_id: str) -> list[Event]:
@@ -60,14 +62,10 @@ def answering(conn: sqlite3.Connection, run_id: str) -> list[Event]:
     row = conn.execute("SELECT mode, parent FROM runs WHERE id = ?", (run_id,)).fetchone()
     inherited = answering(conn, row[1]) if row and row[0] == "replay" and row[1] else []
     rows = conn.execute(
-        "SELECT seq, position, path, type, key, data, at FROM events WHERE run_id = ?"
-        " AND type IN ('model_call', 'command', 'node_finished') ORDER BY seq",
+        f"{_EVENT_COLUMNS} AND type IN ('model_call', 'command', 'node_finished') ORDER BY seq",
         (run_id,),
     ).fetchall()
-    return [e for e in inherited if e.type != "node_finished"] + [
-        Event(seq=seq, position=pos, path=path, type=kind, key=key, data=json.loads(data), at=at)
-        for seq, pos, path, kind, key, data, at in rows
-    ]
+    return [e for e in inherited if e.type != "node_finished"] + _read(rows)
 
 
 def spend_from(data: dict[str, Any]) -> Spend:
