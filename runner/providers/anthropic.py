@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from runner.config import Provider as ProviderConfig
-from runner.providers.base import ModelReply, ModelRequest, Usage, public_url
+from runner.providers.base import ModelReply, ModelRequest, Usage
 from runner.providers.http import (
     JSON_ONLY,
     HttpClient,
@@ -52,7 +52,7 @@ class AnthropicProvider:
             sleep=sleep,
             rng=rng,
         )
-        self.endpoint: str | None = public_url(self._client.base_url)
+        self.endpoint: str | None = self._client.endpoint
         """Its base URL, credentials left out: part of every call's key."""
 
     def close(self) -> None:

@@ -25,14 +25,13 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import requests
 
 from runner.config import Provider as ProviderConfig
 from runner.errors import ConfigError
 from runner.providers.abortable import AbortableAdapter, Aborted, Call, aborted, running
-from runner.providers.base import ProviderError
+from runner.providers.base import ProviderError, public_url
 
 DEFAULT_TIMEOUT_S = 60.0
 CONNECT_TIMEOUT_S = 10.0
@@ -354,13 +353,14 @@ class HttpClient:
             return None
         return exc
 
+    @property
+    def endpoint(self) -> str:
+        """The base URL, credentials left out: safe to store in call keys and traces."""
+        return public_url(self.base_url)
+
     def _shown_url(self, path: str) -> str:
         # Credentials written into base_url (user:password@host) stay out of messages too.
-        parts = urlsplit(self.base_url + path)
-        host = parts.hostname or ""
-        if parts.port is not None:
-            host = f"{host}:{parts.port}"
-        return urlunsplit((parts.scheme, host, parts.path, "", ""))
+        return public_url(self.base_url + path)
 
 
 def _stopped(stop: threading.Event | None) -> bool:

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from runner.config import Provider as ProviderConfig
-from runner.providers.base import ModelReply, ModelRequest, Usage, estimate_tokens, public_url
+from runner.providers.base import ModelReply, ModelRequest, Usage, estimate_tokens
 from runner.providers.http import (
     JSON_ONLY,
     HttpClient,
@@ -53,7 +53,7 @@ class OpenAIProvider:
             sleep=sleep,
             rng=rng,
         )
-        self.endpoint: str | None = public_url(self._client.base_url)
+        self.endpoint: str | None = self._client.endpoint
         """Its base URL, credentials left out: part of every call's key."""
 
     def close(self) -> None:
