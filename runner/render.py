@@ -93,11 +93,11 @@ def render(source: str, scope: Scope) -> str:
     parts = _plain_parts(source)
     if parts is not None:
         # Text and bare names render as Jinja renders them, without building a context.
-        names = None
+        if len(parts) == 1:
+            return parts[0]
+        names = scope.names()
         out = [parts[0]]
         for i in range(1, len(parts), 2):
-            if names is None:
-                names = scope.names()
             if parts[i] not in names:
                 break  # a global, or undefined: Jinja says which
             out.append(str(names[parts[i]]))
