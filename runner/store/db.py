@@ -169,6 +169,7 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
 def _migrate(conn: sqlite3.Connection, path: Path) -> None:
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     if version == SCHEMA_VERSION:
+        _check_layout(conn, path)
         return
     if version > SCHEMA_VERSION:
         raise StoreError(
@@ -183,3 +184,15 @@ def _migrate(conn: sqlite3.Connection, path: Path) -> None:
                 if statement.strip():
                     conn.execute(statement)
             conn.execute(f"PRAGMA user_version = {target}")
+
+
+def _check_layout(conn: sqlite3.Connection, path: Path) -> None:
+    """Refuse, with a way out, a state whose tables are not those of its schema version (one
+    written by a development build before the version was released)."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(runs)")}
+    memo = {row[1] for row in conn.execute("PRAGMA table_info(memo)")}
+    if not {"env", "cancel_requested"} <= columns or "slot" not in memo:
+        raise StoreError(
+            f"the state database {path} has an older layout of schema {SCHEMA_VERSION}, "
+            "written by a development build: move it away (or delete it) to start a new state"
+        )

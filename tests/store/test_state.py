@@ -102,3 +102,12 @@ def test_runs_and_a_reader_share_one_state(tmp_path: Path) -> None:
         per_run = conn.execute("SELECT run_id, COUNT(*) FROM events GROUP BY run_id").fetchall()
         assert sorted(count for _, count in per_run) == [902, 902, 902]
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_a_state_with_an_older_layout_of_its_version_is_refused_clearly(tmp_path: Path) -> None:
+    connect(tmp_path).close()
+    raw = sqlite3.connect(tmp_path / "state.db")
+    raw.execute("ALTER TABLE runs DROP COLUMN env")
+    raw.close()
+    with pytest.raises(StoreError, match=r"older layout of schema 1.*move it away"):
+        connect(tmp_path)
