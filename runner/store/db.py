@@ -111,10 +111,12 @@ def state_dir(given: str | None) -> Path:
     return Path(given) if given else Path(STATE_DIR)
 
 
-def connect(directory: Path, *, create: bool = True) -> sqlite3.Connection:
+def connect(directory: Path, *, create: bool = True, shared: bool = False) -> sqlite3.Connection:
     """An open, migrated connection to the state in ``directory``.
 
-    ``create=False`` raises StoreError when there is no state yet, rather than making one.
+    ``create=False`` raises StoreError when there is no state yet, rather than making one;
+    ``shared=True`` gives a connection that may be handed to another thread (one thread at a
+    time uses it).
     """
     path = directory / DB_FILE
     if not path.exists():
@@ -128,7 +130,12 @@ def connect(directory: Path, *, create: bool = True) -> sqlite3.Connection:
         except OSError as exc:
             raise StoreError(f"cannot create the state directory {directory}: {exc}") from exc
     try:
-        conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+        conn = sqlite3.connect(
+            path,
+            timeout=BUSY_TIMEOUT_MS / 1000,
+            isolation_level=None,
+            check_same_thread=not shared,
+        )
     except sqlite3.Error as exc:
         raise StoreError(f"cannot open the state database {path}: {exc}") from exc
     try:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Awaitable
+from json.encoder import encode_basestring
 from typing import Any
 
 from runner import ir
@@ -22,12 +23,10 @@ from runner.executor.results import NodeResult, Spend, SpendSum
 from runner.keys import CallKey
 from runner.providers.base import ModelReply, ModelRequest, Usage
 from runner.store.runs import PROGRESS_SQL
-from runner.store.writer import Writer
+from runner.store.writer import Bulk, Writer
 
-EVENT_SQL = (
-    "INSERT INTO events (run_id, seq, position, path, type, key, data, at)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-)
+EVENTS = Bulk("events", ("run_id", "seq", "position", "path", "type", "key", "data", "at"))
+"""An event's row: its ``data`` is queued as the JSON object itself, and stored as its text."""
 
 
 def spend_json(spend: Spend) -> dict[str, Any]:
@@ -154,6 +153,7 @@ class RunJournal:
     def __init__(self, writer: Writer, run_id: str, *, answers_recorded: bool = True) -> None:
         self.writer = writer
         self.run_id = run_id
+        self._run = encode_basestring(run_id)
         self.answers_recorded = answers_recorded
         """Whether calls and commands answered from a trace are recorded again (a replay's
         are not: they are its parent's, and reading the parent finds them)."""
@@ -174,8 +174,11 @@ class RunJournal:
     ) -> int:
         seq = next(self._seq)
         text = data if isinstance(data, str) else compact_json(data)
-        self.writer.write(
-            EVENT_SQL, (self.run_id, seq, position, path, kind, key, text, time.time())
+        self.writer.append(
+            EVENTS,
+            f"[{self._run},{seq},{encode_basestring(position)},{encode_basestring(path)},"
+            f'"{kind}",{"null" if key is None else encode_basestring(key)},{text},'
+            f"{time.time()!r}]",
         )
         return seq
 

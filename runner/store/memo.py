@@ -13,15 +13,17 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from runner.canonical import compact_json
 from runner.keys import CallKey
 from runner.providers.base import ModelReply
 from runner.store.db import StoreError
 from runner.store.journal import RunJournal, key_fields, reply_from
-from runner.store.writer import Writer
+from runner.store.writer import Bulk, Writer
 
-PUT_SQL = (
-    "INSERT OR REPLACE INTO memo (slot, key, run_id, seq, tokens, cost_usd, path, created_at)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+PUT = Bulk(
+    "memo",
+    ("slot", "key", "run_id", "seq", "tokens", "cost_usd", "path", "created_at"),
+    replace=True,
 )
 """A memo entry points at the model_call event holding its request and reply. Its row is
 found by ``slot``, the key's first 60 bits as an integer: a table keyed by small integers takes
@@ -75,17 +77,19 @@ class StoreMemo:
             raise StoreError(f"the call at {path} was not recorded, so the memo cannot hold it")
         self._mine[key.digest] = (reply, cost_usd)
         usage = reply.usage
-        self.writer.write(
-            PUT_SQL,
-            (
-                slot_of(key.digest),
-                key.digest,
-                self.journal.run_id,
-                seq,
-                usage.prompt_tokens + usage.completion_tokens,
-                cost_usd,
-                path,
-                time.time(),
+        self.writer.append(
+            PUT,
+            compact_json(
+                [
+                    slot_of(key.digest),
+                    key.digest,
+                    self.journal.run_id,
+                    seq,
+                    usage.prompt_tokens + usage.completion_tokens,
+                    cost_usd,
+                    path,
+                    time.time(),
+                ]
             ),
         )
 

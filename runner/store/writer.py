@@ -1,21 +1,32 @@
-"""Writing to the state in groups of rows per transaction, on the event loop's own thread.
+"""Writing to the state in groups of rows per transaction, on a thread of its own.
 
 A run records an event for nearly everything it does; a transaction per event would cost more
-than the work itself, and a writer thread would fight the event loop for the interpreter lock.
-So rows are queued, and committed together: when many are queued, when something awaits
+than the work itself, and SQLite's own work would hold up the event loop. So rows are queued,
+and committed together, by a writer thread: when many are queued, when something awaits
 :meth:`Writer.durable`, or at the latest :data:`FLUSH_EVERY_S` after the first was queued.
+
+The many rows of a run (events, memo entries) reach SQLite as one JSON array per table and
+group, inserted by one statement over ``json_each``: the thread hands SQLite the whole group in
+one call, during which the interpreter lock is free, so the event loop goes on meanwhile on
+another core. (A statement per row would need the lock back between rows, and wait for the
+busy loop to give it up every time.) Such rows are encoded by their callers, as JSON arrays of
+their columns (:meth:`Writer.append`); the few other statements (the run's counters, its
+heartbeat) are queued with plain parameters (:meth:`Writer.write`).
+
 What costs money to redo (a model reply, a command's result) is awaited with ``durable``
 before the run goes on, so that a killed run never pays twice for what it had finished; all
-the calls finishing in one turn of the loop share one commit. Callers encode JSON
-columns themselves.
+the calls finishing in one turn of the loop share one commit.
 """
 
 from __future__ import annotations
 
 import asyncio
+import queue
 import sqlite3
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +37,11 @@ FLUSH_EVERY_S = 0.05
 """The longest a queued row waits for its commit."""
 BATCH_ROWS = 4096
 """Rows queued before they are committed without waiting."""
+BATCH_CHARS = 8 << 20
+"""Characters of encoded rows queued before they are committed without waiting."""
+QUEUED_GROUPS = 16
+"""Groups handed to the thread and not yet committed before queueing more waits: what bounds
+memory when the disk is slower than the run."""
 HEARTBEAT_S = 2.0
 """How often a running run's row shows it is alive."""
 
@@ -33,70 +49,162 @@ HEARTBEAT_S = 2.0
 Row = tuple[Any, ...]
 
 
+class Bulk:
+    """An INSERT into a table whose rows are queued as JSON arrays of their columns and
+    inserted a group at a time (a column holding a JSON object or array gets its JSON text)."""
+
+    def __init__(self, table: str, columns: Sequence[str], *, replace: bool = False) -> None:
+        values = ", ".join(f"json_extract(value, '$[{i}]')" for i in range(len(columns)))
+        verb = "INSERT OR REPLACE" if replace else "INSERT"
+        into = f"{verb} INTO {table} ({', '.join(columns)})"
+        self.sql = f"{into} SELECT {values} FROM json_each(?)"
+        """The statement inserting a JSON array of rows."""
+        self.plain = f"{into} VALUES ({', '.join('?' * len(columns))})"
+        """The statement inserting one row from its parameters."""
+
+
+@dataclass(slots=True)
+class _Group:
+    """Rows committed in one transaction, and who waits for them."""
+
+    bulk: dict[Bulk, list[str]] = field(default_factory=dict)
+    plain: list[tuple[str, Row]] = field(default_factory=list)
+    waiters: list[asyncio.Future[None]] = field(default_factory=list)
+    loop: asyncio.AbstractEventLoop | None = None
+    check_cancel: bool = False
+
+
 class Writer:
-    """Queues rows and commits them in groups, on its own connection."""
+    """Queues rows and commits them in groups, on its own connection and thread."""
 
     def __init__(self, directory: Path, *, heartbeat: str | None = None) -> None:
-        self.conn = connect(directory)
+        self.conn = connect(directory, shared=True)
         self.heartbeat = heartbeat
         """The run whose row is touched at least every :data:`HEARTBEAT_S` while the loop
         runs, so that other processes see it is alive."""
         self.snapshot: Callable[[], tuple[str, Row]] | None = None
         """A row describing the run now (its counters), written with every group."""
         self.on_cancel: Callable[[], None] | None = None
-        """Called once when the heartbeat finds the run's cancel requested in the state (by
-        ``cancel`` from a process that cannot signal this one)."""
-        self._rows: list[tuple[str, Row]] = []
-        self._waiters: list[asyncio.Future[None]] = []
+        """Called once, on the loop, when the heartbeat finds the run's cancel requested in
+        the state (by ``cancel`` from a process that cannot signal this one)."""
+        self._group = _Group()
+        self._rows = 0
+        self._chars = 0
         self._scheduled: asyncio.TimerHandle | None = None
         self._soon = False
         self._beat = 0.0
         self._failure: StoreError | None = None
+        self._groups: queue.Queue[_Group | None] = queue.Queue(QUEUED_GROUPS)
+        self._thread = threading.Thread(target=self._commit_groups, name="state-writer")
+        self._thread.daemon = True  # a run that dies leaves what it had committed
+        self._thread.start()
 
-    def write(self, statement: str, row: Row) -> None:
-        """Queue one row; it is committed with the next group."""
-        self._rows.append((statement, row))
-        if len(self._rows) >= BATCH_ROWS:
+    def append(self, bulk: Bulk, row: str) -> None:
+        """Queue one row of ``bulk``, encoded as a JSON array of its columns."""
+        rows = self._group.bulk.get(bulk)
+        if rows is None:
+            rows = self._group.bulk[bulk] = []
+        rows.append(row)
+        self._rows += 1
+        self._chars += len(row)
+        if self._rows >= BATCH_ROWS or self._chars >= BATCH_CHARS:
             self.flush()
         elif self._scheduled is None:
+            self._schedule(FLUSH_EVERY_S)
+
+    def write(self, statement: str, row: Row) -> None:
+        """Queue one statement with its parameters; it is run with the next group."""
+        self._group.plain.append((statement, row))
+        self._rows += 1
+        if self._scheduled is None:
             self._schedule(FLUSH_EVERY_S)
 
     def durable(self) -> asyncio.Future[None]:
         """A future done once every row queued so far is committed (or failed to be); one
         future for everything waiting on the same commit."""
-        if self._waiters:  # everything else finishing in this turn of the loop joins in
-            return self._waiters[0]
+        waiters = self._group.waiters
+        if waiters:  # everything else finishing in this turn of the loop joins in
+            return waiters[0]
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         if self._failure is not None:
             future.set_exception(self._failure)
             return future
-        self._waiters.append(future)
+        waiters.append(future)
         if not self._soon:
             self._schedule(0.0)
             self._soon = True
         return future
 
     def flush(self) -> None:
-        """Commit everything queued now; raise StoreError if a commit failed."""
+        """Hand everything queued to the thread to commit; raise StoreError if an earlier
+        commit failed."""
         if self._scheduled is not None:
             self._scheduled.cancel()
             self._scheduled = None
         self._soon = False
-        rows, self._rows = self._rows, []
-        waiters, self._waiters = self._waiters, []
+        group, self._group = self._group, _Group()
+        self._rows = self._chars = 0
         now = time.time()
         beat = self.heartbeat is not None and now - self._beat >= HEARTBEAT_S
-        if self.snapshot is not None and (rows or beat):
-            rows.append(self.snapshot())  # its time is the heartbeat too
+        if self.snapshot is not None and (group.bulk or group.plain or beat):
+            group.plain.append(self.snapshot())  # its time is the heartbeat too
             self._beat = now
         elif beat:
-            rows.append((HEARTBEAT_SQL, (now, self.heartbeat)))
+            group.plain.append((HEARTBEAT_SQL, (now, self.heartbeat)))
             self._beat = now
-        if beat and self.on_cancel is not None and self._cancel_requested():
-            notify, self.on_cancel = self.on_cancel, None
-            notify()
-        if rows and self._failure is None:
-            self._commit(rows)
+        group.check_cancel = beat and self.on_cancel is not None
+        if group.bulk or group.plain or group.waiters:
+            try:
+                group.loop = asyncio.get_running_loop()
+            except RuntimeError:
+                group.loop = None
+            self._groups.put(group)
+        if self._failure is not None:
+            raise self._failure
+
+    def close(self) -> None:
+        """Commit what is queued, wait for it, and close the connection; raise StoreError
+        if a commit failed."""
+        try:
+            self.on_cancel = None  # the run has ended: nothing is left to cancel
+            self._beat = 0.0  # the last counters are written
+            try:
+                self.flush()
+            finally:
+                self._groups.put(None)
+                self._thread.join()
+        finally:
+            self.conn.close()
+        if self._failure is not None:
+            raise self._failure
+
+    def _commit_groups(self) -> None:
+        """The thread: commit each group handed over, in order, then tell its waiters."""
+        while True:
+            group = self._groups.get()
+            if group is None:
+                return
+            cancel = False
+            if self._failure is None:
+                try:
+                    if group.bulk or group.plain:  # else only earlier groups are waited for
+                        with transaction(self.conn):
+                            for bulk, rows in group.bulk.items():
+                                self.conn.execute(bulk.sql, ("[" + ",".join(rows) + "]",))
+                            for statement, row in group.plain:
+                                self.conn.execute(statement, row)
+                except (sqlite3.Error, TypeError, ValueError) as exc:
+                    self._failure = StoreError(f"cannot write to the state database: {exc}")
+                if group.check_cancel and self._failure is None:
+                    cancel = self._cancel_requested()
+            if group.loop is not None and (group.waiters or cancel):
+                try:
+                    group.loop.call_soon_threadsafe(self._settle, group.waiters, cancel)
+                except RuntimeError:
+                    continue  # the loop is closed: nobody waits any more
+
+    def _settle(self, waiters: list[asyncio.Future[None]], cancel: bool) -> None:
+        """On the loop: tell the waiters of a group that it is committed (or failed)."""
         for future in waiters:
             if future.done():
                 continue
@@ -104,8 +212,9 @@ class Writer:
                 future.set_result(None)
             else:
                 future.set_exception(self._failure)
-        if self._failure is not None:
-            raise self._failure
+        if cancel and self.on_cancel is not None:
+            notify, self.on_cancel = self.on_cancel, None
+            notify()
 
     def _cancel_requested(self) -> bool:
         try:
@@ -115,26 +224,6 @@ class Writer:
         except sqlite3.Error:
             return False  # a busy state: the next heartbeat asks again
         return bool(row and row[0])
-
-    def close(self) -> None:
-        """Commit what is queued and close the connection."""
-        try:
-            self.on_cancel = None  # the run has ended: nothing is left to cancel
-            self._beat = 0.0  # the last counters are written
-            self.flush()
-        finally:
-            self.conn.close()
-
-    def _commit(self, rows: list[tuple[str, Row]]) -> None:
-        groups: dict[str, list[Row]] = {}
-        try:
-            for statement, row in rows:
-                groups.setdefault(statement, []).append(row)
-            with transaction(self.conn):
-                for statement, batch in groups.items():
-                    self.conn.executemany(statement, batch)
-        except (sqlite3.Error, TypeError, ValueError) as exc:
-            self._failure = StoreError(f"cannot write to the state database: {exc}")
 
     def _schedule(self, delay: float) -> None:
         try:

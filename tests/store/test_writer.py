@@ -1,0 +1,122 @@
+"""The writer thread: what it commits, when a waiter may go on, and how a failed commit shows."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+
+from runner.canonical import compact_json
+from runner.store import runs
+from runner.store.db import DB_FILE, StoreError, opened
+from runner.store.journal import EVENTS
+from runner.store.writer import Writer
+
+
+def _row(run_id: str, seq: int, data: object) -> str:
+    return compact_json([run_id, seq, f"{seq:06d}", "leaf", "node_finished", None, data, 1.5])
+
+
+def _run(directory: Path) -> str:
+    with opened(directory) as conn:
+        run_id = runs.new_run_id()
+        runs.create(
+            conn,
+            run_id=run_id,
+            workflow="w",
+            workflow_hash="h",
+            source=None,
+            document={},
+            inputs={},
+            env={},
+            config={},
+            providers={},
+            mode="run",
+            parent=None,
+            argv=None,
+        )
+    return run_id
+
+
+def _data(directory: Path, run_id: str) -> list[str]:
+    reader = sqlite3.connect(directory / DB_FILE)
+    try:
+        rows = reader.execute(
+            "SELECT data FROM events WHERE run_id = ? ORDER BY seq", (run_id,)
+        ).fetchall()
+    finally:
+        reader.close()
+    return [data for (data,) in rows]
+
+
+def test_event_data_is_stored_as_the_text_it_was_queued_as(tmp_path: Path) -> None:
+    run_id = _run(tmp_path)
+    values = [
+        {"output": {"text": 'é "quoted" \\ \n \u2028 \u0001 😀', "n": 6.2e-05}},
+        {"big": 12345678901234567890, "tiny": 1e-300, "zero": -0.0, "float": 1.0},
+        {"nested": [[], {}, [None, True, False]], "e": 1e16},
+    ]
+    writer = Writer(tmp_path)
+    for seq, value in enumerate(values):
+        writer.append(EVENTS, _row(run_id, seq, value))
+    writer.close()
+    assert _data(tmp_path, run_id) == [compact_json(value) for value in values]
+
+
+def test_a_waiter_goes_on_only_once_its_rows_are_committed(tmp_path: Path) -> None:
+    run_id = _run(tmp_path)
+    writer = Writer(tmp_path)
+
+    async def main() -> list[str]:
+        for seq in range(3):
+            writer.append(EVENTS, _row(run_id, seq, {"seq": seq}))
+        await writer.durable()
+        return _data(tmp_path, run_id)  # another connection, as another process reads
+
+    try:
+        seen = asyncio.run(main())
+    finally:
+        writer.close()
+    assert seen == [compact_json({"seq": seq}) for seq in range(3)]
+
+
+def test_a_failed_commit_fails_its_waiters_and_the_close(tmp_path: Path) -> None:
+    run_id = _run(tmp_path)
+    writer = Writer(tmp_path)
+
+    async def main() -> None:
+        writer.append(EVENTS, _row(run_id, 0, {}))
+        writer.append(EVENTS, _row(run_id, 0, {}))  # the same event twice: the key clashes
+        await writer.durable()
+
+    with pytest.raises(StoreError, match="cannot write to the state database"):
+        asyncio.run(main())
+    writer.append(EVENTS, _row(run_id, 1, {}))
+    with pytest.raises(StoreError, match="cannot write to the state database"):
+        writer.close()
+    assert _data(tmp_path, run_id) == []  # nothing of the failed group, nothing after it
+
+
+def test_a_cancel_recorded_in_the_state_is_noticed_by_the_heartbeat(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("runner.store.writer.HEARTBEAT_S", 0.05)
+    run_id = _run(tmp_path)
+    with opened(tmp_path) as conn:
+        conn.execute("UPDATE runs SET cancel_requested = 1 WHERE id = ?", (run_id,))
+    writer = Writer(tmp_path, heartbeat=run_id)
+
+    async def main() -> bool:
+        noticed = asyncio.Event()
+        writer.on_cancel = noticed.set
+        writer.write(runs.HEARTBEAT_SQL, (time.time(), run_id))
+        await asyncio.wait_for(noticed.wait(), timeout=10)
+        return noticed.is_set()
+
+    try:
+        assert asyncio.run(main())
+    finally:
+        writer.close()
