@@ -27,12 +27,14 @@ COMMANDS = {
     "run": "Run workflows (mock provider by default), check their tests, write JSON summaries.",
     "runs": "List the runs in the state: status, done/total, duration, cost.",
     "inspect": "Show a run's node tree with statuses, timings, usage and outputs.",
+    "report": "Write a report of stored runs: markdown (the default) or JUnit XML.",
     "replay": "Re-run a recorded run from its trace: no model calls, no commands.",
     "resume": "Finish a crashed, killed or cancelled run without paying again for what it did.",
     "memo": "Memo figures (`memo stats [RUN]`) and why a call missed (`memo explain RUN NODE`).",
     "trace": "Write a run's trace as portable JSONL (`trace export`), or read one (`import`).",
     "watch": "Follow a run from another process: the live view, until it ends.",
     "cancel": "Stop a running run cleanly: what is in flight is cancelled and awaited.",
+    "ci": "Validate, run (or replay exported traces) and write the JUnit and markdown reports.",
 }
 """Command name -> help; each is implemented by ``runner.commands.<name>.run``."""
 
@@ -95,6 +97,14 @@ def _parser() -> argparse.ArgumentParser:
     inspect.add_argument("node", metavar="NODE", nargs="?", help="a node id or path: its details")
     _state(inspect)
 
+    report = sub.add_parser("report", help=COMMANDS["report"], description=COMMANDS["report"])
+    report.add_argument(
+        "run", nargs="+", metavar="RUN", help="run ids, unique prefixes of them, or last"
+    )
+    report.add_argument("--format", choices=("markdown", "junit"), default="markdown")
+    report.add_argument("-o", "--output", help="write to this file instead of stdout")
+    _state(report)
+
     replay = sub.add_parser("replay", help=COMMANDS["replay"], description=COMMANDS["replay"])
     replay.add_argument("run", metavar="RUN", help="a run id, a unique prefix of one, or last")
     replay.add_argument(
@@ -140,6 +150,26 @@ def _parser() -> argparse.ArgumentParser:
     cancel = sub.add_parser("cancel", help=COMMANDS["cancel"], description=COMMANDS["cancel"])
     cancel.add_argument("run", metavar="RUN", help="a run id, a unique prefix of one, or last")
     _state(cancel)
+
+    ci = sub.add_parser("ci", help=COMMANDS["ci"], description=COMMANDS["ci"])
+    ci.add_argument("paths", nargs="+", metavar="PATH", help="workflow files or folders")
+    ci.add_argument(
+        "--replay",
+        metavar="DIR",
+        help="replay the exported traces (*.jsonl) in DIR instead of running live",
+    )
+    ci.add_argument(
+        "--comment",
+        action="store_true",
+        help="create or update the pull-request comment (GITHUB_TOKEN, GITHUB_EVENT_PATH)",
+    )
+    ci.add_argument("--config", help="branchleaf.yaml (default: ./branchleaf.yaml, else mock)")
+    ci.add_argument(
+        "--report-dir",
+        default=".branchleaf/reports",
+        help="where branchleaf.junit.xml and branchleaf.md go",
+    )
+    _state(ci)
     return parser
 
 

@@ -4,6 +4,7 @@ answered from a recorded run's trace; the first divergence stops its node as rep
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 
 from rich.console import Console
 
@@ -17,11 +18,17 @@ from runner.providers.recorded import RecordedProvider
 from runner.providers.registry import build_providers
 from runner.store import runs
 from runner.store.db import opened, state_dir
+from runner.store.recording import Recording
 from runner.store.trace import RecordedRun, answering
 
 
-def run(args: argparse.Namespace, console: Console) -> int:
-    """Replay a run; 0 when it replays without divergence and its tests pass, 1 otherwise."""
+def run(
+    args: argparse.Namespace,
+    console: Console,
+    started: Callable[[Recording], None] | None = None,
+) -> int:
+    """Replay a run; 0 when it replays without divergence and its tests pass, 1 otherwise;
+    ``started`` is told the replay's recording once it exists."""
     directory = state_dir(args.state)
     with opened(directory, create=False) as conn:
         record = runs.find(conn, args.run)
@@ -55,8 +62,24 @@ def run(args: argparse.Namespace, console: Console) -> int:
         mode="fork" if args.allow_live else "replay",
         args=args,
         console=console,
-        started=lambda recording: _say(console, record, workflow, args),
+        started=lambda recording: _started(
+            recording, console=console, record=record, workflow=workflow, args=args, then=started
+        ),
     )
+
+
+def _started(
+    recording: Recording,
+    *,
+    console: Console,
+    record: runs.RunRecord,
+    workflow: ir.Workflow,
+    args: argparse.Namespace,
+    then: Callable[[Recording], None] | None,
+) -> None:
+    _say(console, record, workflow, args)
+    if then is not None:
+        then(recording)
 
 
 def _say(

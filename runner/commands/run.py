@@ -65,7 +65,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
         if checked.workflow is None:  # a Starlark library, or YAML that is not a workflow
             console.print(f"- {path} skipped: not a workflow ({checked.kind})", markup=False)
             continue
-        code = _run_one(checked.workflow, config, args, console)
+        code = run_workflow(checked.workflow, config, args, console)
         ran += 1
         if code == 130:
             return 130
@@ -75,9 +75,15 @@ def run(args: argparse.Namespace, console: Console) -> int:
     return worst
 
 
-def _run_one(
-    workflow: ir.Workflow, config: Config, args: argparse.Namespace, console: Console
+def run_workflow(
+    workflow: ir.Workflow,
+    config: Config,
+    args: argparse.Namespace,
+    console: Console,
+    started: Callable[[Recording], None] | None = None,
 ) -> int:
+    """Run one workflow as a new recorded run and return its exit code; ``started`` is told
+    the run's recording once it exists."""
     inputs = resolve_inputs(workflow, parse_inputs(args.input or []))
     roles = [name for name, _ in workflow.roles or ()]
     providers = build_providers(config, roles, mock_script=args.mock_script)
@@ -94,6 +100,8 @@ def _run_one(
         argv=getattr(args, "argv", None),
         run_id=getattr(args, "run_id", None),
     )
+    if started is not None:
+        started(recording)
     engine = Engine(
         workflow,
         config=config,

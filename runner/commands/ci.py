@@ -1,0 +1,171 @@
+"""``branchleaf ci PATH... [--replay DIR] [--comment]``: validate, run (or replay), report.
+
+One step for CI: every workflow file found under the paths is validated; then each workflow is
+run with the configured providers (the mock when there is no configuration), or, with
+``--replay DIR``, each exported trace in DIR is imported and replayed against the workflow as it
+is now. The runs' JUnit XML and markdown reports are written to the report directory; in
+GitHub Actions the markdown is appended to the job summary, the report paths and the result are
+written as step outputs, and ``--comment`` posts the markdown as one pull-request comment,
+edited in place on later runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rich.console import Console
+
+from runner import ir
+from runner.commands import replay as replay_command
+from runner.commands.run import run_workflow
+from runner.compiler.pipeline import check_file, discover
+from runner.config import load_config
+from runner.errors import CompileError, UsageError
+from runner.reports import junit, markdown
+from runner.reports.model import load
+from runner.store import portable
+from runner.store.db import opened, state_dir
+from runner.store.recording import Recording
+
+JUNIT_FILE = "branchleaf.junit.xml"
+MARKDOWN_FILE = "branchleaf.md"
+
+
+@dataclass
+class _Runs:
+    """The runs made by this command, in order, and the worst exit code among them."""
+
+    ids: list[str] = field(default_factory=list)
+    worst: int = 0
+
+    def started(self, recording: Recording) -> None:
+        self.ids.append(recording.run_id)
+
+
+def run(args: argparse.Namespace, console: Console) -> int:
+    """Validate, run or replay, and report; 0 when everything passed, 1 when a workflow failed,
+    2 when a file is invalid or there is nothing to do, 130 when interrupted."""
+    config = load_config(args.config)
+    capabilities = config.capabilities if config.path is not None else None
+    files = discover(args.paths)
+    if not files:
+        raise UsageError(
+            f"no workflow files (.yaml, .yml, .json, .star) under {' '.join(args.paths)}"
+        )
+    checked = [check_file(path, capabilities=capabilities, lenient=True) for path in files]
+    diagnostics = [d for result in checked for d in result.diagnostics]
+    if diagnostics:
+        raise CompileError(diagnostics)
+    workflows = [result.workflow for result in checked if result.workflow is not None]
+    if not workflows:
+        raise UsageError(f"none of the files under {' '.join(args.paths)} is a workflow")
+    console.print(f"{len(workflows)} workflow(s) valid", markup=False)
+
+    made = _Runs()
+    options = argparse.Namespace(
+        input=None,
+        mock_script=None,
+        report_dir=args.report_dir,
+        plain=True,
+        state=args.state,
+        argv=getattr(args, "argv", None),
+        run_id=None,
+    )
+    if args.replay:
+        _replay_all(Path(args.replay), workflows, options, made, console)
+    else:
+        for workflow in workflows:
+            code = run_workflow(workflow, config, options, console, started=made.started)
+            if code == 130:
+                return 130
+            made.worst = max(made.worst, code)
+    if made.worst == 130:
+        return 130
+    return _report(made, args, console)
+
+
+def _replay_all(
+    directory: Path,
+    workflows: list[ir.Workflow],
+    options: argparse.Namespace,
+    made: _Runs,
+    console: Console,
+) -> None:
+    """Import each trace in ``directory`` and replay it against the workflow of the same name
+    found now (the recorded document when no file found has that name)."""
+    if not directory.is_dir():
+        raise UsageError(f"--replay {directory}: no such directory of traces")
+    traces = sorted(directory.glob("*.jsonl"))
+    if not traces:
+        raise UsageError(
+            f"--replay {directory}: no traces (*.jsonl, written by `branchleaf trace export`)"
+        )
+    by_name = {workflow.name: workflow for workflow in workflows}
+    for path in traces:
+        try:
+            content = path.read_bytes()
+        except OSError as exc:
+            raise UsageError(f"cannot read the trace {path}: {exc.strerror}") from exc
+        trace = portable.loads(content, str(path))
+        with opened(state_dir(options.state)) as conn:
+            imported = portable.store(conn, trace)
+        current = by_name.get(str(trace.run["workflow"]))
+        replay_args = argparse.Namespace(
+            **vars(options),
+            run=imported.run_id,
+            workflow=current.source if current is not None else None,
+            allow_live=False,
+            config=None,
+        )
+        code = replay_command.run(replay_args, console, started=made.started)
+        if code == 130:
+            made.worst = 130
+            return
+        made.worst = max(made.worst, code)
+
+
+def _report(made: _Runs, args: argparse.Namespace, console: Console) -> int:
+    """Write the reports of the runs made, hand them to GitHub, and return the exit code."""
+    with opened(state_dir(args.state), create=False) as conn:
+        reports = [load(conn, run_id) for run_id in made.ids]
+    directory = Path(args.report_dir)
+    junit_path = directory / JUNIT_FILE
+    markdown_path = directory / MARKDOWN_FILE
+    text = markdown.render(reports)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        junit_path.write_text(junit.render(reports), encoding="utf-8")
+        markdown_path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot write the reports to {directory}: {exc.strerror}") from exc
+    console.print(f"reports written to {junit_path} and {markdown_path}", markup=False)
+    passed = made.worst == 0
+    _append(os.environ.get("GITHUB_STEP_SUMMARY"), text + "\n")
+    _append(
+        os.environ.get("GITHUB_OUTPUT"),
+        f"junit={junit_path}\nmarkdown={markdown_path}\n"
+        f"result={'passed' if passed else 'failed'}\n",
+    )
+    if args.comment:
+        from runner.github import post_report  # PyGithub loads only when a comment is asked
+
+        result = post_report(text)
+        if result.warning:
+            console.print(f"warning: {result.warning}", markup=False)
+        else:
+            console.print(f"pull-request comment {result.action}: {result.url}", markup=False)
+    return 0 if passed else 1
+
+
+def _append(target: str | None, text: str) -> None:
+    """Append to a file GitHub Actions named in the environment, if it did."""
+    if not target:
+        return
+    try:
+        with open(target, "a", encoding="utf-8") as handle:
+            handle.write(text)
+    except OSError as exc:
+        raise UsageError(f"cannot append to {target}: {exc.strerror}") from exc

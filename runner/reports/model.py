@@ -1,0 +1,343 @@
+"""What a report says about one stored run, read from the state: its figures and tests, the
+nodes that failed by themselves (not because something inside them did), the first divergence
+of a replay, the slowest nodes, the results of its contests and every node's status."""
+
+from __future__ import annotations
+
+import sqlite3
+from bisect import bisect_right
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from runner.status import Status, run_status
+from runner.store import runs
+from runner.store.trace import Event, events
+
+WORK_KINDS = frozenset({"leaf", "command", "reduce", "teacher_review"})
+"""Kinds that do work themselves rather than arrange other nodes: the ones timed as slowest."""
+SLOWEST = 5
+"""How many of the slowest nodes a report names."""
+PROBLEMS = frozenset({Status.FAILED, Status.REPLAY_DIVERGED, Status.STUCK, Status.BUDGET_EXCEEDED})
+"""Node statuses a report lists as failures. A cancelled node is not one: what stopped it (a
+failed sibling, a budget, an interrupt) is reported in its place."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TestOutcome:
+    """How one workflow test came out, over one run or several."""
+
+    name: str
+    """The test's name."""
+    passed: bool
+    """Whether it passed (over several runs: whether enough of them did)."""
+    message: str | None
+    """Why it failed, or the error evaluating it."""
+    runs: int = 1
+    """How many times it was checked."""
+    passes: int
+    """How many of those runs passed."""
+    threshold: float | None = None
+    """The pass rate asked for (0 to 1), when the test is repeated."""
+
+    def result(self) -> str:
+        """The outcome in a few words: ``passed``, ``failed``, or ``4/5 runs passed (needs
+        80%)`` for a repeated test."""
+        if self.runs <= 1:
+            return "passed" if self.passed else "failed"
+        needs = "" if self.threshold is None else f" (needs {self.threshold * 100:.4g}%)"
+        return f"{self.passes}/{self.runs} runs passed{needs}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FailedNode:
+    """A node (or copy) that ended without success by itself."""
+
+    path: str
+    """Where it ran (its id with copy indices and loop iterations)."""
+    kind: str
+    """Its node kind."""
+    status: str
+    """Its terminal status."""
+    error: str
+    """Why it did not succeed (for a replay divergence, the message with its diff)."""
+    seconds: float
+    """Its wall time, retries included."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Divergence:
+    """Where a replay first differed from the recorded run, and how."""
+
+    path: str
+    """The node that diverged."""
+    message: str
+    """What differs, in one line."""
+    diff: str
+    """The recorded and the replayed value as a unified diff (empty when there is none, as
+    for a call the recorded run never made)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SlowNode:
+    """One of a run's slowest nodes."""
+
+    path: str
+    """Where it ran."""
+    kind: str
+    """Its node kind."""
+    seconds: float
+    """Its wall time, retries included."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TournamentResult:
+    """How a tournament chose its winner."""
+
+    path: str
+    """Where the tournament ran."""
+    winner: int | None
+    """The winning candidate's index."""
+    score: float | None
+    """The winner's score."""
+    scores: tuple[tuple[int, float], ...]
+    """Every judged candidate's index and score, by index."""
+    reason: str | None
+    """Why the winner won, as the tournament put it."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ParetoResult:
+    """Which candidates a pareto node kept."""
+
+    path: str
+    """Where the pareto node ran."""
+    front: tuple[int, ...]
+    """Indices of the candidates on the kept front."""
+    values: tuple[dict[str, float], ...]
+    """Their objective values, by objective name, in the order of ``front``."""
+    candidates: int
+    """How many candidates were scored."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunReport:
+    """Everything a report shows about one run."""
+
+    run_id: str
+    """The run's id."""
+    workflow: str
+    """The workflow's name."""
+    source: str | None
+    """The file the workflow was compiled from."""
+    mode: str
+    """``run``, ``replay``, ``resume`` or ``fork``."""
+    parent: str | None
+    """The run replayed or resumed."""
+    status: str
+    """The run's status (``crashed`` for a running run whose process is gone)."""
+    reason: str | None
+    """What decided a status other than succeeded."""
+    started_at: float
+    """Start, seconds since the epoch."""
+    duration_s: float
+    """Seconds from start to end."""
+    done: int
+    """Nodes and copies that ended."""
+    total: int
+    """Nodes and copies known."""
+    failed: int
+    """Nodes and copies that did not succeed."""
+    calls: int
+    """Model calls that reached a provider."""
+    tokens: int
+    """Tokens of those calls."""
+    cost_usd: float
+    """Dollars of those calls."""
+    memo_hits: int
+    """Calls the memo answered."""
+    memo_misses: int
+    """Calls the memo could have answered but did not."""
+    saved_tokens: int
+    """Tokens the memo saved."""
+    saved_usd: float
+    """Dollars the memo saved."""
+    tests: tuple[TestOutcome, ...]
+    """The workflow tests, in the workflow's order."""
+    failures: tuple[FailedNode, ...]
+    """Nodes that failed by themselves, in the run's logical order."""
+    divergence: Divergence | None
+    """A replay's first divergence, if it diverged."""
+    slowest: tuple[SlowNode, ...]
+    """The slowest nodes that do work themselves, slowest first."""
+    tournaments: tuple[TournamentResult, ...]
+    """Every tournament that chose a winner, in logical order."""
+    paretos: tuple[ParetoResult, ...]
+    """Every pareto node that kept a front, in logical order."""
+    statuses: dict[str, str]
+    """Each node id's status, its copies combined (the most severe wins), for the graph."""
+    document: dict[str, Any]
+    """The compiled workflow document, as run."""
+
+    @property
+    def memo_hit_rate(self) -> float | None:
+        """Hits over the calls the memo could answer; ``None`` when it could answer none."""
+        asked = self.memo_hits + self.memo_misses
+        return self.memo_hits / asked if asked else None
+
+    @property
+    def passed(self) -> bool:
+        """Whether the run succeeded and every test passed."""
+        return self.status == Status.SUCCEEDED and all(test.passed for test in self.tests)
+
+
+def load(conn: sqlite3.Connection, run_id: str) -> RunReport:
+    """The report of run ``run_id`` (NotInState when the state has no such run)."""
+    record = runs.find(conn, run_id)
+    recorded = events(conn, record.id)
+    status = runs.shown_status(record)
+    starts = {e.path: e.position for e in recorded if e.type == "node_started"}
+    ended = [e for e in recorded if e.type == "node_finished"]
+    causes = _causes(starts, ended)
+    return RunReport(
+        run_id=record.id,
+        workflow=record.workflow,
+        source=record.source,
+        mode=record.mode,
+        parent=record.parent,
+        status=status,
+        reason=record.reason,
+        started_at=record.started_at,
+        duration_s=record.duration_s,
+        done=record.done,
+        total=record.total,
+        failed=record.failed,
+        calls=record.calls,
+        tokens=record.tokens,
+        cost_usd=record.cost_usd,
+        memo_hits=record.memo_hits,
+        memo_misses=record.memo_misses,
+        saved_tokens=record.saved_tokens,
+        saved_usd=record.saved_usd,
+        tests=tuple(_outcome(test) for test in record.tests or ()),
+        failures=tuple(
+            FailedNode(
+                path=e.path,
+                kind=e.data.get("kind", ""),
+                status=e.data["status"],
+                error=e.data.get("error") or e.data["status"],
+                seconds=float(e.data.get("duration_s", 0.0)),
+            )
+            for e in causes
+        ),
+        divergence=next(
+            (_divergence(e) for e in causes if e.data["status"] == Status.REPLAY_DIVERGED), None
+        ),
+        slowest=_slowest(ended),
+        tournaments=tuple(_tournaments(ended)),
+        paretos=tuple(_paretos(ended)),
+        statuses=_statuses(recorded, running=status == runs.RUNNING),
+        document=record.document,
+    )
+
+
+def _outcome(test: dict[str, Any]) -> TestOutcome:
+    passed = bool(test["passed"])
+    repeated = int(test.get("runs", 1))
+    return TestOutcome(
+        name=test["name"],
+        passed=passed,
+        message=test.get("message"),
+        runs=repeated,
+        passes=int(test.get("passes", repeated if passed else 0)),
+        threshold=test.get("threshold"),
+    )
+
+
+def _causes(starts: dict[str, str], ended: list[Event]) -> list[Event]:
+    """The failed nodes with no failed node inside them, in logical order.
+
+    Everything a node contains sorts between its start and its end (``runner.order``), and
+    nodes are nested or apart, never overlapping: a failed node holds another one exactly when
+    the next failed start after its own comes no later than its end. A node that never started
+    has only its end, which stands for its start too.
+    """
+    failed = [e for e in ended if e.data["status"] in PROBLEMS]
+    begun = sorted(starts.get(e.path, e.position) for e in failed)
+    causes = []
+    for event in failed:
+        after = bisect_right(begun, starts.get(event.path, event.position))
+        if after < len(begun) and begun[after] <= event.position:
+            continue  # it failed because something inside it did
+        causes.append(event)
+    return causes
+
+
+def _divergence(event: Event) -> Divergence:
+    lines = (event.data.get("error") or "").splitlines()
+    # A divergence message is a line saying what differs, then the diff indented by four.
+    diff = [line.removeprefix("    ") for line in lines[1:]]
+    return Divergence(
+        path=event.path, message=lines[0] if lines else "", diff="\n".join(diff).strip("\n")
+    )
+
+
+def _slowest(ended: list[Event]) -> tuple[SlowNode, ...]:
+    timed = [e for e in ended if e.data.get("kind") in WORK_KINDS and e.data.get("attempts", 1) > 0]
+    timed.sort(key=lambda e: (-float(e.data.get("duration_s", 0.0)), e.position))
+    return tuple(
+        SlowNode(path=e.path, kind=e.data["kind"], seconds=float(e.data.get("duration_s", 0.0)))
+        for e in timed[:SLOWEST]
+    )
+
+
+def _tournaments(ended: list[Event]) -> Iterable[TournamentResult]:
+    for event in ended:
+        decision = event.data.get("decision")
+        if event.data.get("kind") != "tournament" or not isinstance(decision, dict):
+            continue
+        output = event.data.get("output")
+        score = output.get("score") if isinstance(output, dict) else None
+        yield TournamentResult(
+            path=event.path,
+            winner=decision.get("winner"),
+            score=float(score) if isinstance(score, int | float) else None,
+            scores=tuple(
+                sorted((int(index), float(value)) for index, value in decision["scores"].items())
+            ),
+            reason=decision.get("reason"),
+        )
+
+
+def _paretos(ended: list[Event]) -> Iterable[ParetoResult]:
+    for event in ended:
+        decision = event.data.get("decision")
+        if event.data.get("kind") != "pareto" or not isinstance(decision, dict):
+            continue
+        output = event.data.get("output")
+        values = output.get("values", []) if isinstance(output, dict) else []
+        yield ParetoResult(
+            path=event.path,
+            front=tuple(decision.get("frontier", ())),
+            values=tuple(values),
+            candidates=int(decision.get("candidates", 0)),
+        )
+
+
+def _statuses(recorded: list[Event], *, running: bool) -> dict[str, str]:
+    """Each node id's status over its copies: skipped when every copy was, else the most
+    severe of the others; a node of a live run still going is running."""
+    ended = [e for e in recorded if e.type == "node_finished"]
+    seen: dict[str, list[Status]] = {}
+    for event in ended:
+        seen.setdefault(event.data["node"], []).append(Status(event.data["status"]))
+    statuses = {}
+    for node, found in seen.items():
+        ran = [status for status in found if status is not Status.SKIPPED]
+        statuses[node] = run_status(ran).value if ran else Status.SKIPPED.value
+    if running:
+        finished = {e.path for e in ended}
+        for event in recorded:
+            if event.type == "node_started" and event.path not in finished:
+                statuses[event.data["node"]] = Status.RUNNING.value
+    return statuses
