@@ -31,6 +31,9 @@ demo: $(VENV)/.installed-dev
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff format --check runner tests bench
 	$(BIN)/ruff check runner tests bench
+	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
+	$(BIN)/check-jsonschema --builtin-schema vendor.github-actions action.yml
+	$(BIN)/zizmor --offline .
 
 typecheck: $(VENV)/.installed-dev
 	$(BIN)/mypy --strict runner
