@@ -26,6 +26,8 @@ demo: $(VENV)/.installed-dev
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m runner run workflows/rlm_cache_change.star \
 		--mock-script workflows/mocks/rlm_cache_change.yaml --report-dir $(REPORTS) \
 		--input 'test_command=["python", "-m", "pytest", "tests/test_ir.py"]'
+	$(BIN)/python -m runner report last -o $(REPORTS)/rlm_cache_change.md
+	$(BIN)/python -m runner report last --format junit -o $(REPORTS)/rlm_cache_change.junit.xml
 	@echo "Reports written to $(REPORTS)/"
 
 lint: $(VENV)/.installed-dev
