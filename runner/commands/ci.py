@@ -21,7 +21,7 @@ from rich.console import Console
 from runner import ir
 from runner.commands import replay as replay_command
 from runner.commands.run import run_workflow
-from runner.compiler.pipeline import check_file, discover
+from runner.commands.validate import check_paths
 from runner.config import load_config
 from runner.errors import CompileError, UsageError
 from runner.reports import junit, markdown
@@ -49,13 +49,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
     """Validate, run or replay, and report; 0 when everything passed, 1 when a workflow failed,
     2 when a file is invalid or there is nothing to do, 130 when interrupted."""
     config = load_config(args.config)
-    capabilities = config.capabilities if config.path is not None else None
-    files = discover(args.paths)
-    if not files:
-        raise UsageError(
-            f"no workflow files (.yaml, .yml, .json, .star) under {' '.join(args.paths)}"
-        )
-    checked = [check_file(path, capabilities=capabilities, lenient=True) for path in files]
+    checked = check_paths(args.paths, config)
     diagnostics = [d for result in checked for d in result.diagnostics]
     if diagnostics:
         raise CompileError(diagnostics)

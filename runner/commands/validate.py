@@ -9,20 +9,23 @@ from rich.console import Console
 from rich.markup import escape
 
 from runner.compiler.pipeline import Checked, check_file, discover
-from runner.config import load_config
+from runner.config import Config, load_config
 from runner.errors import UsageError
+
+
+def check_paths(paths: list[str], config: Config) -> list[Checked]:
+    """Every workflow file named or found under ``paths``, checked against ``config``'s role
+    capabilities when a configuration file was loaded; UsageError when there is none."""
+    capabilities = config.capabilities if config.path is not None else None
+    files = discover(paths)
+    if not files:
+        raise UsageError(f"no workflow files (.yaml, .yml, .json, .star) under {' '.join(paths)}")
+    return [check_file(path, capabilities=capabilities, lenient=True) for path in files]
 
 
 def run(args: argparse.Namespace, console: Console) -> int:
     """Validate every workflow named or found; 0 when all are valid, 2 otherwise."""
-    config = load_config(args.config)
-    capabilities = config.capabilities if config.path is not None else None
-    files = discover(args.paths)
-    if not files:
-        raise UsageError(
-            f"no workflow files (.yaml, .yml, .json, .star) under {' '.join(args.paths)}"
-        )
-    results = [check_file(path, capabilities=capabilities, lenient=True) for path in files]
+    results = check_paths(args.paths, load_config(args.config))
     if args.format == "json":
         console.print_json(json.dumps(_report(results)))
     else:
