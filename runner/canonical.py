@@ -9,6 +9,8 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
+import orjson
+
 
 def _mapping(value: Any) -> Any:
     # Frozen mappings serialise as the dicts they stand for (tuples already serialise as lists),
@@ -36,8 +38,19 @@ _COMPACT = json.JSONEncoder(
 def compact_json(value: Any) -> str:
     """Serialise ``value`` compactly, keys in the order they were built: for stored records
     built in a fixed order, where sorting keys would only cost time (keys and hashes use
-    :func:`canonical_json`)."""
-    return _COMPACT.encode(value)
+    :func:`canonical_json`).
+
+    Encoded by orjson, about ten times faster than the standard library, which matters on the
+    event loop of a run recording thousands of events; what orjson refuses (integers beyond 64
+    bits, lone surrogates, keys that are not strings) is encoded by the standard library. The
+    text may spell a float otherwise than :func:`canonical_json` (``1e-5`` for ``1e-05``); it
+    reads back as the same value. Non-finite floats are written as ``null``: the values recorded
+    (outputs, keys, replies) are checked to be JSON before they reach here.
+    """
+    try:
+        return orjson.dumps(value, default=_mapping).decode()
+    except orjson.JSONEncodeError:
+        return _COMPACT.encode(value)
 
 
 def canonical_json(value: Any) -> str:
