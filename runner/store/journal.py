@@ -12,7 +12,6 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Awaitable
-from json.encoder import encode_basestring
 from typing import Any
 
 from runner import ir
@@ -26,7 +25,7 @@ from runner.store.runs import PROGRESS_SQL
 from runner.store.writer import Bulk, Writer
 
 EVENTS = Bulk("events", ("run_id", "seq", "position", "path", "type", "key", "data", "at"))
-"""An event's row: its ``data`` is queued as the JSON object itself, and stored as its text."""
+"""An event's row: its ``data`` is the JSON text of an object."""
 
 
 def spend_json(spend: Spend) -> dict[str, Any]:
@@ -153,7 +152,6 @@ class RunJournal:
     def __init__(self, writer: Writer, run_id: str, *, answers_recorded: bool = True) -> None:
         self.writer = writer
         self.run_id = run_id
-        self._run = encode_basestring(run_id)
         self.answers_recorded = answers_recorded
         """Whether calls and commands answered from a trace are recorded again (a replay's
         are not: they are its parent's, and reading the parent finds them)."""
@@ -175,10 +173,7 @@ class RunJournal:
         seq = next(self._seq)
         text = data if isinstance(data, str) else compact_json(data)
         self.writer.append(
-            EVENTS,
-            f"[{self._run},{seq},{encode_basestring(position)},{encode_basestring(path)},"
-            f'"{kind}",{"null" if key is None else encode_basestring(key)},{text},'
-            f"{time.time()!r}]",
+            EVENTS, (self.run_id, seq, position, path, kind, key, text, time.time()), len(text)
         )
         return seq
 

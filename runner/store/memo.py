@@ -13,7 +13,6 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from runner.canonical import compact_json
 from runner.keys import CallKey
 from runner.providers.base import ModelReply
 from runner.store.db import StoreError
@@ -79,17 +78,15 @@ class StoreMemo:
         usage = reply.usage
         self.writer.append(
             PUT,
-            compact_json(
-                [
-                    slot_of(key.digest),
-                    key.digest,
-                    self.journal.run_id,
-                    seq,
-                    usage.prompt_tokens + usage.completion_tokens,
-                    cost_usd,
-                    path,
-                    time.time(),
-                ]
+            (
+                slot_of(key.digest),
+                key.digest,
+                self.journal.run_id,
+                seq,
+                usage.prompt_tokens + usage.completion_tokens,
+                cost_usd,
+                path,
+                time.time(),
             ),
         )
 

@@ -5,13 +5,13 @@ than the work itself, and SQLite's own work would hold up the event loop. So row
 and committed together, by a writer thread: when many are queued, when something awaits
 :meth:`Writer.durable`, or at the latest :data:`FLUSH_EVERY_S` after the first was queued.
 
-The many rows of a run (events, memo entries) reach SQLite as one JSON array per table and
-group, inserted by one statement over ``json_each``: the thread hands SQLite the whole group in
-one call, during which the interpreter lock is free, so the event loop goes on meanwhile on
-another core. (A statement per row would need the lock back between rows, and wait for the
-busy loop to give it up every time.) Such rows are encoded by their callers, as JSON arrays of
-their columns (:meth:`Writer.append`); the few other statements (the run's counters, its
-heartbeat) are queued with plain parameters (:meth:`Writer.write`).
+The many rows of a run (events, memo entries) are queued as tuples of their columns and reach
+SQLite a chunk at a time, by one multi-row INSERT of :data:`CHUNK_ROWS` rows (a short chunk
+padded with rows of NULLs that the statement skips), so the statement is prepared once and
+reused, and each chunk costs one call into SQLite: a statement per row would need the
+interpreter lock back between rows, and wait for the busy event loop to give it up every time.
+The few other statements (the run's counters, its heartbeat) are queued with their parameters
+(:meth:`Writer.write`).
 
 What costs money to redo (a model reply, a command's result) is awaited with ``durable``
 before the run goes on, so that a killed run never pays twice for what it had finished; all
@@ -21,11 +21,12 @@ the calls finishing in one turn of the loop share one commit.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,7 +39,9 @@ FLUSH_EVERY_S = 0.05
 BATCH_ROWS = 4096
 """Rows queued before they are committed without waiting."""
 BATCH_CHARS = 8 << 20
-"""Characters of encoded rows queued before they are committed without waiting."""
+"""Characters of rows' large columns queued before they are committed without waiting."""
+CHUNK_ROWS = 512
+"""Rows one INSERT statement takes."""
 QUEUED_GROUPS = 16
 """Groups handed to the thread and not yet committed before queueing more waits: what bounds
 memory when the disk is slower than the run."""
@@ -50,24 +53,37 @@ Row = tuple[Any, ...]
 
 
 class Bulk:
-    """An INSERT into a table whose rows are queued as JSON arrays of their columns and
-    inserted a group at a time (a column holding a JSON object or array gets its JSON text)."""
+    """An INSERT into a table whose rows are queued as tuples of their columns and inserted
+    :data:`CHUNK_ROWS` at a time. The first column must never be NULL: rows of NULLs pad a
+    short chunk."""
 
     def __init__(self, table: str, columns: Sequence[str], *, replace: bool = False) -> None:
-        values = ", ".join(f"json_extract(value, '$[{i}]')" for i in range(len(columns)))
         verb = "INSERT OR REPLACE" if replace else "INSERT"
         into = f"{verb} INTO {table} ({', '.join(columns)})"
-        self.sql = f"{into} SELECT {values} FROM json_each(?)"
-        """The statement inserting a JSON array of rows."""
-        self.plain = f"{into} VALUES ({', '.join('?' * len(columns))})"
+        row = f"({', '.join('?' * len(columns))})"
+        self.width = len(columns)
+        self.chunk = (
+            f"{into} SELECT * FROM (VALUES {', '.join([row] * CHUNK_ROWS)})"
+            " WHERE column1 IS NOT NULL"
+        )
+        """The statement inserting one chunk of rows."""
+        self.plain = f"{into} VALUES {row}"
         """The statement inserting one row from its parameters."""
+
+    def chunks(self, rows: list[Row]) -> Iterator[list[Any]]:
+        """The parameters of :attr:`chunk` for each chunk of ``rows``."""
+        pad = (None,) * self.width
+        for start in range(0, len(rows), CHUNK_ROWS):
+            part = rows[start : start + CHUNK_ROWS]
+            padding = itertools.repeat(pad, CHUNK_ROWS - len(part))
+            yield list(itertools.chain.from_iterable(itertools.chain(part, padding)))
 
 
 @dataclass(slots=True)
 class _Group:
     """Rows committed in one transaction, and who waits for them."""
 
-    bulk: dict[Bulk, list[str]] = field(default_factory=dict)
+    bulk: dict[Bulk, list[Row]] = field(default_factory=dict)
     plain: list[tuple[str, Row]] = field(default_factory=list)
     waiters: list[asyncio.Future[None]] = field(default_factory=list)
     loop: asyncio.AbstractEventLoop | None = None
@@ -99,14 +115,15 @@ class Writer:
         self._thread.daemon = True  # a run that dies leaves what it had committed
         self._thread.start()
 
-    def append(self, bulk: Bulk, row: str) -> None:
-        """Queue one row of ``bulk``, encoded as a JSON array of its columns."""
+    def append(self, bulk: Bulk, row: Row, chars: int = 0) -> None:
+        """Queue one row of ``bulk``; ``chars``: the length of its large columns (what bounds
+        the memory queued rows take)."""
         rows = self._group.bulk.get(bulk)
         if rows is None:
             rows = self._group.bulk[bulk] = []
         rows.append(row)
         self._rows += 1
-        self._chars += len(row)
+        self._chars += chars
         if self._rows >= BATCH_ROWS or self._chars >= BATCH_CHARS:
             self.flush()
         elif self._scheduled is None:
@@ -190,7 +207,8 @@ class Writer:
                     if group.bulk or group.plain:  # else only earlier groups are waited for
                         with transaction(self.conn):
                             for bulk, rows in group.bulk.items():
-                                self.conn.execute(bulk.sql, ("[" + ",".join(rows) + "]",))
+                                for chunk in bulk.chunks(rows):
+                                    self.conn.execute(bulk.chunk, chunk)
                             for statement, row in group.plain:
                                 self.conn.execute(statement, row)
                 except (sqlite3.Error, TypeError, ValueError) as exc:

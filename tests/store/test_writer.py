@@ -13,11 +13,11 @@ from runner.canonical import compact_json
 from runner.store import runs
 from runner.store.db import DB_FILE, StoreError, opened
 from runner.store.journal import EVENTS
-from runner.store.writer import Writer
+from runner.store.writer import CHUNK_ROWS, Writer
 
 
-def _row(run_id: str, seq: int, data: object) -> str:
-    return compact_json([run_id, seq, f"{seq:06d}", "leaf", "node_finished", None, data, 1.5])
+def _row(run_id: str, seq: int, data: object) -> tuple[object, ...]:
+    return (run_id, seq, f"{seq:06d}", "leaf", "node_finished", None, compact_json(data), 1.5)
 
 
 def _run(directory: Path) -> str:
@@ -64,6 +64,18 @@ def test_event_data_is_stored_as_the_text_it_was_queued_as(tmp_path: Path) -> No
         writer.append(EVENTS, _row(run_id, seq, value))
     writer.close()
     assert _data(tmp_path, run_id) == [compact_json(value) for value in values]
+
+
+def test_rows_beyond_one_chunk_are_all_stored_and_nothing_else(tmp_path: Path) -> None:
+    run_id = _run(tmp_path)
+    count = 2 * CHUNK_ROWS + 7  # two full chunks and a padded one
+    writer = Writer(tmp_path)
+    for seq in range(count):
+        writer.append(EVENTS, _row(run_id, seq, {"seq": seq}))
+    writer.close()
+    assert _data(tmp_path, run_id) == [compact_json({"seq": seq}) for seq in range(count)]
+    with opened(tmp_path) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM events").fetchone()[0] == count
 
 
 def test_a_waiter_goes_on_only_once_its_rows_are_committed(tmp_path: Path) -> None:
