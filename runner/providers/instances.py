@@ -61,6 +61,20 @@ def instance(schema: Any, seed: bytes) -> Any:
         schema_of = compiled(schema)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"the schema is not JSON: {exc}") from exc
+    plan = _plan_of(schema_of)
+    if plan is not None:
+        try:
+            value = plan(seed, "")
+        except (_Off, TypeError, ValueError, ArithmeticError):
+            pass  # a case only the search handles (and explains, if it fails)
+        else:
+            if schema_of.is_valid(value):
+                return value
+    return searched(schema_of, seed)
+
+
+def searched(schema_of: Compiled, seed: bytes) -> Any:
+    """:func:`instance` made by the maker's search alone, without a plan."""
     root, validator = schema_of.plain, schema_of.validator
     maker = _Maker(root, seed, schema_of)
     try:
@@ -98,10 +112,7 @@ class _Maker:
 
     def pick(self, pointer: str, tag: str, count: int) -> int:
         """A number below ``count`` read from the seed, the value's pointer and a purpose."""
-        if count == 1:
-            return 0
-        data = b"%b\0%b\0%b" % (self.seed, pointer.encode(), tag.encode())
-        return int.from_bytes(hashlib.sha256(data).digest()[:8], "big") % count
+        return _pick(self.seed, pointer, tag, count)
 
     def order(self, pointer: str, tag: str, count: int) -> Iterator[int]:
         """0..count-1, rotated to start at a seeded place."""
@@ -235,22 +246,7 @@ class _Maker:
         return self.pick(pointer, "boolean", 2) == 1
 
     def make_integer(self, base: dict[str, Any], where: str, pointer: str, depth: int) -> int:
-        lows = [math.ceil(base["minimum"])] if "minimum" in base else []
-        lows += [math.floor(base["exclusiveMinimum"]) + 1] if "exclusiveMinimum" in base else []
-        highs = [math.floor(base["maximum"])] if "maximum" in base else []
-        highs += [math.ceil(base["exclusiveMaximum"]) - 1] if "exclusiveMaximum" in base else []
-        lo, hi = max(lows, default=None), min(highs, default=None)
-        step = base.get("multipleOf", 1)
-        # An integer multiple of p/q (in lowest terms) is a multiple of p.
-        step = Fraction(str(step)).numerator if isinstance(step, float) else int(step)
-        if step <= 0:
-            raise ValueError(f"{_at(where)}: multipleOf must be positive")
-        lo = (0 if hi is None else hi - 100 * step) if lo is None else lo
-        hi = lo + 100 * step if hi is None else hi
-        first, last = -(-lo // step), hi // step
-        if first > last:
-            multiple = f" multiple of {step}" if step != 1 else ""
-            raise ValueError(f"{_at(where)}: no integer{multiple} lies in [{lo}, {hi}]")
+        first, last, step = _integers(base, where)
         return int((first + self.pick(pointer, "integer", last - first + 1)) * step)
 
     def make_number(self, base: dict[str, Any], where: str, pointer: str, depth: int) -> float:
@@ -418,6 +414,35 @@ def _merge(base: dict[str, Any], key: str, value: Any) -> None:
     # and the validator holds the value to the others.
 
 
+def _pick(seed: bytes, pointer: str, tag: str, count: int) -> int:
+    """A number below ``count`` read from the seed, a value's pointer and a purpose."""
+    if count == 1:
+        return 0
+    data = b"%b\0%b\0%b" % (seed, pointer.encode(), tag.encode())
+    return int.from_bytes(hashlib.sha256(data).digest()[:8], "big") % count
+
+
+def _integers(base: dict[str, Any], where: str) -> tuple[int, int, int]:
+    """The integers an integer schema admits, as multiples ``first..last`` of ``step``."""
+    lows = [math.ceil(base["minimum"])] if "minimum" in base else []
+    lows += [math.floor(base["exclusiveMinimum"]) + 1] if "exclusiveMinimum" in base else []
+    highs = [math.floor(base["maximum"])] if "maximum" in base else []
+    highs += [math.ceil(base["exclusiveMaximum"]) - 1] if "exclusiveMaximum" in base else []
+    lo, hi = max(lows, default=None), min(highs, default=None)
+    step = base.get("multipleOf", 1)
+    # An integer multiple of p/q (in lowest terms) is a multiple of p.
+    step = Fraction(str(step)).numerator if isinstance(step, float) else int(step)
+    if step <= 0:
+        raise ValueError(f"{_at(where)}: multipleOf must be positive")
+    lo = (0 if hi is None else hi - 100 * step) if lo is None else lo
+    hi = lo + 100 * step if hi is None else hi
+    first, last = -(-lo // step), hi // step
+    if first > last:
+        multiple = f" multiple of {step}" if step != 1 else ""
+        raise ValueError(f"{_at(where)}: no integer{multiple} lies in [{lo}, {hi}]")
+    return first, last, step
+
+
 def _types(declared: Any) -> list[str]:
     return [declared] if isinstance(declared, str) else list(declared)
 
@@ -438,3 +463,196 @@ _FORMATS: dict[str, Callable[[str], str]] = {
     "uri": lambda h: f"https://example.com/{h[:8]}",
     "uuid": lambda h: f"{h[:8]}-{h[8:12]}-4{h[13:16]}-8{h[17:20]}-{h[20:32]}",
 }
+
+
+# -- plans: the same values, without the search ------------------------------------------------
+
+Plan = Callable[[bytes, str], Any]
+"""Makes the value of one schema for a seed at an instance pointer, as :class:`_Maker` would
+make it; raises :class:`_Off` where only the maker's search can decide."""
+
+PLAN_DEPTH = 12
+"""Schemas nesting deeper than this (or recursing) are left to the maker."""
+
+_PLANS: dict[int, tuple[Compiled, Plan | None]] = {}
+
+
+class _Off(Exception):
+    """A plan met a case it does not decide: the maker makes the value instead."""
+
+
+class _Unplannable(Exception):
+    """A schema with keywords that need the maker's search (choices, patterns, several types)."""
+
+
+def _plan_of(schema: Compiled) -> Plan | None:
+    """The plan of a compiled schema, made once; ``None`` when it needs the search.
+
+    Most leaf outputs are small objects of plain fields, and the mock makes thousands of values
+    for one schema: a plan decides everything that does not depend on the seed once, and makes
+    each value with the same seeded picks as the maker, so that the two never differ (the
+    property tests compare them).
+    """
+    found = _PLANS.get(id(schema))
+    if found is not None and found[0] is schema:
+        return found[1]
+    planner = _Planner(schema)
+    try:
+        plan: Plan | None = planner.plan(schema.plain, "", 0)
+    except (_Unplannable, ValueError, TypeError, AttributeError, KeyError, Unresolvable):
+        plan = None  # the maker handles it, and says what is wrong if anything is
+    if len(_PLANS) >= _FLAT_SIZE:
+        _PLANS.clear()
+    _PLANS[id(schema)] = (schema, plan)
+    return plan
+
+
+class _Planner:
+    """Builds the plan of one root schema."""
+
+    def __init__(self, schema: Compiled) -> None:
+        self.maker = _Maker(schema.plain, b"", schema)
+
+    def plan(self, schema: Any, where: str, depth: int) -> Plan:
+        """The plan of a value of ``schema`` (at ``where`` in the root) at nesting ``depth``."""
+        if depth > PLAN_DEPTH:
+            raise _Unplannable(where)
+        base, choices, where = self.maker.flat(schema, where)
+        if choices:
+            raise _Unplannable(where)
+        if "const" in base or "enum" in base:
+            return self.members(schema, base)
+        if "type" in base:
+            types = _types(base["type"])
+        else:
+            types = [name for name, words in _HINTS if any(w in base for w in words)]
+        if len(types) != 1:
+            raise _Unplannable(where)
+        kind = types[0]
+        if kind == "object":
+            return self.object(base, where, depth)
+        if kind == "array":
+            return self.array(base, where, depth)
+        if kind == "string":
+            return _string_plan(base)
+        if kind == "number":
+            return _number_plan(base)
+        if kind == "integer":
+            first, last, step = _integers(base, where)
+            return lambda seed, pointer: int(
+                (first + _pick(seed, pointer, "integer", last - first + 1)) * step
+            )
+        if kind == "boolean":
+            return lambda seed, pointer: _pick(seed, pointer, "boolean", 2) == 1
+        if kind == "null":
+            return lambda seed, pointer: None
+        raise _Unplannable(where)
+
+    def members(self, whole: Any, base: dict[str, Any]) -> Plan:
+        members = [base["const"]] if "const" in base else list(base["enum"])
+        fits = [self.maker.valid(whole, member) for member in members]
+
+        def plan(seed: bytes, pointer: str) -> Any:
+            start = _pick(seed, pointer, "enum", len(members)) if members else 0
+            for k in range(len(members)):
+                i = (start + k) % len(members)
+                if fits[i]:
+                    return thaw(members[i])
+            raise _Off
+
+        return plan
+
+    def object(self, base: dict[str, Any], where: str, depth: int) -> Plan:
+        if any(k in base for k in ("patternProperties", "dependentRequired", "minProperties")):
+            raise _Unplannable(where)
+        properties: dict[str, Any] = base.get("properties", {})
+        required: list[str] = list(base.get("required", []))
+        high = base.get("maxProperties")
+        optional = [name for name in properties if name not in required]
+        fields: dict[str, tuple[Plan, str]] = {}
+        for name in [*required, *optional]:
+            parts = self.maker.field(base, name, where)
+            if len(parts) != 1:
+                raise _Unplannable(where)
+            token = pointer_join("", name)
+            fields[name] = (self.plan(parts[0][0], parts[0][1], depth + 1), token)
+        choose = depth < OPTIONAL_DEPTH
+
+        def plan(seed: bytes, pointer: str) -> Any:
+            keys = list(required)
+            for name in optional if choose else ():
+                room = high is None or len(keys) < high
+                if room and _pick(seed, pointer + fields[name][1], "has", 2):
+                    keys.append(name)
+            if high is not None and len(keys) > high:
+                raise _Off
+            out: dict[str, Any] = {}
+            for name in keys:
+                made, token = fields[name]
+                out[name] = made(seed, pointer + token)
+            return out
+
+        return plan
+
+    def array(self, base: dict[str, Any], where: str, depth: int) -> Plan:
+        if any(k in base for k in ("prefixItems", "contains", "uniqueItems")):
+            raise _Unplannable(where)
+        items = base.get("items", True)
+        low, high = base.get("minItems", 0), base.get("maxItems")
+        if items is False or (high is not None and low > high):
+            raise _Unplannable(where)
+        top = low if depth >= OPTIONAL_DEPTH else low + 3 if high is None else min(high, low + 3)
+        item = self.plan(items, f"{where}/items", depth + 1)
+
+        def plan(seed: bytes, pointer: str) -> Any:
+            size = low + _pick(seed, pointer, "size", top - low + 1)
+            return [item(seed, f"{pointer}/{i}") for i in range(size)]
+
+        return plan
+
+
+def _string_plan(base: dict[str, Any]) -> Plan:
+    if "pattern" in base:
+        raise _Unplannable("pattern")
+    low: int = base.get("minLength", 0)
+    high: int | None = base.get("maxLength")
+    if high is not None and low > high:
+        raise _Unplannable("lengths")
+    shape = _FORMATS.get(base["format"]) if "format" in base else None
+    start = max(low, min(4, 4 if high is None else high))
+    top = start + 8 if high is None else min(high, start + 8)
+
+    def plan(seed: bytes, pointer: str) -> str:
+        digest = hashlib.sha256(b"%b\0%b" % (seed, pointer.encode())).hexdigest()
+        if shape is not None:
+            text: str = shape(digest)
+            if low <= len(text) and (high is None or len(text) <= high):
+                return text
+        size = start + _pick(seed, pointer, "length", top - start + 1)
+        text = (digest * (size // len(digest) + 1))[:size]
+        if low <= len(text) and (high is None or len(text) <= high):
+            return text
+        raise _Off
+
+    return plan
+
+
+def _number_plan(base: dict[str, Any]) -> Plan:
+    if "multipleOf" in base:
+        raise _Unplannable("multipleOf")
+    lo = max((base[k] for k in ("minimum", "exclusiveMinimum") if k in base), default=None)
+    hi = min((base[k] for k in ("maximum", "exclusiveMaximum") if k in base), default=None)
+    lo = (0 if hi is None else hi - 100) if lo is None else lo
+    hi = lo + 100 if hi is None else hi
+    if lo > hi:
+        raise _Unplannable("bounds")
+
+    def plan(seed: bytes, pointer: str) -> float:
+        span, share = hi - lo, (1 + 2 * _pick(seed, pointer, "number", 8)) / 16
+        value = lo + span * share if math.isfinite(span) else lo / 2 + hi / 2
+        for candidate in (round(value, 2), value, lo / 2 + hi / 2):
+            if _fits(candidate, base):
+                return float(candidate)
+        raise _Off
+
+    return plan

@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
 from runner.canonical import canonical_json
-from runner.providers.instances import instance
+from runner.providers.instances import _plan_of, instance, searched
+from runner.schemas import compiled
 
 PROPERTIES = settings(
     max_examples=300,
@@ -177,6 +178,14 @@ def test_instances_are_valid_and_deterministic(schema: Any, seed: bytes) -> None
     assert canonical_json(instance(schema, seed)) == canonical_json(value)
 
 
+@PROPERTIES
+@given(schema=rooted(), seed=st.binary(max_size=16))
+def test_a_planned_value_is_the_value_the_search_makes(schema: Any, seed: bytes) -> None:
+    assert canonical_json(instance(schema, seed)) == canonical_json(
+        searched(compiled(schema), seed)
+    )
+
+
 LOOSE_LEAVES = st.one_of(
     LEAVES,
     st.just(False),
@@ -222,6 +231,47 @@ def test_any_schema_gives_a_valid_value_or_a_value_error(schema: Any, seed: byte
         assert valid(schema, value), (schema, value)
         return
     assert message.startswith(("the schema at /", "the schema is not valid")), message
+
+
+def plain_extend(children: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    return st.one_of(objects(children), arrays(children))
+
+
+@PROPERTIES
+@given(schema=st.recursive(LOOSE_LEAVES, plain_extend, max_leaves=10), seed=st.binary())
+def test_loose_schemas_fail_or_succeed_as_the_search_does(schema: Any, seed: bytes) -> None:
+    outcomes = []
+    for make in (lambda: instance(schema, seed), lambda: searched(compiled(schema), seed)):
+        try:
+            outcomes.append(canonical_json(make()))
+        except ValueError as exc:
+            outcomes.append(f"error: {exc}")
+    assert outcomes[0] == outcomes[1]
+
+
+PLAIN_OUTPUT = {
+    "type": "object",
+    "properties": {
+        "ok": {"type": "boolean"},
+        "score": {"type": "number", "minimum": 0, "maximum": 1},
+        "count": {"type": "integer", "minimum": 1},
+        "reason": {"type": "string", "maxLength": 40},
+        "when": {"type": "string", "format": "date"},
+        "tags": {"type": "array", "items": {"enum": ["style", "bug"]}, "maxItems": 3},
+        "nothing": {"type": "null"},
+    },
+    "required": ["ok", "score"],
+    "additionalProperties": False,
+}
+
+
+@pytest.mark.parametrize(
+    "schema", [PLAIN_OUTPUT, {"type": "array", "items": PLAIN_OUTPUT, "minItems": 1}]
+)
+def test_plain_leaf_outputs_are_made_by_a_plan(schema: dict[str, Any]) -> None:
+    assert _plan_of(compiled(schema)) is not None
+    for seed in (b"", b"one", b"two"):
+        assert instance(schema, seed) == searched(compiled(schema), seed)
 
 
 REVIEW = {
