@@ -6,8 +6,11 @@ import math
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from runner.keys import CALL_FIELDS, Unkeyable, command_key, differences, key_of
+from runner.canonical import content_hash
+from runner.keys import CALL_FIELDS, KEY_VERSION, Unkeyable, command_key, differences, key_of
 from runner.providers.base import ChatMessage
 
 BASE: dict[str, Any] = {
@@ -61,3 +64,27 @@ def test_command_keys_cover_argv_directory_and_env() -> None:
     assert base != command_key(["git", "diff", "--stat"], "workspace:.", {})
     assert base != command_key(["git", "diff"], "worktree:.", {})
     assert base != command_key(["git", "diff"], "workspace:.", {"A": "1"})
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    temperature=st.one_of(st.none(), st.floats(allow_nan=False, allow_infinity=False)),
+    content=st.text(),
+    max_tokens=st.one_of(st.none(), st.integers(min_value=-(2**70), max_value=2**70)),
+)
+def test_the_key_is_the_hash_of_the_canonical_json_of_its_fields(
+    temperature: float | None, content: str, max_tokens: int | None
+) -> None:
+    fields = {
+        **BASE,
+        "temperature": temperature,
+        "messages": (ChatMessage(role="user", content=content),),
+        "max_tokens": max_tokens,
+    }
+    try:
+        key = key_of(**fields)
+    except Unkeyable:  # a lone surrogate is no UTF-8
+        with pytest.raises(UnicodeEncodeError, match="surrogates"):
+            content.encode("utf-8")
+        return
+    assert key.digest == content_hash([KEY_VERSION, *key.fields])
