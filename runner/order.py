@@ -17,8 +17,9 @@ from runner.tree import walk
 WIDTH = 6
 """Digits per number in a position."""
 
-Span = tuple[int, int]
-"""A node's pre-order index and the index of its last descendant."""
+Span = tuple[str, str]
+"""A node's pre-order index and the index of its last descendant, written as in positions
+(a run writes positions for every event, so the numbers are written once per node)."""
 
 
 def spans(root: ir.Node) -> dict[int, Span]:
@@ -30,26 +31,30 @@ def spans(root: ir.Node) -> dict[int, Span]:
         if visit.parent is not None:
             parent = id(visit.parent.node)
             last[parent] = max(last[parent], last[id(visit.node)])
-    return {key: (index[key], last[key]) for key in index}
+    return {key: (_number(index[key]), _number(last[key])) for key in index}
+
+
+def _number(value: int) -> str:
+    return f"{value:0{WIDTH}d}"
 
 
 def start(trail: str, span: Span) -> str:
     """Where a node's start sits."""
-    return f"{trail}{span[0]:0{WIDTH}d}"
+    return trail + span[0]
 
 
 def end(trail: str, span: Span) -> str:
     """Where a node's end sits: after everything it contains, before its next sibling."""
-    return f"{trail}{span[1]:0{WIDTH}d}~"
+    return trail + span[1] + "~"
 
 
 def call(trail: str, span: Span, caller: str) -> str:
     """Where a model call or command of a node sits: after the node's start, before its
     children (``caller`` tells apart the judge calls of one tournament)."""
-    return f"{trail}{span[0]:0{WIDTH}d}:{caller}"
+    return trail + span[0] + ":" + caller
 
 
 def repeat(trail: str, span: Span, number: int) -> str:
     """The trail of repetition ``number`` (an expand item, a loop iteration, a candidate
     sample) of the node with ``span``."""
-    return f"{trail}{span[0]:0{WIDTH}d}.{number:0{WIDTH}d}/"
+    return trail + span[0] + "." + _number(number) + "/"
