@@ -27,6 +27,15 @@ about 20 MiB, so it is copied once, not a dozen times over."""
 CACHE_KIB = 32_768
 """Page cache per connection."""
 
+PRAGMAS = (
+    f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}",
+    "PRAGMA journal_mode = WAL",
+    "PRAGMA synchronous = NORMAL",
+    f"PRAGMA wal_autocheckpoint = {CHECKPOINT_PAGES}",
+    f"PRAGMA cache_size = -{CACHE_KIB}",
+)
+"""How every connection to the state is set up."""
+
 SCHEMA_VERSION = 1
 """The schema this version writes; older databases are migrated when opened."""
 
@@ -111,12 +120,10 @@ def state_dir(given: str | None) -> Path:
     return Path(given) if given else Path(STATE_DIR)
 
 
-def connect(directory: Path, *, create: bool = True, shared: bool = False) -> sqlite3.Connection:
+def connect(directory: Path, *, create: bool = True) -> sqlite3.Connection:
     """An open, migrated connection to the state in ``directory``.
 
-    ``create=False`` raises StoreError when there is no state yet, rather than making one;
-    ``shared=True`` gives a connection that may be handed to another thread (one thread at a
-    time uses it).
+    ``create=False`` raises StoreError when there is no state yet, rather than making one.
     """
     path = directory / DB_FILE
     if not path.exists():
@@ -134,16 +141,12 @@ def connect(directory: Path, *, create: bool = True, shared: bool = False) -> sq
             path,
             timeout=BUSY_TIMEOUT_MS / 1000,
             isolation_level=None,
-            check_same_thread=not shared,
         )
     except sqlite3.Error as exc:
         raise StoreError(f"cannot open the state database {path}: {exc}") from exc
     try:
-        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA synchronous = NORMAL")
-        conn.execute(f"PRAGMA wal_autocheckpoint = {CHECKPOINT_PAGES}")
-        conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
+        for pragma in PRAGMAS:
+            conn.execute(pragma)
         _migrate(conn, path)
     except sqlite3.Error as exc:
         conn.close()

@@ -55,18 +55,22 @@ def spend_json(spend: Spend) -> dict[str, Any]:
 def reply_json(reply: ModelReply) -> dict[str, Any]:
     """A reply as a JSON object; usage fields that are zero or false are left out."""
     usage = reply.usage
-    counts = {
-        "prompt_tokens": usage.prompt_tokens,
-        "completion_tokens": usage.completion_tokens,
-        "cached_prompt_tokens": usage.cached_prompt_tokens,
-        "cost_usd": usage.cost_usd,
-        "estimated": usage.estimated,
-    }
+    counts: dict[str, Any] = {}
+    if usage.prompt_tokens:
+        counts["prompt_tokens"] = usage.prompt_tokens
+    if usage.completion_tokens:
+        counts["completion_tokens"] = usage.completion_tokens
+    if usage.cached_prompt_tokens:
+        counts["cached_prompt_tokens"] = usage.cached_prompt_tokens
+    if usage.cost_usd:
+        counts["cost_usd"] = usage.cost_usd
+    if usage.estimated:
+        counts["estimated"] = usage.estimated
     return {
         "text": reply.text,
         "model": reply.model,
         "finish_reason": reply.finish_reason,
-        "usage": {name: value for name, value in counts.items() if value},
+        "usage": counts,
     }
 
 
@@ -164,6 +168,8 @@ class RunJournal:
         self.unsaved = False
         """Whether a live answer was recorded since the last wait for durability."""
         self._started: dict[int, str] = {}
+        self._spent: tuple[Spend | None, dict[str, Any]] = (None, {})
+        """The last spend written, and its JSON: a leaf's end carries its call's spend."""
         self.call_events: dict[str, int] = {}
         """The event number of the latest model call recorded for each key."""
 
@@ -176,6 +182,13 @@ class RunJournal:
             EVENTS, (self.run_id, seq, position, path, kind, key, text, time.time()), len(text)
         )
         return seq
+
+    def _spend_json(self, spend: Spend) -> dict[str, Any]:
+        last, written = self._spent
+        if spend is not last:
+            written = spend_json(spend)
+            self._spent = (spend, written)
+        return written
 
     def node_started(self, path: str, position: str, node: ir.Node) -> None:
         """A node (or copy) started."""
@@ -203,12 +216,12 @@ class RunJournal:
             {
                 "node": result.node_id,
                 "kind": result.kind,
-                "status": result.status.value,
+                "status": result.status,  # a StrEnum: written as its value
                 "output": result.output,
                 "error": result.error,
                 "attempts": result.attempts,
                 "duration_s": round(result.duration_s, 6),
-                "spend": spend_json(result.spend),
+                "spend": self._spend_json(spend),
                 "decision": result.decision,
             },
         )
@@ -236,7 +249,7 @@ class RunJournal:
                 "source": source,
                 "request": request_json(request, key if isinstance(key, CallKey) else None),
                 "reply": reply_json(reply),
-                "spend": spend_json(spend),
+                "spend": self._spend_json(spend),
                 **({} if isinstance(key, CallKey) else {"unkeyed": key}),
             },
         )

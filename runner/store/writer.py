@@ -1,37 +1,42 @@
-"""Writing to the state in groups of rows per transaction, on a thread of its own.
+"""Writing to the state in groups of rows per transaction, in a process of its own.
 
 A run records an event for nearly everything it does; a transaction per event would cost more
-than the work itself, and SQLite's own work would hold up the event loop. So rows are queued,
-and committed together, by a writer thread: when many are queued, when something awaits
-:meth:`Writer.durable`, or at the latest :data:`FLUSH_EVERY_S` after the first was queued.
+than the work itself, and SQLite's own work would hold up the event loop. So rows are queued
+as tuples of their columns, and committed together: when many are queued, when something
+awaits :meth:`Writer.durable`, or at the latest :data:`FLUSH_EVERY_S` after the first was
+queued.
 
-The many rows of a run (events, memo entries) are queued as tuples of their columns and reach
-SQLite a chunk at a time, by one multi-row INSERT of :data:`CHUNK_ROWS` rows (a short chunk
-padded with rows of NULLs that the statement skips), so the statement is prepared once and
-reused, and each chunk costs one call into SQLite: a statement per row would need the
-interpreter lock back between rows, and wait for the busy event loop to give it up every time.
-The few other statements (the run's counters, its heartbeat) are queued with their parameters
-(:meth:`Writer.write`).
+The commits are made by a small process (``runner/store/writer_process.py``) to which each
+group is sent through a pipe as one ``marshal`` frame. A thread in the run's own process would
+share the interpreter lock with the event loop, and every statement it runs would take the
+lock back from the busy loop; a process of its own shares nothing, and runs on another core
+while the loop goes on. It answers each group once committed; the answers are read by the
+event loop (or, outside one, waited for).
 
 What costs money to redo (a model reply, a command's result) is awaited with ``durable``
 before the run goes on, so that a killed run never pays twice for what it had finished; all
-the calls finishing in one turn of the loop share one commit.
+the calls finishing in one turn of the loop share one commit. A run killed at any point leaves
+what the writer had committed, and the writer commits what it was sent before it sees its input
+end.
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
-import queue
-import sqlite3
-import threading
+import contextlib
+import fcntl
+import marshal
+import os
+import subprocess
+import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from runner.store.db import StoreError, connect, transaction
+from runner.store import writer_process
+from runner.store.db import DB_FILE, PRAGMAS, StoreError
 from runner.store.runs import HEARTBEAT_SQL
 
 FLUSH_EVERY_S = 0.05
@@ -40,43 +45,24 @@ BATCH_ROWS = 4096
 """Rows queued before they are committed without waiting."""
 BATCH_CHARS = 8 << 20
 """Characters of rows' large columns queued before they are committed without waiting."""
-CHUNK_ROWS = 512
-"""Rows one INSERT statement takes."""
-QUEUED_GROUPS = 16
-"""Groups handed to the thread and not yet committed before queueing more waits: what bounds
-memory when the disk is slower than the run."""
 HEARTBEAT_S = 2.0
 """How often a running run's row shows it is alive."""
-
+PIPE_BYTES = 1 << 20
+"""The pipe to the writer is enlarged to this, where the system allows, so that sending a
+group rarely waits for the writer to read."""
 
 Row = tuple[Any, ...]
 
 
 class Bulk:
-    """An INSERT into a table whose rows are queued as tuples of their columns and inserted
-    :data:`CHUNK_ROWS` at a time. The first column must never be NULL: rows of NULLs pad a
-    short chunk."""
+    """An INSERT into a table whose rows are queued as tuples of their columns."""
 
     def __init__(self, table: str, columns: Sequence[str], *, replace: bool = False) -> None:
         verb = "INSERT OR REPLACE" if replace else "INSERT"
-        into = f"{verb} INTO {table} ({', '.join(columns)})"
-        row = f"({', '.join('?' * len(columns))})"
-        self.width = len(columns)
-        self.chunk = (
-            f"{into} SELECT * FROM (VALUES {', '.join([row] * CHUNK_ROWS)})"
-            " WHERE column1 IS NOT NULL"
+        self.plain = (
+            f"{verb} INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
         )
-        """The statement inserting one chunk of rows."""
-        self.plain = f"{into} VALUES {row}"
         """The statement inserting one row from its parameters."""
-
-    def chunks(self, rows: list[Row]) -> Iterator[list[Any]]:
-        """The parameters of :attr:`chunk` for each chunk of ``rows``."""
-        pad = (None,) * self.width
-        for start in range(0, len(rows), CHUNK_ROWS):
-            part = rows[start : start + CHUNK_ROWS]
-            padding = itertools.repeat(pad, CHUNK_ROWS - len(part))
-            yield list(itertools.chain.from_iterable(itertools.chain(part, padding)))
 
 
 @dataclass(slots=True)
@@ -86,15 +72,12 @@ class _Group:
     bulk: dict[Bulk, list[Row]] = field(default_factory=dict)
     plain: list[tuple[str, Row]] = field(default_factory=list)
     waiters: list[asyncio.Future[None]] = field(default_factory=list)
-    loop: asyncio.AbstractEventLoop | None = None
-    check_cancel: bool = False
 
 
 class Writer:
-    """Queues rows and commits them in groups, on its own connection and thread."""
+    """Queues rows and has them committed in groups by the writer process."""
 
     def __init__(self, directory: Path, *, heartbeat: str | None = None) -> None:
-        self.conn = connect(directory, shared=True)
         self.heartbeat = heartbeat
         """The run whose row is touched at least every :data:`HEARTBEAT_S` while the loop
         runs, so that other processes see it is alive."""
@@ -110,10 +93,31 @@ class Writer:
         self._soon = False
         self._beat = 0.0
         self._failure: StoreError | None = None
-        self._groups: queue.Queue[_Group | None] = queue.Queue(QUEUED_GROUPS)
-        self._thread = threading.Thread(target=self._commit_groups, name="state-writer")
-        self._thread.daemon = True  # a run that dies leaves what it had committed
-        self._thread.start()
+        self._sent = 0
+        """Groups sent to the writer, numbered from 1."""
+        self._answered = 0
+        """Groups the writer has answered for."""
+        self._waiting: dict[int, list[asyncio.Future[None]]] = {}
+        self._answers = b""
+        self._listening: asyncio.AbstractEventLoop | None = None
+        try:
+            self._process = subprocess.Popen(
+                [sys.executable, "-I", "-S", writer_process.__file__],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,  # a Ctrl-C is the run's to handle, not the writer's
+            )
+        except OSError as exc:
+            raise StoreError(f"cannot start the state writer: {exc}") from exc
+        stdin, stdout = self._process.stdin, self._process.stdout
+        if stdin is None or stdout is None:  # pragma: no cover - PIPE always gives both
+            raise StoreError("cannot talk to the state writer")
+        self._to = stdin.fileno()
+        self._from = stdout.fileno()
+        with contextlib.suppress(AttributeError, OSError):  # Linux only; a smaller pipe works
+            fcntl.fcntl(self._to, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+        self._send((str(directory / DB_FILE), list(PRAGMAS)))
 
     def append(self, bulk: Bulk, row: Row, chars: int = 0) -> None:
         """Queue one row of ``bulk``; ``chars``: the length of its large columns (what bounds
@@ -153,7 +157,7 @@ class Writer:
         return future
 
     def flush(self) -> None:
-        """Hand everything queued to the thread to commit; raise StoreError if an earlier
+        """Send everything queued to the writer to commit; raise StoreError if an earlier
         commit failed."""
         if self._scheduled is not None:
             self._scheduled.cancel()
@@ -169,79 +173,116 @@ class Writer:
         elif beat:
             group.plain.append((HEARTBEAT_SQL, (now, self.heartbeat)))
             self._beat = now
-        group.check_cancel = beat and self.on_cancel is not None
+        check_cancel = beat and self.on_cancel is not None
         if group.bulk or group.plain or group.waiters:
-            try:
-                group.loop = asyncio.get_running_loop()
-            except RuntimeError:
-                group.loop = None
-            self._groups.put(group)
+            self._listen()
+            statements = [(bulk.plain, rows) for bulk, rows in group.bulk.items()]
+            statements += [(statement, [row]) for statement, row in group.plain]
+            self._sent += 1
+            if group.waiters:
+                self._waiting[self._sent] = group.waiters
+            if self._failure is None:
+                self._send((self._sent, statements, self.heartbeat if check_cancel else None))
         if self._failure is not None:
+            for future in self._waiting.pop(self._sent, ()):
+                if not future.done():
+                    future.set_exception(self._failure)
             raise self._failure
 
     def close(self) -> None:
-        """Commit what is queued, wait for it, and close the connection; raise StoreError
-        if a commit failed."""
+        """Commit what is queued, wait for it, and stop the writer; raise StoreError if a
+        commit failed."""
         try:
             self.on_cancel = None  # the run has ended: nothing is left to cancel
             self._beat = 0.0  # the last counters are written
-            try:
-                self.flush()
-            finally:
-                self._groups.put(None)
-                self._thread.join()
+            self.flush()
         finally:
-            self.conn.close()
+            self._stop_listening()
+            assert self._process.stdin is not None
+            with contextlib.suppress(OSError):
+                self._process.stdin.close()  # the end of its input: it commits what it has
+            while self._answered < self._sent and self._failure is None:
+                if not self._read():
+                    break
+            self._process.wait()
+            assert self._process.stdout is not None
+            self._process.stdout.close()
         if self._failure is not None:
             raise self._failure
 
-    def _commit_groups(self) -> None:
-        """The thread: commit each group handed over, in order, then tell its waiters."""
-        while True:
-            group = self._groups.get()
-            if group is None:
-                return
-            cancel = False
-            if self._failure is None:
-                try:
-                    if group.bulk or group.plain:  # else only earlier groups are waited for
-                        with transaction(self.conn):
-                            for bulk, rows in group.bulk.items():
-                                for chunk in bulk.chunks(rows):
-                                    self.conn.execute(bulk.chunk, chunk)
-                            for statement, row in group.plain:
-                                self.conn.execute(statement, row)
-                except (sqlite3.Error, TypeError, ValueError) as exc:
-                    self._failure = StoreError(f"cannot write to the state database: {exc}")
-                if group.check_cancel and self._failure is None:
-                    cancel = self._cancel_requested()
-            if group.loop is not None and (group.waiters or cancel):
-                try:
-                    group.loop.call_soon_threadsafe(self._settle, group.waiters, cancel)
-                except RuntimeError:
-                    continue  # the loop is closed: nobody waits any more
-
-    def _settle(self, waiters: list[asyncio.Future[None]], cancel: bool) -> None:
-        """On the loop: tell the waiters of a group that it is committed (or failed)."""
-        for future in waiters:
-            if future.done():
-                continue
-            if self._failure is None:
-                future.set_result(None)
-            else:
-                future.set_exception(self._failure)
-        if cancel and self.on_cancel is not None:
-            notify, self.on_cancel = self.on_cancel, None
-            notify()
-
-    def _cancel_requested(self) -> bool:
+    def _send(self, value: Any) -> None:
         try:
-            row = self.conn.execute(
-                "SELECT cancel_requested FROM runs WHERE id = ?", (self.heartbeat,)
-            ).fetchone()
-        except sqlite3.Error:
-            return False  # a busy state: the next heartbeat asks again
-        return bool(row and row[0])
+            data = memoryview(writer_process.frame(value))
+        except ValueError as exc:  # marshal takes the JSON-like values rows hold, no others
+            self._fail(f"cannot write to the state database: a row holds {exc}")
+            return
+        try:
+            while data:
+                data = data[os.write(self._to, data) :]
+        except OSError as exc:
+            self._fail(f"the state writer stopped ({exc})")
+
+    def _listen(self) -> None:
+        """Have the running loop, if any, read the writer's answers as they come."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        if self._listening is loop:
+            return
+        self._stop_listening()
+        loop.add_reader(self._from, self._read)
+        self._listening = loop
+
+    def _stop_listening(self) -> None:
+        if self._listening is not None:
+            with contextlib.suppress(RuntimeError, ValueError, OSError):  # the loop is closed
+                self._listening.remove_reader(self._from)
+            self._listening = None
+
+    def _read(self) -> bool:
+        """Read what the writer has answered and settle whoever waits for it; ``False`` when
+        it has stopped."""
+        try:
+            data = os.read(self._from, 1 << 16)
+        except OSError:
+            data = b""
+        if not data:
+            self._stop_listening()
+            if self._answered < self._sent:
+                self._fail(f"the state writer stopped (exit code {self._process.poll()})")
+            return False
+        self._answers += data
+        size = writer_process.HEADER.size
+        while len(self._answers) >= size:
+            (length,) = writer_process.HEADER.unpack_from(self._answers)
+            if len(self._answers) < size + length:
+                break
+            number, error, cancel = marshal.loads(self._answers[size : size + length])
+            self._answers = self._answers[size + length :]
+            self._answered = number
+            if error is not None:
+                self._fail(error)
+            for future in self._waiting.pop(number, ()):
+                if not future.done():
+                    if self._failure is None:
+                        future.set_result(None)
+                    else:
+                        future.set_exception(self._failure)
+            if cancel and self.on_cancel is not None:
+                notify, self.on_cancel = self.on_cancel, None
+                notify()
+        return True
+
+    def _fail(self, reason: str) -> None:
+        """Record the first failure, and fail everyone still waiting."""
+        if self._failure is None:
+            self._failure = StoreError(reason)
+        for waiters in self._waiting.values():
+            for future in waiters:
+                if not future.done():
+                    future.set_exception(self._failure)
+        self._waiting.clear()
 
     def _schedule(self, delay: float) -> None:
         try:

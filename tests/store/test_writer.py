@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import sqlite3
 import time
 from pathlib import Path
@@ -13,7 +15,7 @@ from runner.canonical import compact_json
 from runner.store import runs
 from runner.store.db import DB_FILE, StoreError, opened
 from runner.store.journal import EVENTS
-from runner.store.writer import CHUNK_ROWS, Writer
+from runner.store.writer import BATCH_ROWS, Writer
 
 
 def _row(run_id: str, seq: int, data: object) -> tuple[object, ...]:
@@ -66,9 +68,9 @@ def test_event_data_is_stored_as_the_text_it_was_queued_as(tmp_path: Path) -> No
     assert _data(tmp_path, run_id) == [compact_json(value) for value in values]
 
 
-def test_rows_beyond_one_chunk_are_all_stored_and_nothing_else(tmp_path: Path) -> None:
+def test_rows_of_several_groups_are_all_stored_in_order(tmp_path: Path) -> None:
     run_id = _run(tmp_path)
-    count = 2 * CHUNK_ROWS + 7  # two full chunks and a padded one
+    count = 2 * BATCH_ROWS + 7  # two full groups and a short one
     writer = Writer(tmp_path)
     for seq in range(count):
         writer.append(EVENTS, _row(run_id, seq, {"seq": seq}))
@@ -132,3 +134,42 @@ def test_a_cancel_recorded_in_the_state_is_noticed_by_the_heartbeat(
         assert asyncio.run(main())
     finally:
         writer.close()
+
+
+def test_a_writer_that_dies_fails_its_waiters_instead_of_hanging(tmp_path: Path) -> None:
+    run_id = _run(tmp_path)
+    writer = Writer(tmp_path)
+
+    async def main() -> None:
+        writer.append(EVENTS, _row(run_id, 0, {}))
+        await writer.durable()
+        writer._process.kill()  # as the system would kill it
+        writer._process.wait()
+        writer.append(EVENTS, _row(run_id, 1, {}))
+        await asyncio.wait_for(writer.durable(), timeout=10)
+
+    with pytest.raises(StoreError, match="the state writer stopped"):
+        asyncio.run(main())
+    with pytest.raises(StoreError, match="the state writer stopped"):
+        writer.close()
+    assert _data(tmp_path, run_id) == [compact_json({})]  # what it committed stays
+
+
+def test_an_interrupt_to_the_run_does_not_stop_its_writer(tmp_path: Path) -> None:
+    run_id = _run(tmp_path)
+    writer = Writer(tmp_path)
+    try:
+        # A Ctrl-C goes to the terminal's process group: the writer is in a session of its own,
+        # and ignores an interrupt sent to it anyway; the run records how it ended through it.
+        assert os.getpgid(writer._process.pid) != os.getpgid(os.getpid())
+
+        async def first() -> None:
+            writer.append(EVENTS, _row(run_id, 0, {}))
+            await writer.durable()  # the writer is up and has committed
+
+        asyncio.run(first())
+        os.kill(writer._process.pid, signal.SIGINT)
+        writer.append(EVENTS, _row(run_id, 1, {}))
+    finally:
+        writer.close()
+    assert _data(tmp_path, run_id) == [compact_json({}), compact_json({})]
