@@ -29,6 +29,12 @@ DRAIN_S = 2.0
 POLL_S = 0.02
 """How often to look whether a signalled process group is gone."""
 _CHUNK = 64 * 1024
+WITHHELD = frozenset(
+    {"GITHUB_TOKEN", "GH_TOKEN", "ACTIONS_RUNTIME_TOKEN", "ACTIONS_ID_TOKEN_REQUEST_TOKEN"}
+)
+"""Credentials of the CI job itself, which commands do not inherit: a command runs the code
+under review (tests, linters of a pull request), and the Action puts its token in the
+environment to post the report comment. A command that needs one names it in its own ``env``."""
 
 
 class CommandError(RunnerError):
@@ -80,7 +86,7 @@ async def run_command(
     args = tuple(argv)
     started = time.monotonic()
     # A cancel that lands while the child is being created must still find and stop it.
-    child, cancel = await _through(_spawn(args, cwd, {**os.environ, **(env or {})}))
+    child, cancel = await _through(_spawn(args, cwd, command_env(os.environ, env)))
     transport, protocol = child
     assert protocol.stdout is not None
     assert protocol.stderr is not None
@@ -109,6 +115,13 @@ async def run_command(
         timed_out=timed_out,
         duration_s=time.monotonic() - started,
     )
+
+
+def command_env(inherited: Mapping[str, str], given: Mapping[str, str] | None) -> dict[str, str]:
+    """A command's environment: the runner's, without the :data:`WITHHELD` credentials, then
+    the entries the node sets (which may pass one of them on explicitly)."""
+    kept = {name: value for name, value in inherited.items() if name not in WITHHELD}
+    return {**kept, **(given or {})}
 
 
 async def finish(awaitable: Awaitable[T]) -> T:

@@ -224,3 +224,17 @@ def test_a_file_that_is_not_executable_is_a_command_error(tmp_path: Path) -> Non
     (tmp_path / "notes.txt").write_text("not a program\n")
     with pytest.raises(CommandError, match=r"'./notes.txt' cannot start .*Permission denied"):
         run(["./notes.txt"], tmp_path)
+
+
+def test_the_ci_credentials_are_withheld_unless_given(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    names = sorted(commands.WITHHELD)
+    for name in names:
+        monkeypatch.setenv(name, "secret")
+    script = "import os, sys; print([os.environ.get(n) for n in sys.argv[1:]])"
+    withheld = run([PY, "-c", script, *names, "HOME"], tmp_path)
+    assert withheld.stdout.strip() == repr([None] * len(names) + [os.environ.get("HOME")])
+    given = run([PY, "-c", script, "GITHUB_TOKEN"], tmp_path, env={"GITHUB_TOKEN": "passed"})
+    assert given.stdout.strip() == "['passed']"
+    assert os.environ["GITHUB_TOKEN"] == "secret"  # the runner's own environment is untouched
