@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from itertools import pairwise
 
 from runner import ir
+from runner.plural import plural
 from runner.tree import children, walk
 
 SHAPES: dict[str, tuple[str, str]] = {
@@ -122,9 +123,9 @@ def _describe(node: ir.Node) -> str:
     if isinstance(node, ir.Command):
         return f"command · {node.run[0]}" if node.run else "command"
     if isinstance(node, ir.Sequence):
-        return f"sequence · {_plural(len(node.steps), 'step')}"
+        return f"sequence · {plural(len(node.steps), 'step')}"
     if isinstance(node, ir.Branch):
-        return f"branch · {_plural(len(node.children), 'child', 'children')}"
+        return f"branch · {plural(len(node.children), 'child', 'children')}"
     if isinstance(node, ir.Expand):
         return f"expand ≤ {node.max_children} · {node.over}"
     if isinstance(node, ir.Cond):
@@ -137,7 +138,7 @@ def _describe(node: ir.Node) -> str:
         scorer = f"judge {node.judge.role}" if node.judge is not None else "score"
         return f"tournament {_size(node)} · {scorer}"
     if isinstance(node, ir.Pareto):
-        return f"pareto {_size(node)} · {_plural(len(node.objectives), 'objective')}"
+        return f"pareto {_size(node)} · {plural(len(node.objectives), 'objective')}"
     return f"teacher_review · {node.role or ir.DEFAULT_TEACHER_ROLE}"
 
 
@@ -145,10 +146,6 @@ def _size(node: ir.Tournament | ir.Pareto) -> str:
     if node.count is not None:
         return f"{_TIMES} {node.count}"
     return f"of {len(node.candidates or ())}"
-
-
-def _plural(n: int, one: str, many: str | None = None) -> str:
-    return f"{n} {one if n == 1 else many or one + 's'}"
 
 
 def _declaration(node: ir.Node) -> str:

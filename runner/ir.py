@@ -119,6 +119,16 @@ class Test:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class CiSettings:
+    """How ``branchleaf ci`` runs the workflow live; ``run`` and replays ignore it."""
+
+    inputs: FrozenJson = None
+    """Input values by name, typed as declared, given as ``--input`` would give them."""
+    mock_script: str | None = None
+    """The mock provider's script, relative to the workflow file's folder."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Message:
     """One chat message of a leaf."""
 
@@ -431,6 +441,8 @@ class Workflow:
     """Run permissions."""
     tests: tuple[Test, ...] | None = None
     """Post-run assertions."""
+    ci: CiSettings | None = None
+    """Inputs and mock script ``branchleaf ci`` runs it with."""
     hash: str = ""
     """SHA-256 of the canonical JSON document."""
     source: str = ""

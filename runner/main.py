@@ -38,6 +38,8 @@ COMMANDS = {
 }
 """Command name -> help; each is implemented by ``runner.commands.<name>.run``."""
 
+SUMMARY_HELP = "where the JSON summary goes (default: reports in the state directory)"
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -76,11 +78,15 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--mock", action="store_true", help="dry run: every role on the mock provider, no config"
     )
-    run.add_argument(
-        "--report-dir", default=".branchleaf/reports", help="where the JSON summary goes"
-    )
+    run.add_argument("--report-dir", metavar="DIR", help=SUMMARY_HELP)
     run.add_argument("--plain", action="store_true", help="plain progress lines, no live view")
     run.add_argument("--state", metavar="DIR", help="state directory (default: .branchleaf)")
+    run.add_argument(
+        "--changed-files",
+        action="store_true",
+        help="the files are those a commit changed (pre-commit): a Starlark library runs the "
+        "workflows that load it, and no workflow among them is not an error",
+    )
     run.add_argument(
         "--background",
         action="store_true",
@@ -166,8 +172,9 @@ def _parser() -> argparse.ArgumentParser:
     ci.add_argument("--config", help="branchleaf.yaml (default: ./branchleaf.yaml, else mock)")
     ci.add_argument(
         "--report-dir",
-        default=".branchleaf/reports",
-        help="where branchleaf.junit.xml and branchleaf.md go",
+        metavar="DIR",
+        help="where branchleaf.junit.xml, branchleaf.md and the JSON summaries go "
+        "(default: reports in the state directory)",
     )
     _state(ci)
     return parser
@@ -180,9 +187,7 @@ def _state(parser: argparse.ArgumentParser) -> None:
 def _running(parser: argparse.ArgumentParser) -> None:
     """The options of commands that run a workflow."""
     _state(parser)
-    parser.add_argument(
-        "--report-dir", default=".branchleaf/reports", help="where the JSON summary goes"
-    )
+    parser.add_argument("--report-dir", metavar="DIR", help=SUMMARY_HELP)
     parser.add_argument("--plain", action="store_true", help="plain progress lines, no live view")
 
 

@@ -18,6 +18,7 @@ from rich.table import Table
 
 from runner import ir
 from runner.executor.results import NodeResult, Spend, SpendSum
+from runner.plural import plural
 from runner.status import Status
 
 PLAIN_EVERY_S = 10.0
@@ -65,8 +66,8 @@ def progress_line(snapshot: Snapshot) -> str:
     spend = snapshot.spend
     return (
         f"{snapshot.done}/{snapshot.total} done, {snapshot.in_flight} in flight{slow}, "
-        f"{snapshot.failed} failed, {spend.tokens} tokens, ${spend.cost_usd:.4f}, "
-        f"{spend.memo_hits} memo hits, {snapshot.elapsed_s:.1f}s"
+        f"{snapshot.failed} failed, {plural(spend.tokens, 'token')}, ${spend.cost_usd:.4f}, "
+        f"{plural(spend.memo_hits, 'memo hit')}, {snapshot.elapsed_s:.1f}s"
     )
 
 

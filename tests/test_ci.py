@@ -8,6 +8,8 @@ import pytest
 from junitparser import JUnitXml
 
 from runner.main import main
+from runner.store import runs
+from runner.store.db import opened
 
 PASSING = """\
 version: 1
@@ -127,3 +129,127 @@ def test_replaying_exported_traces_needs_no_provider_and_catches_a_changed_promp
     cases = _cases(tmp_path / "out" / "branchleaf.junit.xml")
     assert not all(cases.values())
     assert "hello" in (tmp_path / "out" / "branchleaf.md").read_text()
+
+
+STAGED = """\
+version: 1
+name: staged
+inputs:
+  greeting: {type: string, default: hello}
+  count: {type: integer, default: 1}
+roles:
+  writer: {}
+steps:
+  kind: leaf
+  id: say
+  role: writer
+  prompt: "Say {{ inputs.greeting }} {{ inputs.count }} times."
+tests:
+  - name: the ci inputs are used
+    expect: "inputs.greeting == 'bonjour' and inputs.count == 3"
+  - name: the mock script's reply is used
+    expect: "outputs.say == 'staged reply'"
+ci:
+  inputs: {greeting: bonjour, count: 3}
+  mock_script: mocks/staged.yaml
+"""
+
+
+def test_the_ci_block_gives_its_inputs_and_mock_script_to_live_runs_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    flows = tmp_path / "flows"
+    (flows / "mocks").mkdir(parents=True)
+    (flows / "staged.yaml").write_text(STAGED)
+    (flows / "mocks" / "staged.yaml").write_text('nodes:\n  say: {reply: "staged reply"}\n')
+    code, _, _ = _ci(tmp_path, monkeypatch, "flows")
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert _cases(tmp_path / "out" / "branchleaf.junit.xml") == {
+        "the ci inputs are used": True,
+        "the mock script's reply is used": True,
+    }
+    assert (
+        "staged: from its ci block: --input greeting=bonjour --input count=3 "
+        "--mock-script flows/mocks/staged.yaml"
+    ) in out
+    with opened(tmp_path / "state", create=False) as conn:
+        record = runs.find(conn, "last")
+    assert record.inputs == {"greeting": "bonjour", "count": 3}
+    assert record.providers["mock_script"].endswith("flows/mocks/staged.yaml")
+
+    # A replay takes the inputs and the script the run recorded, whatever the block says now;
+    # the block is not what the workflow does, so a change to it alone is no change.
+    traces = tmp_path / "traces"
+    assert main(["trace", "export", "last", "--state", "state", "-o", "traces/staged.jsonl"]) == 0
+    (flows / "staged.yaml").write_text(STAGED.replace("greeting: bonjour", "greeting: salut"))
+    capsys.readouterr()
+    code, _, _ = _ci(tmp_path, monkeypatch, "flows", "--replay", str(traces))
+    assert code == 0
+    assert "with flows/staged.yaml (only its ci block differs from the run's)" in (
+        capsys.readouterr().out
+    )
+
+    # `run` ignores the block: the defaults and the mock's derived replies fail both tests.
+    assert (
+        main(["run", "flows/staged.yaml", "--plain", "--state", "state", "--report-dir", "r"]) == 1
+    )
+    with opened(tmp_path / "state", create=False) as conn:
+        record = runs.find(conn, "last")
+    assert record.inputs == {"greeting": "hello", "count": 1}
+    assert not record.providers.get("mock_script")
+
+
+def test_a_required_input_the_ci_block_leaves_out_stops_before_anything_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    flows = tmp_path / "flows"
+    flows.mkdir()
+    (flows / "greet.yaml").write_text(PASSING)
+    (flows / "needs.yaml").write_text(
+        PASSING.replace("name: greet", "name: needs").replace(
+            "roles:", "inputs:\n  who: {type: string}\nroles:"
+        )
+    )
+    code, _, _ = _ci(tmp_path, monkeypatch, "flows")
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "the workflow 'needs' needs the input 'who', which has no default" in err
+    assert "give it a value under ci: inputs: in the workflow" in err
+    assert not (tmp_path / "state").exists()
+
+
+def test_comment_warnings_go_to_standard_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name in ("GITHUB_EVENT_PATH", "GITHUB_TOKEN", "GH_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    flows = tmp_path / "flows"
+    flows.mkdir()
+    (flows / "greet.yaml").write_text(PASSING)
+    code, _, _ = _ci(tmp_path, monkeypatch, "flows", "--comment")
+    assert code == 0  # no comment is a warning, not a failure
+    captured = capsys.readouterr()
+    assert "warning: " in captured.err
+    assert "GITHUB_EVENT_PATH" in captured.err
+    assert "warning" not in captured.out
+
+
+def test_reports_go_under_the_state_directory_by_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    flows = tmp_path / "flows"
+    flows.mkdir()
+    (flows / "greet.yaml").write_text(PASSING)
+    monkeypatch.chdir(tmp_path)
+    assert main(["ci", "flows", "--state", "elsewhere"]) == 0
+    reports = tmp_path / "elsewhere" / "reports"
+    assert sorted(path.name for path in reports.iterdir()) == [
+        "branchleaf.junit.xml",
+        "branchleaf.md",
+        "greet.summary.json",
+    ]
+    assert not (tmp_path / ".branchleaf").exists()
+    assert f"reports written to {reports.relative_to(tmp_path) / 'branchleaf.junit.xml'}" in (
+        capsys.readouterr().out
+    )

@@ -31,7 +31,7 @@ def test_validate_good_file(write, capsys) -> None:  # type: ignore[no-untyped-d
     assert main(["validate", path]) == 0
     out = capsys.readouterr().out
     assert "review-files" in out
-    assert "1 file(s) valid" in out
+    assert "1 file valid" in out
 
 
 def test_validate_broken_file_names_line_and_column(write, capsys) -> None:  # type: ignore[no-untyped-def]
@@ -66,12 +66,21 @@ def test_validate_folder_accepts_libraries_and_skips_other_yaml(write, tmp_path,
     assert main(["validate", str(tmp_path / "flows")]) == 0
     out = capsys.readouterr().out
     assert "Starlark library" in out
-    assert "2 file(s) valid" in out
+    assert "2 files valid" in out
 
 
-def test_validate_missing_file(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
-    assert main(["validate", str(tmp_path / "nope.yaml")]) == 2
-    assert "no such file" in capsys.readouterr().out
+@pytest.mark.parametrize("command", ["validate", "run", "ci"])
+@pytest.mark.parametrize("name", ["nope.yaml", "nope.star", "nope.txt", "nope"])
+def test_a_missing_path_is_named(
+    command: str, name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = str(tmp_path / name)
+    state = [] if command == "validate" else ["--state", str(tmp_path / "state")]
+    assert main([command, missing, *state]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.strip() == f"error: no such file or folder: {missing}"
+    assert "not a workflow file" not in captured.out + captured.err
+    assert not (tmp_path / "state").exists()
 
 
 def test_validate_folder_without_workflows_is_a_usage_error(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]

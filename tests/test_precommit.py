@@ -248,3 +248,35 @@ def test_dry_run_runs_workflows_on_the_mock(
     assert failed.returncode != 0, failed.stdout + failed.stderr
     assert "failing: succeeded" in failed.stdout
     assert "never" in failed.stdout
+
+
+def test_dry_run_of_a_library_or_a_mock_script_alone_passes(
+    hook_repo: Path, pre_commit_home: Path, tmp_path: Path
+) -> None:
+    """A commit that touches only a library runs the workflows that load it; one that touches
+    only a mock script has nothing to run, which is no failure."""
+    project = _project(
+        tmp_path,
+        {
+            "workflows/greetings.star": LIBRARY,
+            "workflows/uses_library.star": USES_LIBRARY,
+            "workflows/mocks/greeting.yaml": 'nodes:\n  hello: {reply: "hi"}\n',
+        },
+    )
+
+    library = _try_repo(
+        hook_repo, pre_commit_home, project, "workflows/greetings.star", hook="branchleaf-dry-run"
+    )
+    script = _try_repo(
+        hook_repo,
+        pre_commit_home,
+        project,
+        "workflows/mocks/greeting.yaml",
+        hook="branchleaf-dry-run",
+    )
+
+    assert library.returncode == 0, library.stdout + library.stderr
+    assert "running the workflows that load it: workflows/uses_library.star" in library.stdout
+    assert "uses-library: succeeded" in library.stdout
+    assert script.returncode == 0, script.stdout + script.stderr
+    assert "nothing to run" in script.stdout

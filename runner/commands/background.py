@@ -22,7 +22,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from runner.commands.run import parse_inputs
+from runner.commands.run import files_to_run, nothing_to_run, parse_inputs
 from runner.compiler.pipeline import check_file
 from runner.config import DEFAULT, load_config
 from runner.errors import CompileError, RunnerError, UsageError
@@ -75,7 +75,7 @@ def start(args: argparse.Namespace, console: Console) -> int:
     capabilities = config.capabilities if config.path is not None else None
     wanted: list[tuple[str, str]] = []
     # Everything a run checks before it starts is checked here, so a mistake fails at once.
-    for path in args.workflow:
+    for path in files_to_run(args, console):
         checked = check_file(path, capabilities=capabilities, lenient=True)
         if checked.diagnostics:
             raise CompileError(checked.diagnostics)
@@ -88,7 +88,7 @@ def start(args: argparse.Namespace, console: Console) -> int:
         build_providers(config, roles, mock_script=args.mock_script)
         wanted.append((path, workflow.name))
     if not wanted:
-        raise UsageError("none of the files given is a workflow to run")
+        return nothing_to_run(args, console)
     directory = state_dir(args.state)
     with opened(directory):  # the state exists, migrated, before any child opens it
         pass
@@ -148,7 +148,9 @@ def child_argv(path: str, args: argparse.Namespace, directory: Path, run_id: str
         argv += ["--mock-script", args.mock_script]
     if args.mock:
         argv.append("--mock")
-    argv += ["--report-dir", args.report_dir, "--state", str(directory)]
+    if args.report_dir:  # else the child's default: reports in the same state directory
+        argv += ["--report-dir", args.report_dir]
+    argv += ["--state", str(directory)]
     return [*argv, "--run-id", run_id, "--plain"]
 
 

@@ -1,9 +1,10 @@
 """``branchleaf ci PATH... [--replay DIR] [--comment]``: validate, run (or replay), report.
 
 One step for CI: every workflow file found under the paths is validated; then each workflow is
-run with the configured providers (the mock when there is no configuration), or, with
-``--replay DIR``, each exported trace in DIR is imported and replayed against the workflow as it
-is now. The runs' JUnit XML and markdown reports are written to the report directory; in
+run with the configured providers (the mock when there is no configuration) and the inputs and
+mock script of its ``ci`` block, or, with ``--replay DIR``, each exported trace in DIR is
+imported and replayed against the workflow as it is now (with the inputs and mock script it was
+recorded with). The runs' JUnit XML and markdown reports are written to the report directory; in
 GitHub Actions the markdown is appended to the job summary, the report paths and the result are
 written as step outputs, and ``--comment`` posts the markdown as one pull-request comment,
 edited in place on later runs.
@@ -12,18 +13,22 @@ edited in place on later runs.
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from rich.console import Console
 
 from runner import ir
+from runner.canonical import thaw
 from runner.commands import replay as replay_command
-from runner.commands.run import run_workflow
+from runner.commands.run import report_dir, run_workflow
 from runner.commands.validate import check_paths
 from runner.config import load_config
 from runner.errors import CompileError, UsageError
+from runner.plural import plural
 from runner.reports import junit, markdown
 from runner.reports.model import load
 from runner.store import portable
@@ -56,7 +61,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
     workflows = [result.workflow for result in checked if result.workflow is not None]
     if not workflows:
         raise UsageError(f"none of the files under {' '.join(args.paths)} is a workflow")
-    console.print(f"{len(workflows)} workflow(s) valid", markup=False)
+    console.print(f"{plural(len(workflows), 'workflow')} valid", markup=False)
 
     made = _Runs()
     options = argparse.Namespace(
@@ -71,14 +76,52 @@ def run(args: argparse.Namespace, console: Console) -> int:
     if args.replay:
         _replay_all(Path(args.replay), workflows, options, made, console)
     else:
-        for workflow in workflows:
-            code = run_workflow(workflow, config, options, console, started=made.started)
+        # Every workflow's settings are checked before the first one runs.
+        planned = [(workflow, with_ci_settings(workflow, options)) for workflow in workflows]
+        for workflow, live in planned:
+            if live.input or live.mock_script:
+                said = [f"--input {shlex.quote(pair)}" for pair in live.input]
+                said += [f"--mock-script {shlex.quote(live.mock_script)}"] * bool(live.mock_script)
+                console.print(f"{workflow.name}: from its ci block: {' '.join(said)}", markup=False)
+            code = run_workflow(workflow, config, live, console, started=made.started)
             if code == 130:
                 return 130
             made.worst = max(made.worst, code)
     if made.worst == 130:
         return 130
     return _report(made, args, console)
+
+
+def with_ci_settings(workflow: ir.Workflow, options: argparse.Namespace) -> argparse.Namespace:
+    """``options`` with the inputs and the mock script of the workflow's ``ci`` block, as
+    ``run --input name=value --mock-script FILE`` would take them."""
+    settings = workflow.ci or ir.CiSettings()
+    given = {name: _input_text(value) for name, value in (settings.inputs or {}).items()}
+    missing = [
+        name for name, spec in workflow.inputs or () if not spec.has_default and name not in given
+    ]
+    if missing:
+        raise UsageError(
+            f"{workflow.source}: the workflow {workflow.name!r} needs the input {missing[0]!r}, "
+            "which has no default: give it a value under ci: inputs: in the workflow"
+        )
+    script = None
+    if settings.mock_script is not None:
+        script = (Path(workflow.source).parent / settings.mock_script).as_posix()
+    return argparse.Namespace(
+        **{
+            **vars(options),
+            "input": [f"{name}={value}" for name, value in given.items()],
+            "mock_script": script,
+        }
+    )
+
+
+def _input_text(value: object) -> str:
+    """A ``ci.inputs`` value as ``--input`` takes it: a string as it is, anything else as
+    JSON (the compiler has checked its type)."""
+    plain = thaw(value)
+    return plain if isinstance(plain, str) else json.dumps(plain)
 
 
 def _replay_all(
@@ -125,7 +168,7 @@ def _report(made: _Runs, args: argparse.Namespace, console: Console) -> int:
     """Write the reports of the runs made, hand them to GitHub, and return the exit code."""
     with opened(state_dir(args.state), create=False) as conn:
         reports = [load(conn, run_id) for run_id in made.ids]
-    directory = Path(args.report_dir)
+    directory = report_dir(args)
     junit_path = directory / JUNIT_FILE
     markdown_path = directory / MARKDOWN_FILE
     text = markdown.render(reports)
@@ -148,7 +191,9 @@ def _report(made: _Runs, args: argparse.Namespace, console: Console) -> int:
 
         result = post_report(text)
         if result.warning:
-            console.print(f"warning: {result.warning}", markup=False)
+            Console(stderr=True, highlight=False, soft_wrap=True).print(
+                f"warning: {result.warning}", markup=False
+            )
         else:
             console.print(f"pull-request comment {result.action}: {result.url}", markup=False)
     return 0 if passed else 1

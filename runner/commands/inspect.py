@@ -13,6 +13,7 @@ from rich.tree import Tree
 
 from runner.commands.runs import COLOURS, duration
 from runner.errors import UsageError
+from runner.plural import plural
 from runner.store import runs as store
 from runner.store.db import opened, state_dir
 from runner.store.trace import Event, events
@@ -31,8 +32,9 @@ def run(args: argparse.Namespace, console: Console) -> int:
     console.print(
         f"run {escape(record.id)}: {escape(record.workflow)} [{colour}]{status}[/]"
         f" ({record.done}/{record.total} done, {duration(record.duration_s)}, "
-        f"{record.calls} calls, {record.tokens} tokens, ${record.cost_usd:.4f}, "
-        f"memo {record.memo_hits} hits / {record.memo_misses} misses)"
+        f"{plural(record.calls, 'call')}, {plural(record.tokens, 'token')}, "
+        f"${record.cost_usd:.4f}, memo {plural(record.memo_hits, 'hit')} / "
+        f"{plural(record.memo_misses, 'miss', 'misses')})"
         + (f" — {escape(record.reason)}" if record.reason else "")
     )
     if args.node:

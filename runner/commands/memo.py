@@ -10,6 +10,7 @@ from rich.table import Table
 
 from runner.errors import UsageError
 from runner.keys import CALL_FIELDS, differences
+from runner.plural import plural
 from runner.store import memo as store_memo
 from runner.store import runs as store
 from runner.store.db import opened, state_dir
@@ -36,15 +37,17 @@ def _stats(args: argparse.Namespace, console: Console) -> int:
     misses = sum(r.memo_misses for r in records)
     asked = hits + misses
     rate = f"{hits / asked:.0%}" if asked else "n/a"
-    scope = f"run {records[0].id}" if args.run else f"{len(records)} runs"
+    scope = f"run {records[0].id}" if args.run else plural(len(records), "run")
     console.print(
-        f"{scope}: {hits} hits, {misses} misses (hit rate {rate}); saved "
-        f"{sum(r.saved_tokens for r in records)} tokens and "
-        f"${sum(r.saved_usd for r in records):.4f}",
+        f"{scope}: {plural(hits, 'hit')}, {plural(misses, 'miss', 'misses')} "
+        f"(hit rate {rate}); saved {plural(sum(r.saved_tokens for r in records), 'token')} "
+        f"and ${sum(r.saved_usd for r in records):.4f}",
         markup=False,
     )
     console.print(
-        f"memo: {entries} entries holding {tokens} tokens worth ${dollars:.4f}", markup=False
+        f"memo: {plural(entries, 'entry', 'entries')} holding {plural(tokens, 'token')} "
+        f"worth ${dollars:.4f}",
+        markup=False,
     )
     if per_node:
         table = Table(title="per node", title_justify="left")

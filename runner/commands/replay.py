@@ -4,13 +4,14 @@ answered from a recorded run's trace; the first divergence stops its node as rep
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from rich.console import Console
 
 from runner import ir
 from runner.commands.run import rerun
-from runner.compiler.build import build_workflow
+from runner.compiler.build import build_workflow, to_document
 from runner.compiler.pipeline import compile_file
 from runner.config import from_data, load_config
 from runner.providers.base import Provider
@@ -85,7 +86,17 @@ def _started(
 def _say(
     console: Console, record: runs.RunRecord, workflow: ir.Workflow, args: argparse.Namespace
 ) -> None:
-    changed = workflow.hash != record.workflow_hash
-    what = f"{args.workflow} (changed since the run)" if changed else "the recorded workflow"
+    what = "the recorded workflow"
+    if workflow.hash != record.workflow_hash:
+        # The ci block says how `ci` runs the workflow, not what it does: a replay answers the
+        # same calls and commands whatever it holds.
+        if _without_ci(to_document(workflow)) == _without_ci(record.document):
+            what = f"{args.workflow} (only its ci block differs from the run's)"
+        else:
+            what = f"{args.workflow} (changed since the run)"
     live = "; calls and commands it does not answer are made live" if args.allow_live else ""
     console.print(f"replaying run {record.id} with {what}{live}", markup=False)
+
+
+def _without_ci(document: Mapping[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in document.items() if key != "ci"}

@@ -19,11 +19,12 @@ from rich.markup import escape
 from rich.table import Table
 
 from runner import ir
-from runner.compiler.pipeline import check_file
+from runner.compiler.pipeline import check_file, dependents, existing
 from runner.config import DEFAULT, Config, load_config
 from runner.errors import CompileError, UsageError
 from runner.executor.engine import Engine, declared_env, run_sync
 from runner.executor.results import RunResult
+from runner.plural import plural
 from runner.progress import LiveProgress, PlainProgress
 from runner.providers.base import Provider
 from runner.providers.registry import build_providers
@@ -34,7 +35,8 @@ from runner.store.db import state_dir
 from runner.store.recording import Recording
 from runner.store.trace import RecordedRun
 
-DEFAULT_REPORT_DIR = ".branchleaf/reports"
+REPORTS = "reports"
+"""The report folder in the state directory, unless ``--report-dir`` says otherwise."""
 
 
 def parse_inputs(pairs: list[str]) -> dict[str, str]:
@@ -48,6 +50,12 @@ def parse_inputs(pairs: list[str]) -> dict[str, str]:
     return out
 
 
+def report_dir(args: argparse.Namespace) -> Path:
+    """``--report-dir``, else ``reports`` in the state directory (``.branchleaf/reports``)."""
+    given = getattr(args, "report_dir", None)
+    return Path(given) if given else state_dir(args.state) / REPORTS
+
+
 def run(args: argparse.Namespace, console: Console) -> int:
     """Run each workflow given; 0 when every node and test passed, 1 otherwise, 130 if
     interrupted (the remaining workflows are then not started)."""
@@ -58,7 +66,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
     config = DEFAULT if args.mock else load_config(args.config)
     capabilities = config.capabilities if config.path is not None else None
     worst, ran = 0, 0
-    for path in args.workflow:
+    for path in files_to_run(args, console):
         checked = check_file(path, capabilities=capabilities, lenient=True)
         if checked.diagnostics:
             raise CompileError(checked.diagnostics)
@@ -71,8 +79,48 @@ def run(args: argparse.Namespace, console: Console) -> int:
             return 130
         worst = max(worst, code)
     if not ran:
-        raise UsageError("none of the files given is a workflow to run")
+        return nothing_to_run(args, console)
     return worst
+
+
+def files_to_run(args: argparse.Namespace, console: Console) -> list[str]:
+    """The files named, which must exist; with ``--changed-files``, each Starlark library
+    among them stands for the workflows that load it."""
+    existing(args.workflow)
+    if not getattr(args, "changed_files", False):
+        return list(args.workflow)
+    out: dict[Path, str] = {}
+    for path in args.workflow:
+        if Path(path).suffix.lower() != ".star":
+            out.setdefault(Path(path).resolve(), path)
+            continue
+        checked = check_file(path, lenient=True)
+        if checked.diagnostics:
+            raise CompileError(checked.diagnostics)
+        if checked.kind != "library":
+            out.setdefault(Path(path).resolve(), path)
+            continue
+        users = dependents(path)
+        if users:
+            console.print(
+                f"- {path} is a Starlark library: running the workflows that load it: "
+                + ", ".join(users),
+                markup=False,
+            )
+        else:
+            console.print(f"- {path} skipped: a Starlark library no workflow loads", markup=False)
+        for user in users:
+            out.setdefault(Path(user).resolve(), user)
+    return list(out.values())
+
+
+def nothing_to_run(args: argparse.Namespace, console: Console) -> int:
+    """When no file given is a workflow: 0 for ``--changed-files`` (a commit may touch only
+    mock scripts), else a usage error."""
+    if getattr(args, "changed_files", False):
+        console.print("nothing to run: none of the files given is a workflow", markup=False)
+        return 0
+    raise UsageError("none of the files given is a workflow to run")
 
 
 def run_workflow(
@@ -201,12 +249,13 @@ def execute(
     unkeyed = engine.caller.unkeyed
     if unkeyed:
         path, why = unkeyed[0]
+        whose = "its request has" if len(unkeyed) == 1 else "their requests have"
         console.print(
-            f"{len(unkeyed)} model call(s) ran without the memo, as their request has no key "
+            f"{plural(len(unkeyed), 'model call')} ran without the memo, as {whose} no key "
             f"(first: {path}: {why})",
             markup=False,
         )
-    summary = _write_summary(result, Path(args.report_dir))
+    summary = _write_summary(result, report_dir(args))
     console.print(f"run {recording.run_id}; summary written to {summary}", markup=False)
     if result.status is Status.CANCELLED:
         return 130
@@ -252,7 +301,8 @@ def _print(result: RunResult, console: Console) -> None:
     spend = result.spend
     console.print(
         f"[{colour}]{result.workflow}: {result.status.value}[/] "
-        f"({len(result.nodes)} nodes, {spend.calls} model calls, {spend.tokens} tokens, "
+        f"({plural(len(result.nodes), 'node')}, {plural(spend.calls, 'model call')}, "
+        f"{plural(spend.tokens, 'token')}, "
         f"${spend.cost_usd:.4f}, {result.duration_s:.2f}s)"
         + (f" — {escape(result.reason)}" if result.reason else "")
     )

@@ -14,6 +14,7 @@ from pathlib import Path
 from rich.console import Console
 
 from runner.errors import UsageError
+from runner.plural import plural
 from runner.store import portable
 from runner.store.db import opened, state_dir
 
@@ -42,7 +43,8 @@ def export(*, run: str, output: str | None, state: str | None, console: Console)
         return 0
     _write_atomically(Path(output), content)
     console.print(
-        f"exported run {trace.run['id']} ({trace.run['workflow']}, {len(trace.events)} events) "
+        f"exported run {trace.run['id']} ({trace.run['workflow']}, "
+        f"{plural(len(trace.events), 'event')}) "
         f"to {output}",
         markup=False,
     )
@@ -67,7 +69,7 @@ def import_(*, file: str, state: str | None, console: Console) -> int:
     else:
         console.print(
             f"imported run {done.run_id} ({trace.run['workflow']}, {done.status}, "
-            f"{done.events} events) into {directory}",
+            f"{plural(done.events, 'event')}) into {directory}",
             markup=False,
         )
     where = "" if state is None else f" --state {shlex.quote(state)}"
@@ -95,9 +97,17 @@ def _write_out(console: Console, content: bytes) -> None:
 
 
 def _write_atomically(target: Path, content: bytes) -> None:
-    """Write through a temporary file in the same folder, renamed over the target once
-    complete, so that a reader never sees half a file."""
+    """Write through a temporary file in the same folder (made if missing), renamed over the
+    target once complete, so that a reader never sees half a file."""
     temporary = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except FileExistsError as exc:
+        raise UsageError(
+            f"cannot write the trace to {target}: {target.parent} is a file, not a folder"
+        ) from exc
+    except OSError as exc:
+        raise UsageError(f"cannot write the trace to {target}: {exc.strerror or exc}") from exc
     try:
         # os.open with 0o666 leaves the permissions to the umask, as for any new file.
         descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)

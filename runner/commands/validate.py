@@ -11,11 +11,13 @@ from rich.markup import escape
 from runner.compiler.pipeline import Checked, check_file, discover
 from runner.config import Config, load_config
 from runner.errors import UsageError
+from runner.plural import plural
 
 
 def check_paths(paths: list[str], config: Config) -> list[Checked]:
     """Every workflow file named or found under ``paths``, checked against ``config``'s role
-    capabilities when a configuration file was loaded; UsageError when there is none."""
+    capabilities when a configuration file was loaded; UsageError when a path does not exist
+    or there is no workflow file."""
     capabilities = config.capabilities if config.path is not None else None
     files = discover(paths)
     if not files:
@@ -72,8 +74,8 @@ def _print_text(results: list[Checked], console: Console) -> None:
         console.print("No workflows among the files given.")
     elif bad:
         console.print(
-            f"[red]{errors} error(s) in {bad} of {checked} file(s).[/] "
-            "Fix them and run validate again."
+            f"[red]{plural(errors, 'error')} in {bad} of {plural(checked, 'file')}.[/] "
+            f"Fix {'it' if errors == 1 else 'them'} and run validate again."
         )
     else:
-        console.print(f"[green]{checked} file(s) valid.[/]")
+        console.print(f"[green]{plural(checked, 'file')} valid.[/]")

@@ -22,6 +22,7 @@ from rich.text import Text
 from runner.commands.background import find_run
 from runner.commands.runs import COLOURS, age, duration
 from runner.executor.results import SpendSum
+from runner.plural import plural
 from runner.progress import Snapshot, longest_of, progress_line, progress_table
 from runner.store import runs
 from runner.store.db import opened, state_dir
@@ -145,8 +146,8 @@ def status_line(record: runs.RunRecord, snapshot: Snapshot | None = None) -> str
     return (
         f"run {escape(record.id)}: {escape(record.workflow)} [{colour}]{status}[/] "
         f"({done}/{total} done, {failed} failed, {duration(record.duration_s)}, "
-        f"{record.calls} calls, {record.tokens} tokens, ${record.cost_usd:.4f}, "
-        f"{record.memo_hits} memo hits{tested}){reason}"
+        f"{plural(record.calls, 'call')}, {plural(record.tokens, 'token')}, "
+        f"${record.cost_usd:.4f}, {plural(record.memo_hits, 'memo hit')}{tested}){reason}"
     )
 
 

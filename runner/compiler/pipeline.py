@@ -13,7 +13,7 @@ from runner.compiler.build import build_workflow
 from runner.compiler.schema import schema_diagnostics
 from runner.compiler.semantic import Checker, RoleCapabilities
 from runner.compiler.source import Document
-from runner.errors import CompileError, Diagnostic
+from runner.errors import CompileError, Diagnostic, UsageError
 
 WORKFLOW_SUFFIXES = {".yaml": "yaml", ".yml": "yaml", ".json": "json", ".star": "starlark"}
 
@@ -36,6 +36,8 @@ class Checked:
 
 def load_source(path: str, *, library_ok: bool = False) -> Document | None:
     """Load a workflow file into its document (``None`` for a Starlark library)."""
+    if not Path(path).exists():
+        raise CompileError([Diagnostic(file=path, rule="syntax", message="no such file or folder")])
     language = WORKFLOW_SUFFIXES.get(Path(path).suffix.lower())
     if language is None:
         raise CompileError(
@@ -129,8 +131,17 @@ def _looks_like_workflow(data: object) -> bool:
     return not isinstance(data, dict) or "version" in data or "steps" in data
 
 
+def existing(paths: list[str]) -> None:
+    """Raise UsageError naming the paths given that do not exist."""
+    missing = [path for path in paths if not Path(path).exists()]
+    if missing:
+        raise UsageError(f"no such file or folder: {', '.join(missing)}")
+
+
 def discover(paths: list[str]) -> list[str]:
-    """Workflow files named or found under folders (hidden ones left out), sorted per folder."""
+    """Workflow files named or found under folders (hidden ones left out), sorted per folder;
+    UsageError when a path does not exist."""
+    existing(paths)
     found: list[str] = []
     for path in paths:
         root = Path(path)
@@ -142,6 +153,37 @@ def discover(paths: list[str]) -> list[str]:
             if file.is_file() and not hidden and file.suffix.lower() in WORKFLOW_SUFFIXES:
                 found.append(str(file))
     return found
+
+
+def dependents(library: str) -> list[str]:
+    """The Starlark files that load ``library``, directly or through other files.
+
+    ``load()`` reaches only files under the loading workflow's folder, so they are in the
+    library's folder or in a folder above it; those are searched up to the working directory.
+    """
+    from runner.compiler.starlark_loader import loaded_files
+
+    target = Path(library).resolve()
+    here = Path.cwd().resolve()
+    folders = [target.parent]
+    if target.is_relative_to(here):
+        folders += [folder for folder in target.parent.parents if folder.is_relative_to(here)]
+    found: list[str] = []
+    for folder in folders:
+        for candidate in sorted(folder.glob("*.star")):
+            if candidate == target or candidate.name.startswith(".") or not candidate.is_file():
+                continue
+            if target in loaded_files(str(candidate)):
+                found.append(_shown(candidate))
+    return found
+
+
+def _shown(path: Path) -> str:
+    """A path as messages show it: relative to the working directory when it is under it."""
+    try:
+        return str(path.relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
 
 
 def _order(diagnostic: Diagnostic) -> tuple[str, int, int, str]:

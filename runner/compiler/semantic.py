@@ -12,6 +12,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from jsonschema import Draft202012Validator
@@ -169,6 +170,7 @@ class Checker:
         """Run every check and return what they found."""
         self.check_ids()
         self.check_inputs()
+        self.check_ci()
         self.check_roles()
         self.check_references()
         self.check_shape()
@@ -196,19 +198,74 @@ class Checker:
     def check_inputs(self) -> None:
         """Input defaults have the declared type."""
         for name, spec in self.inputs.items():
-            if not spec.has_default:
-                continue
-            value = thaw(spec.default)
-            wanted = _PYTHON_TYPES[spec.type]
-            if not isinstance(value, wanted) or (
-                spec.type != "boolean" and isinstance(value, bool)
-            ):
+            if spec.has_default and not _has_type(thaw(spec.default), spec.type):
                 self.report(
                     f"/inputs/{name}/default",
                     f"the default of input {name!r} is not of type {spec.type}",
                     rule="schema",
                     hint=f"Give a default of type {spec.type}, or change the type.",
                 )
+
+    def check_ci(self) -> None:
+        """The ``ci`` block sets declared inputs to values of their types, and its mock
+        script exists."""
+        settings = self.workflow.ci
+        if settings is None:
+            return
+        for name, value in (settings.inputs or {}).items():
+            pointer = f"/ci/inputs/{name}"
+            spec = self.inputs.get(name)
+            if spec is None:
+                close = difflib.get_close_matches(name, list(self.inputs), n=1)
+                guess = f" Did you mean {close[0]!r}?" if close else ""
+                declared = ", ".join(self.inputs) or "none"
+                self.report(
+                    pointer,
+                    f"ci.inputs sets {name!r}, which is not an input of the workflow",
+                    rule="ci",
+                    hint=f"Declare it under inputs, or take it out of ci.inputs "
+                    f"(declared: {declared}).{guess}",
+                )
+            elif not _has_type(thaw(value), spec.type):
+                quote = " In YAML, quote a string that reads as a number or a boolean." * (
+                    spec.type == "string"
+                )
+                self.report(
+                    pointer,
+                    f"ci.inputs.{name} is not of type {spec.type}, as the input {name!r} is "
+                    "declared",
+                    rule="ci",
+                    hint=f"Give a value of type {spec.type}.{quote}",
+                )
+        if settings.mock_script is not None:
+            self.check_mock_script(settings.mock_script)
+
+    def check_mock_script(self, given: str) -> None:
+        """``ci.mock_script`` names an existing file, relative to the workflow's folder."""
+        folder = Path(self.document.path).parent
+        target = folder / given
+        if target.is_file():
+            return
+        problem = "is a folder, not a mock script file" if target.is_dir() else "does not exist"
+        # The folder and its subfolders one level down (mocks/), not a whole tree: a workflow
+        # at the repository's root would otherwise have every file of it listed.
+        scripts = sorted(
+            path.relative_to(folder).as_posix()
+            for pattern in ("*", "*/*")
+            for path in folder.glob(pattern)
+            if path.suffix in (".yaml", ".yml", ".json")
+            and path.is_file()
+            and path.resolve() != Path(self.document.path).resolve()  # not the workflow itself
+        )
+        close = difflib.get_close_matches(given, scripts, n=1)
+        guess = f" Did you mean {close[0]!r}?" if close else ""
+        self.report(
+            "/ci/mock_script",
+            f"ci.mock_script {given!r} names {target.as_posix()}, which {problem}",
+            rule="ci",
+            hint=f"Give the mock script's path relative to the workflow's folder "
+            f"({folder.as_posix()}/), or create the file.{guess}",
+        )
 
     def check_roles(self) -> None:
         """Roles used are declared, and the configuration can serve what they need."""
@@ -388,6 +445,13 @@ class Checker:
                     hint=f"Raise budget.leaves to {launched}, or lower max_children, "
                     "max_iterations or count.",
                 )
+
+
+def _has_type(value: Any, kind: ir.InputType) -> bool:
+    """Whether a JSON value is of an input's declared type (a boolean is not a number)."""
+    if kind != "boolean" and isinstance(value, bool):
+        return False
+    return isinstance(value, _PYTHON_TYPES[kind])
 
 
 def _roles_used(node: ir.Node) -> Iterator[tuple[str, str]]:

@@ -241,6 +241,34 @@ def load_starlark(path: str, *, library_ok: bool = False) -> Document | None:
     return Document(path=path, data=document, language="starlark", locator=locator)
 
 
+def loaded_files(path: str) -> frozenset[Path]:
+    """The files a Starlark file loads, directly or through the files it loads, resolved.
+
+    Read from the ``load()`` statements without evaluating anything, so that the loads of a
+    file that would fail to evaluate (a library it uses broke it) are found too. A load the
+    loader would refuse, and a file that cannot be read or parsed, are not followed.
+    """
+    file = Path(path).resolve()
+    evaluation = _Evaluation(root=file.parent)
+    found: set[Path] = set()
+    pending = [file]
+    while pending:
+        current = pending.pop()
+        try:
+            ast = sl.parse(_display(current), current.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, sl.StarlarkError):
+            continue
+        for load in ast.loads():
+            try:
+                target = evaluation._resolve(current, load.module_id)
+            except _BuiltinError:
+                continue
+            if target not in found:
+                found.add(target)
+                pending.append(target)
+    return frozenset(found)
+
+
 def _run(file: Path, display: str, root: Path, *, stop_at: int | None) -> _Evaluation:
     evaluation = _Evaluation(root=root, stop_at=stop_at, deadline=time.monotonic() + EVAL_SECONDS)
     try:

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 
 from runner.compiler.build import build_workflow
 from runner.graph import mermaid
+from runner.plural import plural
 from runner.reports.model import RunReport
 from runner.status import Status
 
@@ -168,7 +169,7 @@ def _tests(report: RunReport) -> list[str]:
             [(*row, m) for row, m in zip(rows, messages, strict=True)],
         )
     if len(report.tests) > TABLE_ROWS:
-        lines += ["", f"… and {len(report.tests) - TABLE_ROWS} more tests"]
+        lines += ["", f"… and {plural(len(report.tests) - TABLE_ROWS, 'more test')}"]
     return lines
 
 

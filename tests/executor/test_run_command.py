@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import textwrap
 import threading
 from collections.abc import Iterator
@@ -351,3 +352,120 @@ def test_nothing_to_run_is_a_usage_error(workdir: Path, capsys: pytest.CaptureFi
     lib = write(workdir / "lib.star", "def helper():\n    return 1\n")
     assert run(lib) == 2
     assert "none of the files given is a workflow" in capsys.readouterr().err
+
+
+CREDENTIALS = (
+    "GITHUB_TOKEN",
+    "GH_TOKEN",
+    "ACTIONS_RUNTIME_TOKEN",
+    "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
+)
+PRINT_ENV = "import json, os, sys; print(json.dumps([os.environ.get(n) for n in sys.argv[1:]]))"
+
+
+def test_command_steps_do_not_inherit_the_ci_credentials(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in CREDENTIALS:
+        monkeypatch.setenv(name, f"secret-{name.lower()}")
+    monkeypatch.setenv("BL_ORDINARY", "kept")
+    argv = json.dumps([sys.executable, "-c", PRINT_ENV, *CREDENTIALS, "BL_ORDINARY"])
+    wf = write(
+        workdir / "wf.yaml",
+        f"""\
+        version: 1
+        name: credentials
+        env: [GH_TOKEN]
+        permissions: {{commands: ["*"]}}
+        steps:
+          kind: sequence
+          id: main
+          steps:
+            - {{kind: command, id: inherited, run: {argv}}}
+            - kind: command
+              id: passed_on
+              run: {argv}
+              env: {{GH_TOKEN: "{{{{ env.GH_TOKEN }}}}"}}
+            - kind: reduce
+              id: seen
+              inputs: [inherited, passed_on]
+              expr: "[outputs.inherited.stdout | trim, outputs.passed_on.stdout | trim]"
+        """,
+    )
+    assert run(wf, "--plain") == 0
+    inherited, passed_on = (json.loads(text) for text in summary(workdir, "credentials")["output"])
+    assert inherited == [None, None, None, None, "kept"]
+    # A step gets a credential only when it names it in its env, from a variable the workflow
+    # declares.
+    assert passed_on == [None, "secret-gh_token", None, None, "kept"]
+
+
+LIBRARY = """\
+def greeting(id):
+    return leaf(id = id, role = "writer", prompt = "Say hello.")
+"""
+USES_LIBRARY = """\
+load("greetings.star", "greeting")
+
+workflow(
+    name = "uses-library",
+    roles = {"writer": {}},
+    steps = sequence(id = "main", steps = [greeting("hello")]),
+)
+"""
+
+
+def test_changed_files_stand_a_library_for_the_workflows_that_load_it(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    flows = workdir / "workflows"
+    (flows / "nested").mkdir(parents=True)
+    (flows / "mocks").mkdir()
+    write(flows / "greetings.star", LIBRARY)
+    write(flows / "uses_library.star", USES_LIBRARY)
+    write(flows / "other.star", USES_LIBRARY.replace("uses-library", "other").split("\n", 2)[2])
+    # Below the library: load() cannot reach up to it from there.
+    write(flows / "nested" / "below.star", USES_LIBRARY.replace("uses-library", "below"))
+    write(flows / "mocks" / "script.yaml", 'nodes:\n  hello: {reply: "hi"}\n')
+    changed = ["--mock", "--plain", "--changed-files"]
+
+    assert run(*changed, "workflows/greetings.star") == 0
+    out = capsys.readouterr().out
+    assert (
+        "- workflows/greetings.star is a Starlark library: running the workflows that load it: "
+        "workflows/uses_library.star"
+    ) in out
+    assert "uses-library: succeeded" in out
+    assert "other" not in out
+    assert "below" not in out
+
+    # Named as well as loaded: it runs once.
+    assert run(*changed, "workflows/uses_library.star", "workflows/greetings.star") == 0
+    assert capsys.readouterr().out.count("uses-library: succeeded") == 1
+
+    # Only a mock script: nothing to run, and that is fine.
+    assert run(*changed, "workflows/mocks/script.yaml") == 0
+    assert "nothing to run: none of the files given is a workflow" in capsys.readouterr().out
+
+    # Without the flag, a library alone is still a usage error.
+    assert run("--mock", "workflows/greetings.star") == 2
+
+    # A library nothing loads is passed over; a broken one fails.
+    write(flows / "unused.star", "def unused():\n    return 1\n")
+    assert run(*changed, "workflows/unused.star") == 0
+    assert "workflows/unused.star skipped: a Starlark library no workflow loads" in (
+        capsys.readouterr().out
+    )
+    write(flows / "greetings.star", LIBRARY.replace("leaf(", "leaf(1, "))
+    assert run(*changed, "workflows/greetings.star") == 2
+    assert "greetings.star" in capsys.readouterr().err
+
+
+def test_the_summary_goes_under_the_state_directory_by_default(workdir: Path) -> None:
+    wf = write(workdir / "wf.yaml", workflow())
+    script = write(workdir / "script.yaml", SCRIPT)
+    assert main(["run", wf, "--mock-script", script, "--state", "elsewhere", "--plain"]) == 0
+    assert (workdir / "elsewhere" / "reports" / "small.summary.json").is_file()
+    assert not (workdir / ".branchleaf").exists()
+    assert main(["run", wf, "--mock-script", script, "--plain"]) == 0
+    assert (workdir / ".branchleaf" / "reports" / "small.summary.json").is_file()

@@ -50,12 +50,12 @@ def test_stats_count_hits_misses_and_savings(
     capsys.readouterr()
     assert main(["memo", "stats", "last", "--state", str(state)]) == 0
     out = capsys.readouterr().out
-    assert "1 hits, 0 misses (hit rate 100%)" in out
+    assert "1 hit, 0 misses (hit rate 100%)" in out
     assert "summary" in out  # the per-node table
     assert main(["memo", "stats", "--state", str(state)]) == 0
     out = capsys.readouterr().out
-    assert "2 runs: 1 hits, 1 misses (hit rate 50%)" in out
-    assert "memo: 1 entries" in out  # the node with memo off stored nothing
+    assert "2 runs: 1 hit, 1 miss (hit rate 50%)" in out
+    assert "memo: 1 entry" in out  # the node with memo off stored nothing
 
 
 def test_explain_names_the_fields_that_differ(
@@ -129,9 +129,9 @@ def test_identical_calls_in_flight_share_one_provider_call(
     assert main(["memo", "stats", "last", "--state", str(state)]) == 0
     out = capsys.readouterr().out
     # first and second asked at once: one of them waited for the other's reply
-    assert "1 hits, 2 misses" in out
-    assert "memo: 1 entries" in out  # the reader's reply was not stored
+    assert "1 hit, 2 misses" in out
+    assert "memo: 1 entry" in out  # the reader's reply was not stored
     assert main(args) == 0
     capsys.readouterr()
     assert main(["memo", "stats", "last", "--state", str(state)]) == 0
-    assert "2 hits, 1 misses" in capsys.readouterr().out  # the reader misses again
+    assert "2 hits, 1 miss" in capsys.readouterr().out  # the reader misses again

@@ -263,9 +263,14 @@ def test_export_writes_its_file_whole_or_says_why_not(
     umask = os.umask(0)
     os.umask(umask)
     assert path.stat().st_mode & 0o777 == 0o666 & ~umask  # made like any new file
-    missing = tmp_path / "missing" / "run.jsonl"
-    assert main(["trace", "export", run_id, "--state", "state", "-o", str(missing)]) == 2
-    assert f"cannot write the trace to {missing}: No such file or directory" in (
+    # Missing folders are made.
+    nested = tmp_path / "new" / "folder" / "run.jsonl"
+    assert main(["trace", "export", run_id, "--state", "state", "-o", str(nested)]) == 0
+    assert nested.read_bytes() == path.read_bytes()
+    # A file where a folder should be cannot be written through.
+    blocked = path / "run.jsonl"
+    assert main(["trace", "export", run_id, "--state", "state", "-o", str(blocked)]) == 2
+    assert f"cannot write the trace to {blocked}: {path} is a file, not a folder" in (
         capsys.readouterr().err
     )
 
