@@ -13,10 +13,11 @@ import hashlib
 import itertools
 import math
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from fractions import Fraction
 from typing import Any
 
+import orjson
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError, best_match
 from referencing.exceptions import Unresolvable
@@ -474,7 +475,8 @@ make it; raises :class:`_Off` where only the maker's search can decide."""
 PLAN_DEPTH = 12
 """Schemas nesting deeper than this (or recursing) are left to the maker."""
 
-_PLANS: dict[int, tuple[Compiled, Plan | None]] = {}
+_PLANS: dict[int, tuple[Compiled, Plan | None, bool]] = {}
+"""Plans by compiled schema, with whether their values can hold a float."""
 
 
 class _Off(Exception):
@@ -493,9 +495,13 @@ def _plan_of(schema: Compiled) -> Plan | None:
     each value with the same seeded picks as the maker, so that the two never differ (the
     property tests compare them).
     """
+    return _planned(schema)[1]
+
+
+def _planned(schema: Compiled) -> tuple[Compiled, Plan | None, bool]:
     found = _PLANS.get(id(schema))
     if found is not None and found[0] is schema:
-        return found[1]
+        return found
     planner = _Planner(schema)
     try:
         plan: Plan | None = planner.plan(schema.plain, "", 0)
@@ -503,8 +509,28 @@ def _plan_of(schema: Compiled) -> Plan | None:
         plan = None  # the maker handles it, and says what is wrong if anything is
     if len(_PLANS) >= _FLAT_SIZE:
         _PLANS.clear()
-    _PLANS[id(schema)] = (schema, plan)
-    return plan
+    entry = _PLANS[id(schema)] = (schema, plan, planner.floats)
+    return entry
+
+
+def instance_text(schema: Any, seed: bytes) -> str:
+    """``canonical_json(instance(schema, seed))``: the mock's reply text.
+
+    A planned value that cannot hold a float (orjson spells some floats otherwise than Python)
+    is written by orjson with sorted keys, which gives the same text several times faster; what
+    orjson refuses (integers beyond 64 bits, lone surrogates) is written as canonical_json does.
+    """
+    value = instance(schema, seed)
+    try:
+        entry = _planned(compiled(schema))
+    except (TypeError, ValueError):  # not reached: instance() took the schema
+        return canonical_json(value)
+    if entry[1] is not None and not entry[2]:
+        try:
+            return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+        except orjson.JSONEncodeError:
+            pass
+    return canonical_json(value)
 
 
 class _Planner:
@@ -512,6 +538,8 @@ class _Planner:
 
     def __init__(self, schema: Compiled) -> None:
         self.maker = _Maker(schema.plain, b"", schema)
+        self.floats = False
+        """Whether the values can hold a float (a number, or an allowed value holding one)."""
 
     def plan(self, schema: Any, where: str, depth: int) -> Plan:
         """The plan of a value of ``schema`` (at ``where`` in the root) at nesting ``depth``."""
@@ -536,6 +564,7 @@ class _Planner:
         if kind == "string":
             return _string_plan(base)
         if kind == "number":
+            self.floats = True
             return _number_plan(base)
         if kind == "integer":
             first, last, step = _integers(base, where)
@@ -551,6 +580,7 @@ class _Planner:
     def members(self, whole: Any, base: dict[str, Any]) -> Plan:
         members = [base["const"]] if "const" in base else list(base["enum"])
         fits = [self.maker.valid(whole, member) for member in members]
+        self.floats = self.floats or _holds_float(members)
 
         def plan(seed: bytes, pointer: str) -> Any:
             start = _pick(seed, pointer, "enum", len(members)) if members else 0
@@ -609,6 +639,16 @@ class _Planner:
             return [item(seed, f"{pointer}/{i}") for i in range(size)]
 
         return plan
+
+
+def _holds_float(value: Any) -> bool:
+    if isinstance(value, float):
+        return True
+    if isinstance(value, Mapping):
+        return any(_holds_float(item) for item in value.values())
+    if isinstance(value, list | tuple):
+        return any(_holds_float(item) for item in value)
+    return False
 
 
 def _string_plan(base: dict[str, Any]) -> Plan:

@@ -19,7 +19,7 @@ from runner.providers.base import (
     Usage,
     estimate_tokens,
 )
-from runner.providers.instances import instance
+from runner.providers.instances import instance_text
 from runner.providers.script import MockScript, ScriptedError, ScriptEntry
 
 
@@ -71,7 +71,7 @@ class MockProvider:
                 ) from exc
         if request.output_schema is not None:
             try:
-                return canonical_json(instance(request.output_schema, bytes.fromhex(digest)))
+                return instance_text(request.output_schema, bytes.fromhex(digest))
             except ValueError as exc:
                 raise ProviderError(
                     f"{self.name}: no reply fits the output schema of {request.node_id}: {exc}"

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
 from runner.canonical import canonical_json
-from runner.providers.instances import _plan_of, instance, searched
+from runner.providers.instances import _plan_of, instance, instance_text, searched
 from runner.schemas import compiled
 
 PROPERTIES = settings(
@@ -176,6 +176,12 @@ def test_instances_are_valid_and_deterministic(schema: Any, seed: bytes) -> None
     value = instance(schema, seed)
     assert valid(schema, value), (schema, value)
     assert canonical_json(instance(schema, seed)) == canonical_json(value)
+
+
+@PROPERTIES
+@given(schema=rooted(), seed=st.binary(max_size=16))
+def test_the_reply_text_is_the_canonical_json_of_the_value(schema: Any, seed: bytes) -> None:
+    assert instance_text(schema, seed) == canonical_json(instance(schema, seed))
 
 
 @PROPERTIES
@@ -373,3 +379,19 @@ def test_malformed_schemas_are_value_errors() -> None:
         instance({"type": "integer", "minimum": "5"}, b"seed")
     with pytest.raises(ValueError, match="not JSON"):
         instance({"enum": [{1, 2}]}, b"seed")
+
+
+def test_a_reply_without_floats_is_written_with_sorted_keys() -> None:
+    schema = {
+        "type": "object",
+        "properties": {
+            "zeta": {"type": "boolean"},
+            "alpha": {"type": "array", "items": {"type": "integer", "minimum": 0}},
+            "mid": {"enum": ["é", "b"]},
+        },
+        "required": ["zeta", "alpha", "mid"],
+    }
+    for seed in (b"", b"one", b"two"):
+        text = instance_text(schema, seed)
+        assert text == canonical_json(instance(schema, seed))
+        assert text.index('"alpha"') < text.index('"mid"') < text.index('"zeta"')
