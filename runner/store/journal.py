@@ -240,21 +240,19 @@ class RunJournal:
         """A model call was answered (``key``: its key, or why it has none)."""
         if source == "trace" and not self.answers_recorded:
             return
-        seq = self._event(
-            position,
-            path,
-            "model_call",
-            key.digest if isinstance(key, CallKey) else None,
-            {
-                "source": source,
-                "request": request_json(request, key if isinstance(key, CallKey) else None),
-                "reply": reply_json(reply),
-                "spend": self._spend_json(spend),
-                **({} if isinstance(key, CallKey) else {"unkeyed": key}),
-            },
-        )
-        if isinstance(key, CallKey):
-            self.call_events[key.digest] = seq
+        keyed = key if isinstance(key, CallKey) else None
+        data: dict[str, Any] = {
+            "source": source,
+            "request": request_json(request, keyed),
+            "reply": reply_json(reply),
+            "spend": self._spend_json(spend),
+        }
+        if keyed is None:
+            data["unkeyed"] = key
+        digest = None if keyed is None else keyed.digest
+        seq = self._event(position, path, "model_call", digest, data)
+        if keyed is not None:
+            self.call_events[keyed.digest] = seq
         if source == "live":
             self.unsaved = True
 
