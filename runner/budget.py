@@ -116,13 +116,19 @@ class Ledger:
     def check(self, extra: Amount) -> None:
         """Raise BudgetExceeded if ``extra`` on top of what is spent and held does not fit."""
         limits, spent, held = self.limits, self._spent, self._held
-        for metric, limit, used in (
-            ("tokens", limits.tokens, spent.tokens + held.tokens + extra.tokens),
-            ("cost_usd", limits.cost_usd, spent.cost_usd + held.cost_usd + extra.cost_usd),
-            ("leaves", limits.leaves, spent.leaves + held.leaves + extra.leaves),
-        ):
-            if limit is not None and used > limit + 1e-12:
-                raise BudgetExceeded(self.scope, metric, limit, used)
+        # Spelled out, not looped over: every model call checks every ledger up its chain.
+        if limits.tokens is not None:
+            used: float = spent.tokens + held.tokens + extra.tokens
+            if used > limits.tokens + 1e-12:
+                raise BudgetExceeded(self.scope, "tokens", limits.tokens, used)
+        if limits.cost_usd is not None:
+            used = spent.cost_usd + held.cost_usd + extra.cost_usd
+            if used > limits.cost_usd + 1e-12:
+                raise BudgetExceeded(self.scope, "cost_usd", limits.cost_usd, used)
+        if limits.leaves is not None:
+            used = spent.leaves + held.leaves + extra.leaves
+            if used > limits.leaves + 1e-12:
+                raise BudgetExceeded(self.scope, "leaves", limits.leaves, used)
 
 
 @dataclass(slots=True)

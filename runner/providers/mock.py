@@ -43,7 +43,7 @@ class MockProvider:
         """Answer one request, or raise ProviderError."""
         script = self.script
         text = self._derived(request) if script is None else await self._scripted(request, script)
-        prompt = "".join(message.content for message in request.messages)
+        prompt = "".join([message.content for message in request.messages])
         return ModelReply(
             text=text,
             usage=Usage(

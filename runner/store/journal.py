@@ -170,8 +170,9 @@ class RunJournal:
         self._started: dict[int, str] = {}
         self._spent: tuple[Spend | None, dict[str, Any]] = (None, {})
         """The last spend written, and its JSON: a leaf's end carries its call's spend."""
-        self.call_events: dict[str, int] = {}
-        """The event number of the latest model call recorded for each key."""
+        self.last_call: tuple[str, int] | None = None
+        """The key and event number of the model call recorded last (which a memo entry
+        stored right after it points at)."""
 
     def _event(
         self, position: str, path: str, kind: str, key: str | None, data: dict[str, Any] | str
@@ -251,8 +252,8 @@ class RunJournal:
             data["unkeyed"] = key
         digest = None if keyed is None else keyed.digest
         seq = self._event(position, path, "model_call", digest, data)
-        if keyed is not None:
-            self.call_events[keyed.digest] = seq
+        if digest is not None:
+            self.last_call = (digest, seq)
         if source == "live":
             self.unsaved = True
 

@@ -70,10 +70,11 @@ class StoreMemo:
         return reply_from(json.loads(row[0])["reply"]), row[1]
 
     def put(self, key: CallKey, reply: ModelReply, *, cost_usd: float, path: str) -> None:
-        """Store a live reply under its key (its model_call event is recorded first)."""
-        seq = self.journal.call_events.get(key.digest)
-        if seq is None:
+        """Store a live reply under its key (its model_call event is recorded just before)."""
+        last = self.journal.last_call
+        if last is None or last[0] != key.digest:
             raise StoreError(f"the call at {path} was not recorded, so the memo cannot hold it")
+        seq = last[1]
         self._mine[key.digest] = (reply, cost_usd)
         usage = reply.usage
         self.writer.append(
