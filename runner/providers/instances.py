@@ -58,11 +58,32 @@ _HINTS = (
 
 def instance(schema: Any, seed: bytes) -> Any:
     """A value valid against ``schema``, the same for the same seed; ValueError if none is found."""
+    return _made(schema, seed)[0]
+
+
+def instance_text(schema: Any, seed: bytes) -> str:
+    """``canonical_json(instance(schema, seed))``: the mock's reply text.
+
+    A planned value that cannot hold a float (orjson spells some floats otherwise than Python)
+    is written by orjson with sorted keys, which gives the same text several times faster; what
+    orjson refuses (integers beyond 64 bits, lone surrogates) is written as canonical_json does.
+    """
+    value, float_free = _made(schema, seed)
+    if float_free:
+        try:
+            return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+        except orjson.JSONEncodeError:
+            pass
+    return canonical_json(value)
+
+
+def _made(schema: Any, seed: bytes) -> tuple[Any, bool]:
+    """The instance, and whether a plan made it without any float."""
     try:
         schema_of = compiled(schema)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"the schema is not JSON: {exc}") from exc
-    plan = _plan_of(schema_of)
+    _, plan, floats = _planned(schema_of)
     if plan is not None:
         try:
             value = plan(seed, "")
@@ -70,8 +91,8 @@ def instance(schema: Any, seed: bytes) -> Any:
             pass  # a case only the search handles (and explains, if it fails)
         else:
             if schema_of.is_valid(value):
-                return value
-    return searched(schema_of, seed)
+                return value, not floats
+    return searched(schema_of, seed), False
 
 
 def searched(schema_of: Compiled, seed: bytes) -> Any:
@@ -511,26 +532,6 @@ def _planned(schema: Compiled) -> tuple[Compiled, Plan | None, bool]:
         _PLANS.clear()
     entry = _PLANS[id(schema)] = (schema, plan, planner.floats)
     return entry
-
-
-def instance_text(schema: Any, seed: bytes) -> str:
-    """``canonical_json(instance(schema, seed))``: the mock's reply text.
-
-    A planned value that cannot hold a float (orjson spells some floats otherwise than Python)
-    is written by orjson with sorted keys, which gives the same text several times faster; what
-    orjson refuses (integers beyond 64 bits, lone surrogates) is written as canonical_json does.
-    """
-    value = instance(schema, seed)
-    try:
-        entry = _planned(compiled(schema))
-    except (TypeError, ValueError):  # not reached: instance() took the schema
-        return canonical_json(value)
-    if entry[1] is not None and not entry[2]:
-        try:
-            return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
-        except orjson.JSONEncodeError:
-            pass
-    return canonical_json(value)
 
 
 class _Planner:

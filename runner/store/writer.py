@@ -39,7 +39,7 @@ from runner.store import writer_process
 from runner.store.db import DB_FILE, PRAGMAS, StoreError
 from runner.store.runs import HEARTBEAT_SQL
 
-FLUSH_EVERY_S = 0.05
+FLUSH_EVERY_S = 0.01
 """The longest a queued row waits for its commit."""
 BATCH_ROWS = 4096
 """Rows queued before they are committed without waiting."""
