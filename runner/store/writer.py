@@ -91,6 +91,9 @@ class Writer:
         self._chars = 0
         self._scheduled: asyncio.TimerHandle | None = None
         self._soon = False
+        self._idle = False
+        """Whether the timer scheduled is only the heartbeat of an idle run (which a queued
+        row brings forward to :data:`FLUSH_EVERY_S`)."""
         self._beat = 0.0
         self._failure: StoreError | None = None
         self._sent = 0
@@ -130,14 +133,14 @@ class Writer:
         self._chars += chars
         if self._rows >= BATCH_ROWS or self._chars >= BATCH_CHARS:
             self.flush()
-        elif self._scheduled is None:
+        elif self._scheduled is None or self._idle:
             self._schedule(FLUSH_EVERY_S)
 
     def write(self, statement: str, row: Row) -> None:
         """Queue one statement with its parameters; it is run with the next group."""
         self._group.plain.append((statement, row))
         self._rows += 1
-        if self._scheduled is None:
+        if self._scheduled is None or self._idle:
             self._schedule(FLUSH_EVERY_S)
 
     def durable(self) -> asyncio.Future[None]:
@@ -292,6 +295,7 @@ class Writer:
         if self._scheduled is not None:
             self._scheduled.cancel()
         self._scheduled = loop.call_later(delay, self._flush_later)
+        self._idle = False
 
     def _flush_later(self) -> None:
         self._scheduled = None
@@ -301,3 +305,4 @@ class Writer:
             return  # kept in _failure: every later durable() and close() raise it
         if self.heartbeat is not None and self._scheduled is None:
             self._schedule(HEARTBEAT_S)  # alive while idle too (a long command)
+            self._idle = True

@@ -173,3 +173,29 @@ def test_an_interrupt_to_the_run_does_not_stop_its_writer(tmp_path: Path) -> Non
     finally:
         writer.close()
     assert _data(tmp_path, run_id) == [compact_json({}), compact_json({})]
+
+
+def test_rows_reach_the_state_soon_without_anyone_waiting_for_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A running run's heartbeat timer is armed after its first group; a row queued later must
+    # still leave after FLUSH_EVERY_S, not at the next heartbeat (here a minute away): a
+    # killed run keeps every answer older than that.
+    monkeypatch.setattr("runner.store.writer.HEARTBEAT_S", 60.0)
+    run_id = _run(tmp_path)
+    writer = Writer(tmp_path, heartbeat=run_id)
+
+    async def main() -> list[int]:
+        seen = []
+        for seq in range(3):
+            writer.append(EVENTS, _row(run_id, seq, {"seq": seq}))
+            deadline = time.monotonic() + 10
+            while len(_data(tmp_path, run_id)) <= seq and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
+            seen.append(len(_data(tmp_path, run_id)))
+        return seen
+
+    try:
+        assert asyncio.run(main()) == [1, 2, 3]
+    finally:
+        writer.close()
