@@ -1,4 +1,5 @@
-"""The writer thread: what it commits, when a waiter may go on, and how a failed commit shows."""
+"""The state writer: what it commits, when a waiter may go on, and how a failed commit or a
+writer that stops shows."""
 
 from __future__ import annotations
 
