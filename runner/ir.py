@@ -116,6 +116,10 @@ class Test:
     """Expression that must be true."""
     description: str | None = None
     """What it checks."""
+    repeat: int | None = None
+    """Runs ``ci`` checks it over (``None``: one)."""
+    pass_rate: float | None = None
+    """The share of those runs that must pass (``None``: all)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -36,8 +36,10 @@ CALL_FIELDS = (
     "json_mode",
     "output_schema",
     "sample",
+    "repeat",
 )
-"""What a model call's key covers, in the order its fields are hashed."""
+"""What a model call's key covers, in the order its fields are hashed. ``repeat`` is hashed
+only when it is not 0, so that the keys of calls outside repeats stay what they were."""
 
 
 class Unkeyable(Exception):
@@ -70,6 +72,7 @@ def call_key(*, provider: str, endpoint: str | None, request: ModelRequest) -> C
         json_mode=request.json_mode,
         output_schema=request.output_schema,
         sample=request.sample,
+        repeat=request.repeat,
     )
 
 
@@ -84,6 +87,7 @@ def key_of(
     json_mode: bool,
     output_schema: Any,
     sample: int,
+    repeat: int = 0,
 ) -> CallKey:
     """The key of a call made of these parts (:data:`CALL_FIELDS`); raises Unkeyable."""
     try:
@@ -100,10 +104,12 @@ def key_of(
         json_mode,
         schema_digest,
         sample,
+        repeat,
     )
     try:
         # Positional and versioned: a list hashes faster than an object with sorted keys.
-        digest = _digest([KEY_VERSION, *fields], temperature)
+        hashed = [KEY_VERSION, *fields] if repeat else [KEY_VERSION, *fields[:-1]]
+        digest = _digest(hashed, temperature)
     except (TypeError, ValueError) as exc:  # NaN or infinite temperature
         raise Unkeyable(f"the request cannot be written as canonical JSON: {exc}") from exc
     return CallKey(digest=digest, fields=fields)

@@ -253,3 +253,68 @@ def test_reports_go_under_the_state_directory_by_default(
     assert f"reports written to {reports.relative_to(tmp_path) / 'branchleaf.junit.xml'}" in (
         capsys.readouterr().out
     )
+
+
+FLAKY = """\
+version: 1
+name: flaky
+roles:
+  judge: {}
+steps:
+  kind: leaf
+  id: judge
+  role: judge
+  prompt: "Is the change safe?"
+  output:
+    type: object
+    properties: {ok: {type: boolean}}
+    required: [ok]
+tests:
+  - name: the judge approves
+    expect: "outputs.judge.ok"
+    repeat: 6
+    pass_rate: RATE
+  - name: the judge answers
+    expect: "outputs.judge.ok is boolean"
+"""
+
+
+def _repeated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rate: str) -> tuple[int, Path]:
+    (tmp_path / "flaky.yaml").write_text(FLAKY.replace("RATE", rate))
+    code, _, _ = _ci(tmp_path, monkeypatch, "flaky.yaml")
+    return code, tmp_path / "out"
+
+
+def test_a_repeated_test_passes_at_its_rate_over_runs_that_asked_anew(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code, out = _repeated(tmp_path, monkeypatch, "0.3")
+    assert code == 0
+    assert _cases(out / "branchleaf.junit.xml") == {
+        "the judge approves": True,
+        "the judge answers": True,
+    }
+    with opened(tmp_path / "state", create=False) as conn:
+        keys = conn.execute("SELECT DISTINCT key FROM events WHERE type = 'model_call'").fetchall()
+        verdicts = conn.execute("SELECT tests FROM runs").fetchall()
+    assert len(keys) == 6  # every repeat asked the model again: six keys, no memo hits
+    approving = sum('"name":"the judge approves","passed":true' in row[0] for row in verdicts)
+    assert 0 < approving < 6  # the mock's answers differ between repeats
+    assert f"{approving}/6 runs passed (needs 30%)" in (out / "branchleaf.md").read_text()
+
+
+def test_a_repeated_test_below_its_rate_fails_only_that_case(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code, out = _repeated(tmp_path, monkeypatch, "1")
+    assert code == 1
+    assert _cases(out / "branchleaf.junit.xml") == {
+        "the judge approves": False,
+        "the judge answers": True,
+    }
+    assert "first failure (run " in (out / "branchleaf.junit.xml").read_text()
+    # The last repeat replays from its trace: its calls' keys carry its repeat index again.
+    main(["replay", "last", "--state", str(tmp_path / "state"), "--plain"])
+    with opened(tmp_path / "state", create=False) as conn:
+        replayed = runs.find(conn, "last")
+    assert (replayed.mode, replayed.status, replayed.calls) == ("replay", "succeeded", 0)

@@ -35,6 +35,7 @@ CHANGES: dict[str, Any] = {
     "json_mode": False,
     "output_schema": {"type": "array"},
     "sample": 1,
+    "repeat": 1,
 }
 
 
@@ -49,6 +50,15 @@ def test_every_field_changes_the_key_and_is_named_as_the_difference(field: str) 
     after = key_of(**{**BASE, field: CHANGES[field]})
     assert before.digest != after.digest
     assert differences(before.fields, after.fields) == [field]
+
+
+def test_a_call_outside_repeats_keeps_the_key_it_had_before_repeats_were_keyed() -> None:
+    key = key_of(**BASE)
+    assert key.named()["repeat"] == 0
+    assert key.digest == content_hash([KEY_VERSION, *key.fields[:-1]])  # repeat not hashed
+    assert key_of(**{**BASE, "repeat": 2}).digest == content_hash(
+        [KEY_VERSION, *key.fields[:-1], 2]
+    )
 
 
 def test_calls_that_cannot_be_canonicalized_have_no_key() -> None:
@@ -87,4 +97,4 @@ def test_the_key_is_the_hash_of_the_canonical_json_of_its_fields(
         with pytest.raises(UnicodeEncodeError, match="surrogates"):
             content.encode("utf-8")
         return
-    assert key.digest == content_hash([KEY_VERSION, *key.fields])
+    assert key.digest == content_hash([KEY_VERSION, *key.fields[:-1]])  # repeat 0: not hashed

@@ -16,7 +16,7 @@ import argparse
 import json
 import os
 import shlex
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from rich.console import Console
@@ -30,7 +30,8 @@ from runner.config import load_config
 from runner.errors import CompileError, UsageError
 from runner.plural import plural
 from runner.reports import junit, markdown
-from runner.reports.model import load
+from runner.reports.model import RunReport, TestOutcome, load
+from runner.status import Status
 from runner.store import portable
 from runner.store.db import opened, state_dir
 from runner.store.recording import Recording
@@ -41,10 +42,12 @@ MARKDOWN_FILE = "branchleaf.md"
 
 @dataclass
 class _Runs:
-    """The runs made by this command, in order, and the worst exit code among them."""
+    """The runs made by this command, in order, and the worst exit code among them; a
+    workflow repeated for its tests has its runs together, with its tests."""
 
     ids: list[str] = field(default_factory=list)
     worst: int = 0
+    repeated: list[tuple[ir.Workflow, list[str]]] = field(default_factory=list)
 
     def started(self, recording: Recording) -> None:
         self.ids.append(recording.run_id)
@@ -83,10 +86,22 @@ def run(args: argparse.Namespace, console: Console) -> int:
                 said = [f"--input {shlex.quote(pair)}" for pair in live.input]
                 said += [f"--mock-script {shlex.quote(live.mock_script)}"] * bool(live.mock_script)
                 console.print(f"{workflow.name}: from its ci block: {' '.join(said)}", markup=False)
-            code = run_workflow(workflow, config, live, console, started=made.started)
-            if code == 130:
-                return 130
-            made.worst = max(made.worst, code)
+            repeats = max((test.repeat or 1 for test in workflow.tests or ()), default=1)
+            first = len(made.ids)
+            for repeat in range(repeats):
+                if repeats > 1:
+                    console.print(
+                        f"{workflow.name}: repeat {repeat + 1} of {repeats} for its tests",
+                        markup=False,
+                    )
+                code = run_workflow(
+                    workflow, config, live, console, started=made.started, repeat=repeat
+                )
+                if code == 130:
+                    return 130
+                made.worst = max(made.worst, code)
+            if repeats > 1:
+                made.repeated.append((workflow, made.ids[first:]))
     if made.worst == 130:
         return 130
     return _report(made, args, console)
@@ -122,6 +137,45 @@ def _input_text(value: object) -> str:
     JSON (the compiler has checked its type)."""
     plain = thaw(value)
     return plain if isinstance(plain, str) else json.dumps(plain)
+
+
+def combine(workflow: ir.Workflow, reports: list[RunReport]) -> list[RunReport]:
+    """The reports of a workflow's repeats as the reports shows them: the first run's, its
+    tests counted over their repeats against their pass rates; then every other repeat whose
+    run did not succeed (a failed node fails the workflow whatever the rates)."""
+    outcomes = []
+    for test in workflow.tests or ():
+        runs = test.repeat or 1
+        rate = 1.0 if test.pass_rate is None else test.pass_rate
+        seen = [_outcome_in(report, test.name) for report in reports[:runs]]
+        passes = sum(1 for outcome in seen if outcome is not None and outcome.passed)
+        failed = [
+            (report, outcome)
+            for report, outcome in zip(reports[:runs], seen, strict=True)
+            if outcome is None or not outcome.passed
+        ]
+        passed = passes >= rate * runs - 1e-9
+        message = None
+        if failed:
+            report, outcome = failed[0]
+            why = outcome.message if outcome is not None else "it was not checked"
+            message = f"first failure (run {report.run_id}): {why}"
+        outcomes.append(
+            TestOutcome(
+                name=test.name,
+                passed=passed,
+                message=None if passed and not failed else message,
+                runs=runs,
+                passes=passes,
+                threshold=rate,
+            )
+        )
+    first = replace(reports[0], tests=tuple(outcomes))
+    return [first, *(report for report in reports[1:] if report.status != Status.SUCCEEDED)]
+
+
+def _outcome_in(report: RunReport, name: str) -> TestOutcome | None:
+    return next((outcome for outcome in report.tests if outcome.name == name), None)
 
 
 def _replay_all(
@@ -167,19 +221,25 @@ def _replay_all(
 def _report(made: _Runs, args: argparse.Namespace, console: Console) -> int:
     """Write the reports of the runs made, hand them to GitHub, and return the exit code."""
     with opened(state_dir(args.state), create=False) as conn:
-        reports = [load(conn, run_id) for run_id in made.ids]
+        reports = {run_id: load(conn, run_id) for run_id in made.ids}
+    for workflow, ids in made.repeated:
+        combined = combine(workflow, [reports.pop(run_id) for run_id in ids])
+        reports[ids[0]] = combined[0]
+        reports.update((report.run_id, report) for report in combined[1:])
+    shown = [reports[run_id] for run_id in made.ids if run_id in reports]
     directory = report_dir(args)
     junit_path = directory / JUNIT_FILE
     markdown_path = directory / MARKDOWN_FILE
-    text = markdown.render(reports)
+    text = markdown.render(shown)
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        junit_path.write_text(junit.render(reports), encoding="utf-8")
+        junit_path.write_text(junit.render(shown), encoding="utf-8")
         markdown_path.write_text(text, encoding="utf-8")
     except OSError as exc:
         raise UsageError(f"cannot write the reports to {directory}: {exc.strerror}") from exc
     console.print(f"reports written to {junit_path} and {markdown_path}", markup=False)
-    passed = made.worst == 0
+    # A repeated workflow's runs may fail tests its pass rates forgive: the reports decide.
+    passed = all(report.passed for report in shown)
     _append(os.environ.get("GITHUB_STEP_SUMMARY"), text + "\n")
     _append(
         os.environ.get("GITHUB_OUTPUT"),

@@ -128,10 +128,13 @@ def run_workflow(
     config: Config,
     args: argparse.Namespace,
     console: Console,
+    *,
     started: Callable[[Recording], None] | None = None,
+    repeat: int = 0,
 ) -> int:
     """Run one workflow as a new recorded run and return its exit code; ``started`` is told
-    the run's recording once it exists."""
+    the run's recording once it exists; ``repeat``: which repeat of the workflow this run is
+    (``ci`` repeating it for its tests)."""
     inputs = resolve_inputs(workflow, parse_inputs(args.input or []))
     roles = [name for name, _ in workflow.roles or ()]
     providers = build_providers(config, roles, mock_script=args.mock_script)
@@ -147,6 +150,7 @@ def run_workflow(
         mode="run",
         argv=getattr(args, "argv", None),
         run_id=getattr(args, "run_id", None),
+        repeat=repeat,
     )
     if started is not None:
         started(recording)
@@ -158,6 +162,7 @@ def run_workflow(
         observer=progress,
         memo=recording.memo,
         journal=recording.journal,
+        repeat=repeat,
     )
     return execute(
         engine, inputs=inputs, recording=recording, progress=progress, args=args, console=console
@@ -179,6 +184,7 @@ def rerun(
     """Run a recorded run's workflow again as a new run (replay, fork, resume), with its
     inputs and environment, ``answers`` answering first; ``started`` is told the new run."""
     env = runs.replayed_env(record.env, dict(os.environ))
+    repeat = int(record.providers.get("repeat", 0))  # its calls' keys carry it
     recording = Recording(
         state_dir(args.state),
         workflow=workflow,
@@ -189,6 +195,7 @@ def rerun(
         mock_script=record.providers.get("mock_script"),
         mode=mode,
         parent=record.id,
+        repeat=repeat,
     )
     started(recording)
     progress = progress_for(console, args)
@@ -202,6 +209,7 @@ def rerun(
         memo=recording.memo if mode != "replay" else None,  # a replay calls nothing to store
         environment=env,
         answers=answers,
+        repeat=repeat,
     )
     return execute(
         engine,

@@ -98,6 +98,8 @@ class Caller:
         """Where calls are recorded; ``None``: nowhere."""
         self.answers: Answers | None = None
         """A recorded run answering first (replay, resume)."""
+        self.repeat = 0
+        """Which repeat of the run this is (``ci`` repeating a workflow for its tests)."""
         self.unkeyed: list[tuple[str, str]] = []
         """Calls made without the memo because they had no key: (path, why)."""
         self._served: dict[str, tuple[ProviderConfig, Model | None]] = {}
@@ -140,6 +142,7 @@ class Caller:
                 json_mode=json_mode,
                 output_schema=output_schema,
                 sample=sample,
+                repeat=self.repeat,
             )
         except Unkeyable as exc:
             key = str(exc)
@@ -153,6 +156,7 @@ class Caller:
             output_schema=output_schema,
             json_mode=json_mode,
             sample=sample,
+            repeat=self.repeat,
             key=key.digest if isinstance(key, CallKey) else None,
         )
         return request, key

@@ -68,6 +68,7 @@ class Engine:
         journal: Journal | None = None,
         answers: Answers | None = None,
         environment: Mapping[str, str] | None = None,
+        repeat: int = 0,
     ) -> None:
         self.workflow = workflow
         self.workspace = workspace
@@ -82,6 +83,7 @@ class Engine:
         self.caller.memo = memo
         self.caller.journal = journal
         self.caller.answers = answers
+        self.caller.repeat = repeat
         self.journal = journal
         """Where the run is recorded; ``None``: nowhere."""
         self.environment = dict(environment) if environment is not None else declared_env(workflow)

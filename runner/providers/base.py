@@ -49,6 +49,9 @@ class ModelRequest:
     """Ask for a JSON reply, where the model has the ``json_mode`` capability."""
     sample: int = 0
     """Rollout index: the same request with another sample is a different call."""
+    repeat: int = 0
+    """Which repeat of the whole run this call belongs to (``ci`` repeating a workflow for its
+    tests): the same request in another repeat is a different call."""
     key: str | None = None
     """The call's key (``runner.keys``), when the executor computed one."""
 

@@ -77,7 +77,7 @@ def reply_json(reply: ModelReply) -> dict[str, Any]:
 def request_json(request: ModelRequest, key: CallKey | None) -> dict[str, Any]:
     """A request as a JSON object: what was sent, and what else its key covers (``None``: it
     had no key)."""
-    return {
+    out = {
         "node_id": request.node_id,
         "role": request.role,
         "model": request.model,
@@ -101,6 +101,9 @@ def request_json(request: ModelRequest, key: CallKey | None) -> dict[str, Any]:
             }
         ),
     }
+    if request.repeat:  # written only in repeats, so that other requests read as before
+        out["repeat"] = request.repeat
+    return out
 
 
 def reply_from(data: dict[str, Any]) -> ModelReply:
@@ -135,6 +138,7 @@ def key_fields(request: dict[str, Any]) -> dict[str, Any] | None:
         "json_mode": request["json_mode"],
         "output_schema": fields["output_schema"],
         "sample": request["sample"],
+        "repeat": request.get("repeat", 0),
     }
 
 

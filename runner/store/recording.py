@@ -25,9 +25,11 @@ def provider_map(
     config: Config,
     providers: Mapping[str, Provider],
     mock_script: str | None,
+    repeat: int = 0,
 ) -> dict[str, Any]:
     """Which provider and model serve each of the workflow's roles, and each provider's
-    endpoint (what, besides the request, its calls' keys cover)."""
+    endpoint; with the repeat index, when not 0: what, besides the request, its calls' keys
+    cover."""
     roles = {}
     for role, _ in workflow.roles or ():
         provider, model = config.serve(role)
@@ -39,6 +41,7 @@ def provider_map(
             for name, provider in providers.items()
         },
         "mock_script": mock_script,
+        **({"repeat": repeat} if repeat else {}),
     }
 
 
@@ -59,6 +62,7 @@ class Recording:
         parent: str | None = None,
         argv: list[str] | None = None,
         run_id: str | None = None,
+        repeat: int = 0,
     ) -> None:
         self.directory = directory
         self.conn: sqlite3.Connection = connect(directory)
@@ -73,7 +77,7 @@ class Recording:
             inputs=inputs,
             env=runs.recorded_env(env),
             config=to_data(config),
-            providers=provider_map(workflow, config, providers, mock_script),
+            providers=provider_map(workflow, config, providers, mock_script, repeat),
             mode=mode,
             parent=parent,
             argv=argv,

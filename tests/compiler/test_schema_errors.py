@@ -434,3 +434,35 @@ def test_starlark_schema_error_points_at_the_builtin_call(tmp_path: Path) -> Non
 def test_starlark_quiet_once_fixed(tmp_path: Path) -> None:
     checked = check(tmp_path, STAR.replace("FIELD", "prompt"), name="workflow.star")
     assert rendered(checked) == []
+
+
+REPEATED = (
+    HEADER
+    + "steps: {kind: leaf, id: judge, role: writer, prompt: hi}\n"
+    + "tests:\n  - {name: approves, expect: 'outputs.judge | length > 0', SETTINGS}\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("settings", "phrase"),
+    [
+        ("repeat: 0", "repeat"),
+        ("repeat: 101", "repeat"),
+        ("pass_rate: 0", "pass_rate"),
+        ("pass_rate: 1.5", "pass_rate"),
+        ("repeat: 2.5", "repeat"),
+    ],
+)
+def test_repeat_and_pass_rate_out_of_range_are_errors(
+    tmp_path: Path, settings: str, phrase: str
+) -> None:
+    checked = check(tmp_path, REPEATED.replace("SETTINGS", settings))
+    assert checked.workflow is None
+    assert any(phrase in d.message or phrase in (d.pointer or "") for d in checked.diagnostics)
+
+
+def test_a_repeated_test_with_a_rate_compiles(tmp_path: Path) -> None:
+    checked = check(tmp_path, REPEATED.replace("SETTINGS", "repeat: 5, pass_rate: 0.8"))
+    assert checked.workflow is not None, rendered(checked)
+    test = (checked.workflow.tests or ())[0]
+    assert (test.repeat, test.pass_rate) == (5, 0.8)
