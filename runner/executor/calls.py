@@ -177,8 +177,8 @@ class Caller:
             if recorded is not None:
                 reply, spent = recorded
                 self._charge(frame.ledger, request, reply.usage, spent.cost_usd)
-                spend = Spend(saved_tokens=spent.tokens, saved_usd=spent.cost_usd)
-                return self._record(request, key, reply, spend, path, position, "trace")
+                # Nothing paid, and nothing the memo saved: the recorded run answered.
+                return self._record(request, key, reply, _NOTHING, path, position, "trace")
             if answers.strict:
                 raise NodeFailed(Status.REPLAY_DIVERGED, answers.missed_call(path, known))
         memo = self.memo if known is not None and frame.memo != "off" else None
@@ -330,6 +330,7 @@ class Caller:
 
 
 _ONE_LEAF = Amount(leaves=1)
+_NOTHING = Spend()
 
 
 def _worst(ledger: Ledger, request: ModelRequest, model: Model | None) -> Amount:

@@ -70,6 +70,8 @@ def test_replay_answers_everything_from_the_trace(recorded: tuple[Path, str]) ->
     assert replay.mode == "replay"
     assert replay.parent == run_id
     assert replay.calls == 0
+    # The recorded run answered, not the memo: the replay neither paid nor saved through it.
+    assert (replay.memo_hits, replay.memo_misses, replay.saved_tokens) == (0, 0, 0)
     # Answered from the recorded run, which holds them: the replay records none of its own.
     assert not [e for e in replayed if e.type in ("model_call", "command")]
     with opened(state, create=False) as conn:
