@@ -66,10 +66,16 @@ def run(args: argparse.Namespace, console: Console) -> int:
     config = DEFAULT if args.mock else load_config(args.config)
     capabilities = config.capabilities if config.path is not None else None
     worst, ran = 0, 0
-    for path in files_to_run(args, console):
-        checked = check_file(path, capabilities=capabilities, lenient=True)
-        if checked.diagnostics:
-            raise CompileError(checked.diagnostics)
+    # Every file is checked before the first one runs: a typo in the last file given should
+    # not wait for (or pay for) the runs of the others.
+    checked_files = [
+        (path, check_file(path, capabilities=capabilities, lenient=True))
+        for path in files_to_run(args, console)
+    ]
+    diagnostics = [d for _, checked in checked_files for d in checked.diagnostics]
+    if diagnostics:
+        raise CompileError(diagnostics)
+    for path, checked in checked_files:
         if checked.workflow is None:  # a Starlark library, or YAML that is not a workflow
             console.print(f"- {path} skipped: not a workflow ({checked.kind})", markup=False)
             continue

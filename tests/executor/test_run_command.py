@@ -469,3 +469,14 @@ def test_the_summary_goes_under_the_state_directory_by_default(workdir: Path) ->
     assert not (workdir / ".branchleaf").exists()
     assert main(["run", wf, "--mock-script", script, "--plain"]) == 0
     assert (workdir / ".branchleaf" / "reports" / "small.summary.json").is_file()
+
+
+def test_every_file_is_checked_before_any_runs(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    good = write(workdir / "good.yaml", workflow())
+    bad = write(workdir / "bad.yaml", "version: 1\nname: bad\nsteps: {kind: leaf}\n")
+    assert run(good, bad) == 2
+    err = capsys.readouterr().err
+    assert "bad.yaml:3" in err
+    assert not (workdir / ".branchleaf").exists()  # the good workflow did not run
