@@ -108,6 +108,8 @@ def render(source: str, scope: Scope) -> str:
         return _template(source).render(scope.names())
     except (TemplateError, TypeError, ValueError, ArithmeticError, LookupError) as exc:
         raise RenderError(f"{type(exc).__name__}: {exc}") from exc
+    except NameError as exc:
+        raise RenderError(_non_finite(exc)) from exc
 
 
 def evaluate(source: str, scope: Scope) -> Any:
@@ -119,6 +121,17 @@ def evaluate(source: str, scope: Scope) -> Any:
         return value
     except (TemplateError, TypeError, ValueError, ArithmeticError, LookupError) as exc:
         raise RenderError(f"{type(exc).__name__}: {exc}") from exc
+    except NameError as exc:
+        raise RenderError(_non_finite(exc)) from exc
+
+
+def _non_finite(exc: NameError) -> str:
+    """Jinja folds a constant NaN or infinity (``"nan" | float``, ``1e400``) into code that
+    names ``nan`` or ``inf``, which then fails as a NameError; say what it means. (Printed in
+    a template, ``{{ 1e400 }}``, such a constant is text, ``inf``, and works.)"""
+    if exc.name in ("nan", "inf"):
+        return "the expression makes NaN or infinity, which is not a JSON number"
+    raise exc
 
 
 _FENCE = re.compile(r"^\s*```[A-Za-z0-9_-]*\s*\n?(?P<body>.*?)\n?\s*```\s*$", re.DOTALL)

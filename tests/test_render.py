@@ -156,3 +156,11 @@ def test_bare_names_render_as_jinja_renders_them(pieces: list[str], item: object
             render(source, scope)
     else:
         assert render(source, scope) == expected
+
+
+@pytest.mark.parametrize("source", ['"nan" | float', '"inf" | float', "1e400"])
+def test_a_constant_nan_or_infinity_is_a_render_error(source: str) -> None:
+    with pytest.raises(RenderError, match="NaN or infinity, which is not a JSON number"):
+        evaluate(source, SCOPE)
+    with pytest.raises(RenderError, match="NaN or infinity"):
+        render("{% if " + source + " %}x{% endif %}", SCOPE)
