@@ -11,8 +11,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.tree import Tree
 
-from runner.commands.runs import COLOURS, duration
+from runner.commands.runs import COLOURS
 from runner.errors import UsageError
+from runner.humanize import duration
 from runner.plural import plural
 from runner.store import runs as store
 from runner.store.db import opened, state_dir
@@ -89,7 +90,7 @@ def _label(path: str, started: dict[str, Any], finish: Event | None, *, running:
     shown = _short(data.get("output")) if status == "succeeded" else escape(data.get("error") or "")
     return (
         f"{escape(path)} [dim]{kind}[/] [{colour}]{status}[/] "
-        f"[dim]{data.get('duration_s', 0):.2f}s{usage}[/] {shown}"
+        f"[dim]{duration(float(data.get('duration_s', 0)))}{usage}[/] {shown}"
     )
 
 

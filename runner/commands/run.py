@@ -24,6 +24,7 @@ from runner.config import DEFAULT, Config, load_config
 from runner.errors import CompileError, UsageError
 from runner.executor.engine import Engine, declared_env, run_sync
 from runner.executor.results import RunResult
+from runner.humanize import duration
 from runner.plural import plural
 from runner.progress import LiveProgress, PlainProgress
 from runner.providers.base import Provider
@@ -317,7 +318,7 @@ def _print(result: RunResult, console: Console) -> None:
         f"[{colour}]{result.workflow}: {result.status.value}[/] "
         f"({plural(len(result.nodes), 'node')}, {plural(spend.calls, 'model call')}, "
         f"{plural(spend.tokens, 'token')}, "
-        f"${spend.cost_usd:.4f}, {result.duration_s:.2f}s)"
+        f"${spend.cost_usd:.4f}, {duration(result.duration_s)})"
         + (f" — {escape(result.reason)}" if result.reason else "")
     )
 

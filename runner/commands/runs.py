@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from runner.humanize import duration
 from runner.store import runs as store
 from runner.store.db import opened, state_dir
 
@@ -52,17 +53,6 @@ def run(args: argparse.Namespace, console: Console) -> int:
         )
     console.print(table, width=max(console.width, 120))
     return 0
-
-
-def duration(seconds: float) -> str:
-    """A short human duration."""
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    minutes, secs = divmod(int(seconds), 60)
-    if minutes < 60:
-        return f"{minutes}m{secs:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m"
 
 
 def age(when: float) -> str:

@@ -20,8 +20,9 @@ from rich.markup import escape
 from rich.text import Text
 
 from runner.commands.background import find_run
-from runner.commands.runs import COLOURS, age, duration
+from runner.commands.runs import COLOURS, age
 from runner.executor.results import SpendSum
+from runner.humanize import duration
 from runner.plural import plural
 from runner.progress import Snapshot, longest_of, progress_line, progress_table
 from runner.store import runs

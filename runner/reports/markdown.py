@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 
 from runner.compiler.build import build_workflow
 from runner.graph import mermaid
+from runner.humanize import duration
 from runner.plural import plural
 from runner.reports.model import RunReport
 from runner.status import Status
@@ -85,7 +86,7 @@ def _run(report: RunReport, *, graphs: bool) -> list[str]:
         lines += ["", "#### Slowest nodes", ""]
         lines += _table(
             ("node", "kind", "time"),
-            [(_code(n.path), n.kind, _duration(n.seconds)) for n in report.slowest],
+            [(_code(n.path), n.kind, duration(n.seconds)) for n in report.slowest],
         )
     if report.tournaments:
         lines += ["", "#### Tournaments", ""]
@@ -146,7 +147,7 @@ def _figures(report: RunReport) -> list[str]:
             (
                 report.status,
                 f"{report.done}/{report.total}",
-                _duration(report.duration_s),
+                duration(report.duration_s),
                 f"{report.calls:,}",
                 f"{report.tokens:,}",
                 f"${report.cost_usd:.4f}",
@@ -265,15 +266,3 @@ def _capped(items: Iterable[str]) -> str:
     more = len(shown) - SCORES
     text = "; ".join(shown[:SCORES]) + (f"; … {more} more" if more > 0 else "")
     return _text(text)
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 1:
-        return f"{seconds * 1000:.0f} ms"
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    minutes, rest = divmod(round(seconds), 60)
-    if minutes < 60:
-        return f"{minutes}m {rest:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h {minutes:02d}m"
