@@ -300,7 +300,11 @@ def test_a_repeated_test_passes_at_its_rate_over_runs_that_asked_anew(
     assert len(keys) == 6  # every repeat asked the model again: six keys, no memo hits
     approving = sum('"name":"the judge approves","passed":true' in row[0] for row in verdicts)
     assert 0 < approving < 6  # the mock's answers differ between repeats
-    assert f"{approving}/6 runs passed (needs 30%)" in (out / "branchleaf.md").read_text()
+    report = (out / "branchleaf.md").read_text()
+    assert f"{approving}/6 runs passed (needs 30%)" in report
+    assert "6 runs for its repeated tests, figures summed" in report
+    suite = next(iter(JUnitXml.fromfile(str(out / "branchleaf.junit.xml"))))
+    assert {p.name: p.value for p in suite.properties()}["calls"] == "6"
 
 
 def test_a_repeated_test_below_its_rate_fails_only_that_case(

@@ -140,9 +140,10 @@ def _input_text(value: object) -> str:
 
 
 def combine(workflow: ir.Workflow, reports: list[RunReport]) -> list[RunReport]:
-    """The reports of a workflow's repeats as the reports shows them: the first run's, its
-    tests counted over their repeats against their pass rates; then every other repeat whose
-    run did not succeed (a failed node fails the workflow whatever the rates)."""
+    """The reports of a workflow's repeats as the reports show them: the first run's, its
+    tests counted over their repeats against their pass rates and its usage summed over the
+    repeats that succeeded; then, on its own, every repeat whose run did not succeed (a failed
+    node fails the workflow whatever the rates)."""
     outcomes = []
     for test in workflow.tests or ():
         runs = test.repeat or 1
@@ -170,8 +171,22 @@ def combine(workflow: ir.Workflow, reports: list[RunReport]) -> list[RunReport]:
                 threshold=rate,
             )
         )
-    first = replace(reports[0], tests=tuple(outcomes))
-    return [first, *(report for report in reports[1:] if report.status != Status.SUCCEEDED)]
+    broken = [report for report in reports[1:] if report.status != Status.SUCCEEDED]
+    counted = [reports[0], *(report for report in reports[1:] if report.status == Status.SUCCEEDED)]
+    first = replace(
+        reports[0],
+        tests=tuple(outcomes),
+        repeats=tuple(report.run_id for report in counted[1:]),
+        duration_s=sum(report.duration_s for report in counted),
+        calls=sum(report.calls for report in counted),
+        tokens=sum(report.tokens for report in counted),
+        cost_usd=sum(report.cost_usd for report in counted),
+        memo_hits=sum(report.memo_hits for report in counted),
+        memo_misses=sum(report.memo_misses for report in counted),
+        saved_tokens=sum(report.saved_tokens for report in counted),
+        saved_usd=sum(report.saved_usd for report in counted),
+    )
+    return [first, *broken]
 
 
 def _outcome_in(report: RunReport, name: str) -> TestOutcome | None:

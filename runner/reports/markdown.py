@@ -131,6 +131,8 @@ def _about(report: RunReport) -> str:
     if report.source:
         parts.append(_code(report.source))
     parts.append(f"started {started}")
+    if report.repeats:
+        parts.append(f"{len(report.repeats) + 1} runs for its repeated tests, figures summed")
     return " · ".join(parts)
 
 

@@ -178,6 +178,9 @@ class RunReport:
     """Each node id's status, its copies combined (the most severe wins), for the graph."""
     document: dict[str, Any]
     """The compiled workflow document, as run."""
+    repeats: tuple[str, ...] = ()
+    """Other runs of the workflow, repeated for its tests, whose usage and memo figures are
+    summed into this report's (``ci``); their tests are counted in :attr:`tests`."""
 
     @property
     def memo_hit_rate(self) -> float | None:
