@@ -84,7 +84,11 @@ class Recording:
         )
         self.writer = Writer(directory, heartbeat=self.run_id)
         self.journal = RunJournal(self.writer, self.run_id, answers_recorded=mode != "replay")
-        self.memo = StoreMemo(self.conn, self.writer, self.journal)
+        try:
+            self.memo = StoreMemo(self.conn, self.writer, self.journal)
+        except BaseException:
+            self.writer.close()  # its process stops with it
+            raise
 
     def close(self, result: RunResult | None) -> None:
         """Commit everything and close the run (``None``: it ended without a result)."""

@@ -27,6 +27,7 @@ import contextlib
 import fcntl
 import marshal
 import os
+import select
 import subprocess
 import sys
 import time
@@ -47,6 +48,8 @@ BATCH_CHARS = 8 << 20
 """Characters of rows' large columns queued before they are committed without waiting."""
 HEARTBEAT_S = 2.0
 """How often a running run's row shows it is alive."""
+STOP_WAIT_S = 60.0
+"""How long closing waits for the writer to commit what it was sent and stop."""
 PIPE_BYTES = 1 << 20
 """The pipe to the writer is enlarged to this, where the system allows, so that sending a
 group rarely waits for the writer to read."""
@@ -204,10 +207,20 @@ class Writer:
             assert self._process.stdin is not None
             with contextlib.suppress(OSError):
                 self._process.stdin.close()  # the end of its input: it commits what it has
+            deadline = time.monotonic() + STOP_WAIT_S
             while self._answered < self._sent and self._failure is None:
+                left = deadline - time.monotonic()
+                if left <= 0 or not select.select([self._from], [], [], left)[0]:
+                    self._fail(f"the state writer did not answer within {STOP_WAIT_S:g} s")
+                    break
                 if not self._read():
                     break
-            self._process.wait()
+            try:
+                self._process.wait(timeout=max(0.0, deadline - time.monotonic()) + 1.0)
+            except subprocess.TimeoutExpired:
+                self._process.kill()  # what it had answered for is committed
+                self._process.wait()
+                self._fail(f"the state writer did not stop within {STOP_WAIT_S:g} s")
             assert self._process.stdout is not None
             self._process.stdout.close()
         if self._failure is not None:

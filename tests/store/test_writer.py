@@ -200,3 +200,18 @@ def test_rows_reach_the_state_soon_without_anyone_waiting_for_them(
         assert asyncio.run(main()) == [1, 2, 3]
     finally:
         writer.close()
+
+
+def test_a_writer_that_stops_answering_does_not_hang_the_close(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("runner.store.writer.STOP_WAIT_S", 0.5)
+    run_id = _run(tmp_path)
+    writer = Writer(tmp_path)
+    os.kill(writer._process.pid, signal.SIGSTOP)  # as a writer stuck on a dead disk would be
+    writer.append(EVENTS, _row(run_id, 0, {}))
+    started = time.monotonic()
+    with pytest.raises(StoreError, match=r"the state writer did not answer within 0\.5 s"):
+        writer.close()
+    assert time.monotonic() - started < 30
+    assert writer._process.returncode is not None  # stopped for good, not left behind
