@@ -22,9 +22,9 @@ from runner.executor.results import NodeResult, Spend, SpendSum
 from runner.keys import CallKey
 from runner.providers.base import ModelReply, ModelRequest, Usage
 from runner.store.runs import PROGRESS_SQL
-from runner.store.writer import Bulk, Writer
+from runner.store.writer import Writer, insert
 
-EVENTS = Bulk("events", ("run_id", "seq", "position", "path", "type", "key", "data", "at"))
+EVENTS = insert("events", ("run_id", "seq", "position", "path", "type", "key", "data", "at"))
 """An event's row: its ``data`` is the JSON text of an object."""
 
 

@@ -17,9 +17,9 @@ from runner.keys import CallKey
 from runner.providers.base import ModelReply
 from runner.store.db import StoreError
 from runner.store.journal import RunJournal, key_fields, reply_from
-from runner.store.writer import Bulk, Writer
+from runner.store.writer import Writer, insert
 
-PUT = Bulk(
+PUT = insert(
     "memo",
     ("slot", "key", "run_id", "seq", "tokens", "cost_usd", "path", "created_at"),
     replace=True,

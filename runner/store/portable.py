@@ -241,14 +241,14 @@ def store(conn: sqlite3.Connection, trace: Trace) -> Imported:
                 f"INSERT INTO runs ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
                 values,
             )
-            conn.executemany(EVENTS.plain, [_row(run["id"], e) for e in trace.events])
+            conn.executemany(EVENTS, [_row(run["id"], e) for e in trace.events])
     except sqlite3.Error as exc:
         raise StoreError(f"cannot write the imported run {run['id']}: {exc}") from exc
     return replace(present, already=False)
 
 
 def _row(run_id: str, event: dict[str, Any]) -> tuple[Any, ...]:
-    """An event's parameters for ``EVENTS.plain``, its data as canonical JSON."""
+    """An event's parameters for ``EVENTS``, its data as canonical JSON."""
     encoded = {**event, "data": canonical_json(event["data"])}
     return (run_id, *(encoded[name] for name in EVENT_FIELDS))
 

@@ -57,22 +57,19 @@ group rarely waits for the writer to read."""
 Row = tuple[Any, ...]
 
 
-class Bulk:
-    """An INSERT into a table whose rows are queued as tuples of their columns."""
-
-    def __init__(self, table: str, columns: Sequence[str], *, replace: bool = False) -> None:
-        verb = "INSERT OR REPLACE" if replace else "INSERT"
-        self.plain = (
-            f"{verb} INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
-        )
-        """The statement inserting one row from its parameters."""
+def insert(table: str, columns: Sequence[str], *, replace: bool = False) -> str:
+    """The statement inserting one row of ``columns`` into ``table`` from its parameters: rows
+    queued with :meth:`Writer.append` under it are inserted together."""
+    verb = "INSERT OR REPLACE" if replace else "INSERT"
+    return f"{verb} INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
 
 
 @dataclass(slots=True)
 class _Group:
     """Rows committed in one transaction, and who waits for them."""
 
-    bulk: dict[Bulk, list[Row]] = field(default_factory=dict)
+    bulk: dict[str, list[Row]] = field(default_factory=dict)
+    """Rows queued with :meth:`Writer.append`, by their insert statement."""
     plain: list[tuple[str, Row]] = field(default_factory=list)
     waiters: list[asyncio.Future[None]] = field(default_factory=list)
 
@@ -125,12 +122,12 @@ class Writer:
             fcntl.fcntl(self._to, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
         self._send((str(directory / DB_FILE), list(PRAGMAS)))
 
-    def append(self, bulk: Bulk, row: Row, chars: int = 0) -> None:
-        """Queue one row of ``bulk``; ``chars``: the length of its large columns (what bounds
-        the memory queued rows take)."""
-        rows = self._group.bulk.get(bulk)
+    def append(self, statement: str, row: Row, chars: int = 0) -> None:
+        """Queue one row for an :func:`insert` statement; ``chars``: the length of its large
+        columns (what bounds the memory queued rows take)."""
+        rows = self._group.bulk.get(statement)
         if rows is None:
-            rows = self._group.bulk[bulk] = []
+            rows = self._group.bulk[statement] = []
         rows.append(row)
         self._rows += 1
         self._chars += chars
@@ -182,7 +179,7 @@ class Writer:
         check_cancel = beat and self.on_cancel is not None
         if group.bulk or group.plain or group.waiters:
             self._listen()
-            statements = [(bulk.plain, rows) for bulk, rows in group.bulk.items()]
+            statements = list(group.bulk.items())
             statements += [(statement, [row]) for statement, row in group.plain]
             self._sent += 1
             if group.waiters:
