@@ -275,10 +275,7 @@ class _Maker:
         step = base.get("multipleOf")
         if step is not None and float(step).is_integer():
             return self.make_integer(base, where, pointer, depth)
-        lo = max((base[k] for k in ("minimum", "exclusiveMinimum") if k in base), default=None)
-        hi = min((base[k] for k in ("maximum", "exclusiveMaximum") if k in base), default=None)
-        lo = (0 if hi is None else hi - 100) if lo is None else lo
-        hi = lo + 100 if hi is None else hi
+        lo, hi = _number_bounds(base)
         if lo > hi:
             raise ValueError(f"{_at(where)}: its lower bound {lo} is above its upper {hi}")
         if step is not None:
@@ -288,13 +285,10 @@ class _Maker:
                     if _fits(value, base) and (value / step).is_integer():
                         return float(value)
             raise ValueError(f"{_at(where)}: no multiple of {step} lies in [{lo}, {hi}]")
-        # Odd sixteenths of the range: mostly not whole, as integers are numbers already.
-        span, share = hi - lo, (1 + 2 * self.pick(pointer, "number", 8)) / 16
-        value = lo + span * share if math.isfinite(span) else lo / 2 + hi / 2
-        for candidate in (round(value, 2), value, lo / 2 + hi / 2):
-            if _fits(candidate, base):
-                return float(candidate)
-        raise ValueError(f"{_at(where)}: no number lies between {lo} and {hi}")
+        value = _spread(base, lo, hi, self.pick(pointer, "number", 8))
+        if value is None:
+            raise ValueError(f"{_at(where)}: no number lies between {lo} and {hi}")
+        return value
 
     def make_string(self, base: dict[str, Any], where: str, pointer: str, depth: int) -> str:
         low, high = base.get("minLength", 0), base.get("maxLength")
@@ -302,8 +296,7 @@ class _Maker:
             raise ValueError(f"{_at(where)}: minLength {low} is above maxLength {high}")
         pattern = base.get("pattern")
         for text in self.strings(base, pointer, low, high):
-            fits = low <= len(text) and (high is None or len(text) <= high)
-            if fits and (pattern is None or re.search(pattern, text)):
+            if _fits_length(text, low, high) and (pattern is None or re.search(pattern, text)):
                 return text
         sizes = f" of {low} to {high} characters" if low or high is not None else ""
         raise ValueError(f"{_at(where)}: no string{sizes} was found for the pattern {pattern!r}")
@@ -312,13 +305,9 @@ class _Maker:
         self, base: dict[str, Any], pointer: str, low: int, high: int | None
     ) -> Iterator[str]:
         """Candidates: the format's shape, hashed text, then strings built from the pattern."""
-        digest = hashlib.sha256(b"%b\0%b" % (self.seed, pointer.encode())).hexdigest()
-        if base.get("format") in _FORMATS:
-            yield _FORMATS[base["format"]](digest)
-        start = max(low, min(4, 4 if high is None else high))
-        top = start + 8 if high is None else min(high, start + 8)
-        size = start + self.pick(pointer, "length", top - start + 1)
-        yield (digest * (size // len(digest) + 1))[:size]
+        yield from _hashed_strings(
+            self.seed, pointer, _FORMATS.get(base.get("format", "")), low, high
+        )
         for variant in range(4 if "pattern" in base else 0):
             text = pattern_text(base["pattern"], self.chooser(pointer, variant))
             if text is not None:
@@ -338,8 +327,7 @@ class _Maker:
             high = len(prefix) if high is None else min(high, len(prefix))
         if high is not None and low > high:
             raise ValueError(f"{_at(where)}: it needs {low} items but allows only {high}")
-        top = low if depth >= OPTIONAL_DEPTH else low + 3 if high is None else min(high, low + 3)
-        size = low + self.pick(pointer, "size", top - low + 1)
+        size = low + self.pick(pointer, "size", _items_top(low, high, depth) - low + 1)
         wanted = base.get("minContains", 1) if "contains" in base else 0
         out: list[Any] = []
         seen: set[str] = set()
@@ -469,6 +457,49 @@ def _types(declared: Any) -> list[str]:
     return [declared] if isinstance(declared, str) else list(declared)
 
 
+def _number_bounds(base: dict[str, Any]) -> tuple[Any, Any]:
+    """The range a number is made in: its bounds, or 100 wide beside the one it has."""
+    lo = max((base[k] for k in ("minimum", "exclusiveMinimum") if k in base), default=None)
+    hi = min((base[k] for k in ("maximum", "exclusiveMaximum") if k in base), default=None)
+    lo = (0 if hi is None else hi - 100) if lo is None else lo
+    hi = lo + 100 if hi is None else hi
+    return lo, hi
+
+
+def _spread(base: dict[str, Any], lo: Any, hi: Any, picked: int) -> float | None:
+    """The number at odd sixteenth ``picked`` (0-7) of the range, mostly not whole (integers
+    are numbers already), or the middle; ``None`` when none of them fits."""
+    span, share = hi - lo, (1 + 2 * picked) / 16
+    value = lo + span * share if math.isfinite(span) else lo / 2 + hi / 2
+    for candidate in (round(value, 2), value, lo / 2 + hi / 2):
+        if _fits(candidate, base):
+            return float(candidate)
+    return None
+
+
+def _hashed_strings(
+    seed: bytes, pointer: str, shape: Callable[[str], str] | None, low: int, high: int | None
+) -> Iterator[str]:
+    """A string's first candidates: the format's shape, then hashed text of a seeded length."""
+    digest = hashlib.sha256(b"%b\0%b" % (seed, pointer.encode())).hexdigest()
+    if shape is not None:
+        yield shape(digest)
+    start = max(low, min(4, 4 if high is None else high))
+    top = start + 8 if high is None else min(high, start + 8)
+    size = start + _pick(seed, pointer, "length", top - start + 1)
+    yield (digest * (size // len(digest) + 1))[:size]
+
+
+def _fits_length(text: str, low: int, high: int | None) -> bool:
+    return low <= len(text) and (high is None or len(text) <= high)
+
+
+def _items_top(low: int, high: int | None, depth: int) -> int:
+    """The most items an array is made with: up to 3 more than it needs, none past
+    :data:`OPTIONAL_DEPTH`."""
+    return low if depth >= OPTIONAL_DEPTH else low + 3 if high is None else min(high, low + 3)
+
+
 def _fits(value: float, base: dict[str, Any]) -> bool:
     return not (
         value < base.get("minimum", -math.inf)
@@ -508,18 +539,15 @@ class _Unplannable(Exception):
     """A schema with keywords that need the maker's search (choices, patterns, several types)."""
 
 
-def _plan_of(schema: Compiled) -> Plan | None:
-    """The plan of a compiled schema, made once; ``None`` when it needs the search.
+def _planned(schema: Compiled) -> tuple[Compiled, Plan | None, bool]:
+    """The plan of a compiled schema, made once (``None`` when it needs the search), and
+    whether its values can hold a float.
 
     Most leaf outputs are small objects of plain fields, and the mock makes thousands of values
     for one schema: a plan decides everything that does not depend on the seed once, and makes
-    each value with the same seeded picks as the maker, so that the two never differ (the
-    property tests compare them).
+    each value with the same seeded picks and the same helpers as the maker, so that the two
+    never differ (the property tests compare them).
     """
-    return _planned(schema)[1]
-
-
-def _planned(schema: Compiled) -> tuple[Compiled, Plan | None, bool]:
     found = _PLANS.get(id(schema))
     if found is not None and found[0] is schema:
         return found
@@ -632,7 +660,7 @@ class _Planner:
         low, high = base.get("minItems", 0), base.get("maxItems")
         if items is False or (high is not None and low > high):
             raise _Unplannable(where)
-        top = low if depth >= OPTIONAL_DEPTH else low + 3 if high is None else min(high, low + 3)
+        top = _items_top(low, high, depth)
         item = self.plan(items, f"{where}/items", depth + 1)
 
         def plan(seed: bytes, pointer: str) -> Any:
@@ -659,20 +687,12 @@ def _string_plan(base: dict[str, Any]) -> Plan:
     high: int | None = base.get("maxLength")
     if high is not None and low > high:
         raise _Unplannable("lengths")
-    shape = _FORMATS.get(base["format"]) if "format" in base else None
-    start = max(low, min(4, 4 if high is None else high))
-    top = start + 8 if high is None else min(high, start + 8)
+    shape = _FORMATS.get(base.get("format", ""))
 
     def plan(seed: bytes, pointer: str) -> str:
-        digest = hashlib.sha256(b"%b\0%b" % (seed, pointer.encode())).hexdigest()
-        if shape is not None:
-            text: str = shape(digest)
-            if low <= len(text) and (high is None or len(text) <= high):
+        for text in _hashed_strings(seed, pointer, shape, low, high):
+            if _fits_length(text, low, high):
                 return text
-        size = start + _pick(seed, pointer, "length", top - start + 1)
-        text = (digest * (size // len(digest) + 1))[:size]
-        if low <= len(text) and (high is None or len(text) <= high):
-            return text
         raise _Off
 
     return plan
@@ -681,19 +701,14 @@ def _string_plan(base: dict[str, Any]) -> Plan:
 def _number_plan(base: dict[str, Any]) -> Plan:
     if "multipleOf" in base:
         raise _Unplannable("multipleOf")
-    lo = max((base[k] for k in ("minimum", "exclusiveMinimum") if k in base), default=None)
-    hi = min((base[k] for k in ("maximum", "exclusiveMaximum") if k in base), default=None)
-    lo = (0 if hi is None else hi - 100) if lo is None else lo
-    hi = lo + 100 if hi is None else hi
+    lo, hi = _number_bounds(base)
     if lo > hi:
         raise _Unplannable("bounds")
 
     def plan(seed: bytes, pointer: str) -> float:
-        span, share = hi - lo, (1 + 2 * _pick(seed, pointer, "number", 8)) / 16
-        value = lo + span * share if math.isfinite(span) else lo / 2 + hi / 2
-        for candidate in (round(value, 2), value, lo / 2 + hi / 2):
-            if _fits(candidate, base):
-                return float(candidate)
-        raise _Off
+        value = _spread(base, lo, hi, _pick(seed, pointer, "number", 8))
+        if value is None:
+            raise _Off
+        return value
 
     return plan

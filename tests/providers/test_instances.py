@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
 from runner.canonical import canonical_json
-from runner.providers.instances import _plan_of, instance, instance_text, searched
+from runner.providers.instances import _planned, instance, instance_text, searched
 from runner.schemas import compiled
 
 PROPERTIES = settings(
@@ -275,7 +275,7 @@ PLAIN_OUTPUT = {
     "schema", [PLAIN_OUTPUT, {"type": "array", "items": PLAIN_OUTPUT, "minItems": 1}]
 )
 def test_plain_leaf_outputs_are_made_by_a_plan(schema: dict[str, Any]) -> None:
-    assert _plan_of(compiled(schema)) is not None
+    assert _planned(compiled(schema))[1] is not None
     for seed in (b"", b"one", b"two"):
         assert instance(schema, seed) == searched(compiled(schema), seed)
 
