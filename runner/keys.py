@@ -12,12 +12,9 @@ key: :class:`Unkeyable` says why, and the caller makes that call without the mem
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
-
-import orjson
 
 from runner.canonical import canonical_json, content_hash
 from runner.providers.base import ChatMessage, ModelRequest
@@ -109,22 +106,12 @@ def key_of(
     try:
         # Positional and versioned: a list hashes faster than an object with sorted keys.
         hashed = [KEY_VERSION, *fields] if repeat else [KEY_VERSION, *fields[:-1]]
-        digest = _digest(hashed, temperature)
+        # The fields hold no objects, and no float but the temperature.
+        alike = temperature is None or temperature == 0 or 1e-4 <= abs(temperature) < 1e16
+        digest = content_hash(hashed, floats_alike=alike)
     except (TypeError, ValueError) as exc:  # NaN or infinite temperature
         raise Unkeyable(f"the request cannot be written as canonical JSON: {exc}") from exc
     return CallKey(digest=digest, fields=fields)
-
-
-def _digest(versioned: list[Any], temperature: float | None) -> str:
-    """``content_hash(versioned)``, computed by orjson when it writes the same text as
-    :func:`canonical_json`: the fields hold no objects, so only a float could be spelled
-    otherwise, and orjson spells a float as Python does from 1e-4 up to 1e16 (and zero)."""
-    if temperature is None or temperature == 0 or 1e-4 <= abs(temperature) < 1e16:
-        try:
-            return hashlib.sha256(orjson.dumps(versioned)).hexdigest()
-        except orjson.JSONEncodeError:
-            pass  # integers beyond 64 bits, lone surrogates: as canonical_json says
-    return content_hash(versioned)
 
 
 def differences(first: Sequence[Any], second: Sequence[Any]) -> list[str]:

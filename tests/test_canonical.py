@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from runner.canonical import canonical_json, compact_json, same_json
+from runner.canonical import canonical_bytes, canonical_json, compact_json, same_json
 
 SCALARS = st.one_of(
     st.none(),
@@ -35,3 +35,28 @@ def test_canonical_sorts_keys_and_compact_keeps_their_order() -> None:
     value = {"b": 1, "a": [True, None, "é"]}
     assert canonical_json(value) == '{"a":[true,null,"é"],"b":1}'
     assert compact_json(value) == '{"b":1,"a":[true,null,"é"]}'
+
+
+ALIKE = st.recursive(
+    st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(min_value=-(2**70), max_value=2**70),
+        st.text(),
+        st.just(0.0),
+        st.floats(min_value=1e-4, max_value=9.99e15),
+        st.floats(min_value=-9.99e15, max_value=-1e-4),
+    ),
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.text(), inner)),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(value=ALIKE)
+def test_canonical_bytes_by_orjson_are_those_of_canonical_json(value: object) -> None:
+    try:
+        expected = canonical_json(value).encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: neither writes it
+        return
+    assert canonical_bytes(value, floats_alike=True) == expected

@@ -17,12 +17,11 @@ from collections.abc import Callable, Iterator, Mapping
 from fractions import Fraction
 from typing import Any
 
-import orjson
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError, best_match
 from referencing.exceptions import Unresolvable
 
-from runner.canonical import canonical_json, thaw
+from runner.canonical import canonical_bytes, canonical_json, thaw
 from runner.compiler.source import pointer_join
 from runner.providers.patterns import pattern_text
 from runner.schemas import Compiled, compiled
@@ -62,19 +61,10 @@ def instance(schema: Any, seed: bytes) -> Any:
 
 
 def instance_text(schema: Any, seed: bytes) -> str:
-    """``canonical_json(instance(schema, seed))``: the mock's reply text.
-
-    A planned value that cannot hold a float (orjson spells some floats otherwise than Python)
-    is written by orjson with sorted keys, which gives the same text several times faster; what
-    orjson refuses (integers beyond 64 bits, lone surrogates) is written as canonical_json does.
-    """
+    """``canonical_json(instance(schema, seed))``: the mock's reply text, written by orjson
+    when a plan made the value without any float (:func:`runner.canonical.canonical_bytes`)."""
     value, float_free = _made(schema, seed)
-    if float_free:
-        try:
-            return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
-        except orjson.JSONEncodeError:
-            pass
-    return canonical_json(value)
+    return canonical_bytes(value, floats_alike=float_free).decode()
 
 
 def _made(schema: Any, seed: bytes) -> tuple[Any, bool]:
