@@ -148,14 +148,13 @@ def combine(workflow: ir.Workflow, reports: list[RunReport]) -> list[RunReport]:
     for test in workflow.tests or ():
         runs = test.repeat or 1
         rate = 1.0 if test.pass_rate is None else test.pass_rate
-        seen = [_outcome_in(report, test.name) for report in reports[:runs]]
-        passes = sum(1 for outcome in seen if outcome is not None and outcome.passed)
+        considered = reports[:runs]
         failed = [
             (report, outcome)
-            for report, outcome in zip(reports[:runs], seen, strict=True)
-            if outcome is None or not outcome.passed
+            for report in considered
+            if (outcome := _outcome_in(report, test.name)) is None or not outcome.passed
         ]
-        passed = passes >= rate * runs - 1e-9
+        passes = len(considered) - len(failed)
         message = None
         if failed:
             report, outcome = failed[0]
@@ -164,15 +163,17 @@ def combine(workflow: ir.Workflow, reports: list[RunReport]) -> list[RunReport]:
         outcomes.append(
             TestOutcome(
                 name=test.name,
-                passed=passed,
-                message=None if passed and not failed else message,
+                passed=passes >= rate * runs - 1e-9,
+                message=message,
                 runs=runs,
                 passes=passes,
                 threshold=rate,
             )
         )
-    broken = [report for report in reports[1:] if report.status != Status.SUCCEEDED]
-    counted = [reports[0], *(report for report in reports[1:] if report.status == Status.SUCCEEDED)]
+    counted = [reports[0]]
+    broken: list[RunReport] = []
+    for report in reports[1:]:
+        (counted if report.status == Status.SUCCEEDED else broken).append(report)
     first = replace(
         reports[0],
         tests=tuple(outcomes),
