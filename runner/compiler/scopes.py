@@ -3,12 +3,13 @@ their parent's permissions or budget."""
 
 from __future__ import annotations
 
-import fnmatch
 import itertools
+import posixpath
+import shlex
 from collections.abc import Iterator
 from dataclasses import dataclass, fields
 
-from runner import globs, ir
+from runner import globs, ir, permissions
 from runner.expressions import is_template
 from runner.tree import Visit
 
@@ -118,7 +119,12 @@ def _inherited(visit: Visit, workflow: ir.Workflow, attribute: str, key: str) ->
 
 
 def limit_excesses(visits: list[Visit], workflow: ir.Workflow) -> Iterator[Finding]:
-    """Children whose permissions or budget exceed their parent's."""
+    """Children whose permissions or budget exceed their parent's, and permissions that
+    cannot be read."""
+    if workflow.permissions is not None and workflow.permissions.commands and visits:
+        # Pointed at from the document's top (the workflow is no node: a visit with no pointer).
+        top = Visit(node=visits[0].node, pointer="", parent=None, field=None, index=None, depth=0)
+        yield from _unreadable(top, workflow.permissions.commands)
     for visit in visits:
         node = visit.node
         for f in fields(ir.Budget):
@@ -141,10 +147,12 @@ def _permission_excesses(visit: Visit, workflow: ir.Workflow) -> Iterator[Findin
     allowed_writes = _inherited(visit, workflow, "permissions", "writes")
     own = node.permissions
     if own is not None and own.commands is not None:
+        yield from _unreadable(visit, own.commands)
         # No enclosing entry admits no command, so a child cannot grant itself any.
         allowed_commands = allowed_commands if isinstance(allowed_commands, tuple) else ()
-        for pattern in own.commands:
-            if not any(globs.text_covers(outer, pattern) for outer in allowed_commands):
+        outers = permissions.readable(allowed_commands)
+        for pattern, read in zip(own.commands, _read_each(own.commands), strict=True):
+            if read is not None and not any(permissions.covers(o, read) for o in outers):
                 yield Finding(
                     visit=visit,
                     field="permissions/commands",
@@ -180,14 +188,44 @@ def _permission_excesses(visit: Visit, workflow: ir.Workflow) -> Iterator[Findin
         yield from _command_permission(visit, own, allowed_commands)
 
 
+def _unreadable(visit: Visit, patterns: tuple[str, ...]) -> Iterator[Finding]:
+    for index, pattern in enumerate(patterns):
+        try:
+            permissions.parse(pattern)
+        except permissions.PatternError as exc:
+            yield Finding(
+                visit=visit,
+                field=f"permissions/commands/{index}",
+                rule="permissions",
+                message=f"permissions.commands {pattern!r} {exc}, so it admits nothing",
+                hint="Write the program, then one item per argument, as in a shell line: "
+                "'git diff *', 'python -m pytest -q *' (see docs/validation.md).",
+            )
+
+
+def _read_each(patterns: tuple[str, ...]) -> list[permissions.Pattern | None]:
+    found: list[permissions.Pattern | None] = []
+    for pattern in patterns:
+        try:
+            found.append(permissions.parse(pattern))
+        except permissions.PatternError:
+            found.append(None)
+    return found
+
+
 def _command_permission(
     visit: Visit, own: ir.Permissions | None, inherited: object
 ) -> Iterator[Finding]:
     node = visit.node
     assert isinstance(node, ir.Command)
+    yield from _cwd_outside(visit, node)
     allowed = own.commands if own is not None and own.commands is not None else inherited
     patterns: tuple[str, ...] = allowed if isinstance(allowed, tuple) else ()
-    line = " ".join(node.run)
+    # Templated items are only known at run time, where the runner checks the rendered argv
+    # again; here each stands for any one value, and some value must be admissible.
+    argv = [None if is_template(item) else item for item in node.run]
+    env = {k: None if is_template(v) else v for k, v in (node.env or {}).items()}
+    line = " ".join("*" if item is None else shlex.quote(item) for item in argv)
     if not patterns:
         yield Finding(
             visit=visit,
@@ -195,29 +233,47 @@ def _command_permission(
             rule="permissions",
             message=f"command {node.id!r} runs {line!r}, but no permissions.commands admit "
             "any command",
-            hint=f"Add a glob such as {node.run[0] + '*'!r} to permissions.commands.",
+            hint=f"Add an entry such as {_suggestion(node)!r} to permissions.commands.",
         )
         return
-    if any(is_template(item) for item in node.run):
-        # Templated items are only known at run time, where the runner checks the rendered
-        # line again; here each stands for anything, and the line must at least be admissible.
-        probe = " ".join("*" if is_template(item) else item for item in node.run)
-        if not any(globs.text_overlaps(pattern, probe) for pattern in patterns):
-            yield Finding(
-                visit=visit,
-                field="run",
-                rule="permissions",
-                message=f"command {node.id!r} runs {probe!r} (templated parts as *), which no "
-                f"permissions.commands glob can admit ({', '.join(patterns)})",
-                hint="Add a glob covering the command line to permissions.commands.",
-            )
+    why = permissions.refusal(argv, env, patterns)
+    if why is None:
         return
-    if not any(fnmatch.fnmatchcase(line, pattern) for pattern in patterns):
+    templated = " (templated items as *)" if None in argv else ""
+    yield Finding(
+        visit=visit,
+        field="run",
+        rule="permissions",
+        message=f"command {node.id!r} runs {line!r}{templated}, which no permissions.commands "
+        f"entry admits ({', '.join(repr(p) for p in patterns)}): {why}",
+        hint=f"Add an entry such as {_suggestion(node)!r} to permissions.commands, spelling "
+        "out each option it may take (see docs/validation.md).",
+    )
+
+
+def _suggestion(node: ir.Command) -> str:
+    """An entry admitting the node's run: templated items as '*', and its program-selecting
+    env entries spelled out."""
+    assignments = [
+        f"{name}={'*' if is_template(value) else shlex.quote(value)}"
+        for name, value in (node.env or {}).items()
+        if permissions.selects_program(name)
+    ]
+    items = ["*" if is_template(item) else shlex.quote(item) for item in node.run]
+    return " ".join([*assignments, *items])
+
+
+def _cwd_outside(visit: Visit, node: ir.Command) -> Iterator[Finding]:
+    """A literal ``cwd`` that leaves the workspace; a symbolic link is caught at run time."""
+    if node.cwd is None or is_template(node.cwd):
+        return
+    normal = posixpath.normpath(node.cwd)
+    if posixpath.isabs(normal) or normal == ".." or normal.startswith("../"):
         yield Finding(
             visit=visit,
-            field="run",
+            field="cwd",
             rule="permissions",
-            message=f"command {node.id!r} runs {line!r}, which no permissions.commands glob "
-            f"admits ({', '.join(patterns)})",
-            hint=f"Add {line!r} (or a glob covering it) to permissions.commands.",
+            message=f"command {node.id!r} has cwd {node.cwd!r}, outside the workspace (or the "
+            "worktree) it runs in",
+            hint="Give a folder inside the workspace, relative to it.",
         )

@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fnmatch
 import os
+import shlex
 import signal
 import time
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Awaitable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from runner.errors import RunnerError
+
+if TYPE_CHECKING:
+    from runner.config import Config
 
 T = TypeVar("T")
 
@@ -35,6 +38,45 @@ WITHHELD = frozenset(
 """Credentials of the CI job itself, which commands do not inherit: a command runs the code
 under review (tests, linters of a pull request), and the Action puts its token in the
 environment to post the report comment. A command that needs one names it in its own ``env``."""
+PROVIDER_KEYS = frozenset(
+    {
+        "OPENAI_API_KEY",
+        "AZURE_OPENAI_API_KEY",
+        "AZURE_API_KEY",
+        "ANTHROPIC_API_KEY",
+        "ANTHROPIC_AUTH_TOKEN",
+        "GEMINI_API_KEY",
+        "GOOGLE_API_KEY",
+        "GOOGLE_APPLICATION_CREDENTIALS",
+        "MISTRAL_API_KEY",
+        "DEEPSEEK_API_KEY",
+        "MOONSHOT_API_KEY",
+        "ZHIPUAI_API_KEY",
+        "GLM_API_KEY",
+        "ZAI_API_KEY",
+        "MINIMAX_API_KEY",
+        "DASHSCOPE_API_KEY",
+        "GROQ_API_KEY",
+        "TOGETHER_API_KEY",
+        "FIREWORKS_API_KEY",
+        "OPENROUTER_API_KEY",
+        "XAI_API_KEY",
+        "COHERE_API_KEY",
+        "CO_API_KEY",
+        "PERPLEXITY_API_KEY",
+        "CEREBRAS_API_KEY",
+        "REPLICATE_API_TOKEN",
+        "HF_TOKEN",
+        "HUGGING_FACE_HUB_TOKEN",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_BEARER_TOKEN_BEDROCK",
+    }
+)
+"""Well-known model-provider credentials, withheld like :data:`WITHHELD` whether or not the
+configuration names them: a test that prints its environment would otherwise write a key into
+the state, the exported traces and the next prompt."""
 
 
 class CommandError(RunnerError):
@@ -65,13 +107,32 @@ class CommandResult:
 
 
 def command_line(argv: Sequence[str]) -> str:
-    """The argv as one line (items joined by single spaces), as permissions see it."""
-    return " ".join(argv)
+    """The argv as a shell would read it back (items quoted where needed), for messages."""
+    return shlex.join(argv)
 
 
-def admitted(line: str, patterns: Sequence[str]) -> bool:
-    """Whether the command line matches one of the ``permissions.commands`` globs."""
-    return any(fnmatch.fnmatchcase(line, pattern) for pattern in patterns)
+def withheld_variables(config: Config) -> frozenset[str]:
+    """What commands do not inherit under ``config``: the CI job's credentials, the
+    well-known provider keys, and every variable a configured provider reads its key from."""
+    configured = {p.api_key_env for p in config.providers.values() if p.api_key_env}
+    return WITHHELD | PROVIDER_KEYS | configured
+
+
+def working_directory(root: Path, given: str | None) -> Path:
+    """Where a command with ``cwd: given`` runs: ``root`` (the workspace or the node's
+    worktree), or a folder inside it; :class:`CommandError` for anything that leaves it, by
+    ``..``, an absolute path or a symbolic link."""
+    if given is None:
+        return root
+    home = root.resolve()
+    target = (home / given).resolve()
+    if not target.is_relative_to(home):
+        raise CommandError(
+            f"the command's cwd {given!r} leads to {target}, outside {root} where the node "
+            "runs (the workspace or its worktree); give a folder inside it, relative to it"
+        )
+    # Named under root as given, so the path recorded with the command stays relative to it.
+    return root / target.relative_to(home)
 
 
 async def run_command(
@@ -81,12 +142,16 @@ async def run_command(
     env: Mapping[str, str] | None,
     timeout_s: float | None,
     max_output_bytes: int = 1_000_000,
+    withheld: Collection[str] = WITHHELD | PROVIDER_KEYS,
 ) -> CommandResult:
-    """Run argv (no shell) in cwd and return its result; kill its whole group on timeout/cancel."""
+    """Run argv (no shell) in cwd and return its result; kill its whole group on timeout/cancel.
+
+    The command inherits the runner's environment except ``withheld`` (see
+    :func:`withheld_variables`), then gets ``env``."""
     args = tuple(argv)
     started = time.monotonic()
     # A cancel that lands while the child is being created must still find and stop it.
-    child, cancel = await _through(_spawn(args, cwd, command_env(os.environ, env)))
+    child, cancel = await _through(_spawn(args, cwd, command_env(os.environ, env, withheld)))
     transport, protocol = child
     assert protocol.stdout is not None
     assert protocol.stderr is not None
@@ -117,10 +182,14 @@ async def run_command(
     )
 
 
-def command_env(inherited: Mapping[str, str], given: Mapping[str, str] | None) -> dict[str, str]:
-    """A command's environment: the runner's, without the :data:`WITHHELD` credentials, then
-    the entries the node sets (which may pass one of them on explicitly)."""
-    kept = {name: value for name, value in inherited.items() if name not in WITHHELD}
+def command_env(
+    inherited: Mapping[str, str],
+    given: Mapping[str, str] | None,
+    withheld: Collection[str] = WITHHELD | PROVIDER_KEYS,
+) -> dict[str, str]:
+    """A command's environment: the runner's, without the ``withheld`` credentials, then the
+    entries the node sets (which may pass one of them on explicitly)."""
+    kept = {name: value for name, value in inherited.items() if name not in withheld}
     return {**kept, **(given or {})}
 
 

@@ -26,7 +26,7 @@ from runner.config import Config
 from runner.errors import RunnerError
 from runner.executor import kinds
 from runner.executor.calls import Caller, RetryPolicy
-from runner.executor.commands import CommandResult, run_command
+from runner.executor.commands import CommandResult, run_command, withheld_variables
 from runner.executor.frames import Frame
 from runner.executor.recording import Answers, Journal, Memo
 from runner.executor.results import NodeFailed, NodeResult, RunResult, Spend, TestResult
@@ -84,6 +84,8 @@ class Engine:
         self.caller.journal = journal
         self.caller.answers = answers
         self.caller.repeat = repeat
+        self.withheld = withheld_variables(config)
+        """Variables commands do not inherit: credentials of the job and of providers."""
         self.journal = journal
         """Where the run is recorded; ``None``: nowhere."""
         self.environment = dict(environment) if environment is not None else declared_env(workflow)
@@ -373,9 +375,17 @@ class Engine:
         return order.call(frame.trail, self.spans[id(node)], caller)
 
     async def command(
-        self, node: ir.Command, frame: Frame, argv: list[str], *, cwd: Path, env: dict[str, str]
+        self,
+        node: ir.Command,
+        frame: Frame,
+        argv: list[str],
+        *,
+        cwd: Path,
+        env: dict[str, str],
+        refused: str | None = None,
     ) -> CommandResult:
-        """Run a command node's argv, or answer it from a recorded run; record the result."""
+        """Run a command node's argv, or answer it from a recorded run; record the result.
+        ``refused``: why the permissions do not let it run (it fails unless answered)."""
         path = frame.path(node.id)
         position = self.call_position(frame, node, ir.instance_id(node.id, frame.copies))
         # The working directory as the workflow sees it: relative to the frame's checkout
@@ -396,9 +406,15 @@ class Engine:
                 raise NodeFailed(
                     Status.REPLAY_DIVERGED, self.answers.missed_command(path, tuple(argv))
                 )
+        if refused is not None:
+            raise NodeFailed(Status.FAILED, refused)
         await self.settle()  # what the command may act on is safe before it runs
+        withheld = self.withheld
         result: CommandResult = await self.bounded(
-            frame, lambda: run_command(argv, cwd=cwd, env=env, timeout_s=node.timeout_s)
+            frame,
+            lambda: run_command(
+                argv, cwd=cwd, env=env, timeout_s=node.timeout_s, withheld=withheld
+            ),
         )
         if self.journal is not None:
             self.journal.command(

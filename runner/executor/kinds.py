@@ -178,19 +178,29 @@ async def _leaf(engine: Engine, node: ir.Leaf, frame: Frame) -> Ran:
 
 
 async def _command(engine: Engine, node: ir.Command, frame: Frame) -> Ran:
-    from runner.executor.commands import admitted, command_line
+    from runner.executor.commands import command_line, working_directory
+    from runner.permissions import refusal
 
     scope = frame.scope()
     argv = [render(item, scope) for item in node.run]
-    line = command_line(argv)
-    if not admitted(line, frame.commands):
-        allowed = ", ".join(frame.commands) or "none"
-        raise _failed(
-            f"the command line {line!r} is not admitted by permissions.commands ({allowed})"
-        )
-    cwd = frame.cwd / render(node.cwd, scope) if node.cwd is not None else frame.cwd
     env = {key: render(value, scope) for key, value in (node.env or {}).items()}
-    result = await engine.command(node, frame, argv, cwd=cwd, env=env)
+    line = command_line(argv)
+    for index, item in enumerate([*argv, *env.values()]):
+        if "\0" in item:
+            what = f"argument {index}" if index < len(argv) else "an env value"
+            raise _failed(f"{what} of {line!r} holds a NUL character, which no program can get")
+    # Checked here, refused only if the command would run: a recorded run answers it without
+    # running anything, under the permissions it was recorded with.
+    why = refusal(argv, env, frame.commands)
+    refused = None
+    if why is not None:
+        allowed = ", ".join(repr(p) for p in frame.commands) or "none"
+        refused = f"{line!r} is not admitted by permissions.commands ({allowed}): {why}"
+    try:
+        cwd = working_directory(frame.cwd, None if node.cwd is None else render(node.cwd, scope))
+    except RunnerError as exc:
+        cwd, refused = frame.cwd, refused or f"{line!r} is refused: {exc}"
+    result = await engine.command(node, frame, argv, cwd=cwd, env=env, refused=refused)
     if result.timed_out:
         raise _failed(f"{line!r} timed out after {node.timeout_s:g} s")
     if result.exit_code != 0 and not node.allow_fail:

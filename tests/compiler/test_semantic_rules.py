@@ -554,21 +554,21 @@ TEMPLATED = "{kind: command, id: tests, run: [pytest, '{{ inputs.target }}']}"
 PERMISSIONS = {
     "command-not-admitted": Case(
         bad=doc(COMMAND, top="permissions: {commands: ['make *']}\n"),
-        good=doc(COMMAND, top="permissions: {commands: ['pytest *']}\n"),
+        good=doc(COMMAND, top="permissions: {commands: ['pytest -q *']}\n"),
         rule="permissions",
         pointer="/steps/run",
         at="[pytest, -q]",
-        phrase="command 'tests' runs 'pytest -q', which no permissions.commands glob admits",
+        phrase="command 'tests' runs 'pytest -q', which no permissions.commands entry admits",
         hint="to permissions.commands",
     ),
     "no-permissions-at-all": Case(
         bad=doc(COMMAND),
-        good=doc(COMMAND, top="permissions: {commands: ['pytest *']}\n"),
+        good=doc(COMMAND, top="permissions: {commands: ['pytest -q *']}\n"),
         rule="permissions",
         pointer="/steps/run",
         at="[pytest, -q]",
         phrase="no permissions.commands admit any command",
-        hint="'pytest*'",
+        hint="'pytest -q'",
     ),
     "templated-command-never-admissible": Case(
         bad=doc(
@@ -581,16 +581,16 @@ PERMISSIONS = {
         rule="permissions",
         pointer="/steps/run",
         at="[pytest,",
-        phrase="runs 'pytest *' (templated parts as *), which no permissions.commands glob",
+        phrase="runs 'pytest *' (templated items as *), which no permissions.commands entry",
     ),
     "child-commands-wider": Case(
         bad=doc(
             seq(COMMAND, permissions="{commands: ['*']}"),
-            top="permissions: {commands: ['pytest *']}\n",
+            top="permissions: {commands: ['pytest -q *']}\n",
         ),
         good=doc(
-            seq(COMMAND, permissions="{commands: ['pytest -q*']}"),
-            top="permissions: {commands: ['pytest *']}\n",
+            seq(COMMAND, permissions="{commands: ['pytest -q']}"),
+            top="permissions: {commands: ['pytest -q *']}\n",
         ),
         rule="permissions",
         pointer="/steps/permissions/commands",

@@ -13,7 +13,7 @@ import pytest
 
 from runner.errors import RunnerError
 from runner.executor import commands
-from runner.executor.commands import CommandError, admitted, command_line, finish, run_command
+from runner.executor.commands import CommandError, finish, run_command
 
 PY = sys.executable
 
@@ -181,25 +181,6 @@ def test_missing_cwd_is_a_command_error(tmp_path: Path) -> None:
 def test_empty_argv_is_a_command_error(tmp_path: Path) -> None:
     with pytest.raises(CommandError, match="empty `run`"):
         run([], tmp_path)
-
-
-@pytest.mark.parametrize(
-    ("argv", "patterns", "expected"),
-    [
-        (["pytest", "-q"], ["pytest*"], True),
-        (["pytest", "-q"], ["pytest"], False),
-        (["git", "status"], ["git status", "git diff*"], True),
-        (["git", "diff", "--stat"], ["git status", "git diff*"], True),
-        (["git", "push"], ["git status", "git diff*"], False),
-        (["make", "test"], ["make ?est"], True),
-        (["make", "lint"], ["make [tl]est"], False),
-        (["ruff", "check"], ["*"], True),
-        (["Ruff", "check"], ["ruff *"], False),
-        (["ruff", "check"], [], False),
-    ],
-)
-def test_admitted(argv: list[str], patterns: list[str], expected: bool) -> None:
-    assert admitted(command_line(argv), patterns) is expected
 
 
 def test_finish_outlasts_a_cancel() -> None:

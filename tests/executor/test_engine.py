@@ -267,7 +267,7 @@ def test_command_not_admitted_never_runs(tmp_path: Path) -> None:
     result = execute(workflow, MockProvider(), tmp_path, inputs={"tool": "touch"})
     assert result.status is Status.FAILED
     error = by_path(result)["touch"].error or ""
-    assert "'touch made.txt' is not admitted by permissions.commands (echo *)" in error
+    assert "'touch made.txt' is not admitted by permissions.commands ('echo *')" in error
     assert not (tmp_path / "made.txt").exists()
 
 
