@@ -3,7 +3,9 @@ program-selecting variables only where assigned (runner/permissions.py)."""
 
 from __future__ import annotations
 
+import re
 import shlex
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -169,3 +171,22 @@ def test_covering_is_sound(outer: list[str], inner: list[str], argv: list[str]) 
     o, i = parse(shlex.join(["prog", *outer])), parse(shlex.join(["prog", *inner]))
     if covers(o, i) and mismatch(i, ["prog", *argv], {}) is None:
         assert mismatch(o, ["prog", *argv], {}) is None
+
+
+def _documented() -> list[tuple[str, str, bool]]:
+    """The examples of docs/validation.md's table of entries (rows without an env)."""
+    text = (Path(__file__).parent.parent / "docs" / "validation.md").read_text(encoding="utf-8")
+    table = text.split("| entry | admits | does not admit |", 1)[1].split("\n\n", 1)[0]
+    found = []
+    for row in table.strip().splitlines()[1:]:
+        if "env:" in row:
+            continue
+        entry, yes, no = (re.findall(r"`([^`]*)`", cell) for cell in row.strip("|").split(" | "))
+        found += [(entry[0], line, True) for line in yes]
+        found += [(entry[0], line, False) for line in no]
+    return found
+
+
+@pytest.mark.parametrize(("entry", "line", "expected"), _documented())
+def test_the_documented_examples_hold(entry: str, line: str, expected: bool) -> None:
+    assert admits(entry, shlex.split(line)) is expected
