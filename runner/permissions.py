@@ -211,6 +211,8 @@ def refusal(
             return None
         reasons.append((pattern, reason))
     if not reasons:
+        if patterns:
+            return "none of its entries can be read (`branchleaf validate` says why)"
         return "no permissions.commands entry admits any command here"
     # The entry that agrees with the longest start of the argv says most about what to change.
     pattern, reason = max(reasons, key=lambda pair: _agreement(pair[0], argv))
@@ -271,25 +273,32 @@ def _item_covers(outer: str, inner: str) -> bool:
 
 
 def _matches(glob: str, value: str) -> bool:
-    return _compiled(glob).fullmatch(value) is not None
+    """Whether ``value`` matches ``glob``, where only ``*`` is special (``?`` and ``[`` stay
+    literal, as in pytest ids like ``test_x[1]``).
 
-
-@functools.lru_cache(maxsize=4096)
-def _compiled(glob: str) -> re.Pattern[str]:
-    # Only '*' is special: '?' and '[' stay literal, as in pytest ids like test_x[1].
-    return re.compile(".*".join(re.escape(part) for part in glob.split("*")), re.DOTALL)
+    The literal parts are found left to right, each at its first place: with ``*`` the only
+    wildcard that is exact, and it takes linear time where a regular expression of many ``*``
+    could take minutes on a long hostile value."""
+    first, *middle = glob.split("*")
+    if not middle:
+        return glob == value
+    last = middle.pop()
+    if len(value) < len(first) + len(last):
+        return False
+    if not (value.startswith(first) and value.endswith(last)):
+        return False
+    at, end = len(first), len(value) - len(last)
+    for part in middle:
+        found = value.find(part, at, end)
+        if found < 0:
+            return False
+        at = found + len(part)
+    return True
 
 
 def _glob_covers(outer: str, inner: str) -> bool:
-    """Whether every text ``inner`` matches is matched by ``outer`` (``*`` the only wildcard):
-    outer must match inner's spelling, inner's ``*`` matched by outer's ``*`` alone."""
+    """Whether every text ``inner`` matches is matched by ``outer`` (``*`` the only wildcard).
 
-    @functools.cache
-    def match(i: int, j: int) -> bool:
-        if i == len(outer):
-            return j == len(inner)
-        if outer[i] == "*":
-            return match(i + 1, j) or (j < len(inner) and match(i, j + 1))
-        return j < len(inner) and inner[j] != "*" and inner[j] == outer[i] and match(i + 1, j + 1)
-
-    return match(0, 0)
+    Exactly when ``outer`` matches inner's spelling, its ``*`` read as a character: outer's
+    literal parts hold no ``*``, so only outer's own ``*`` can take the place of inner's."""
+    return _matches(outer, inner)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import shlex
+import time
 from pathlib import Path
 
 import pytest
@@ -190,3 +191,13 @@ def _documented() -> list[tuple[str, str, bool]]:
 @pytest.mark.parametrize(("entry", "line", "expected"), _documented())
 def test_the_documented_examples_hold(entry: str, line: str, expected: bool) -> None:
     assert admits(entry, shlex.split(line)) is expected
+
+
+def test_a_hostile_glob_is_matched_in_linear_time() -> None:
+    # As a regular expression, '*a' * 40 + '*b' against 'a' * 50000 backtracks for hours.
+    started = time.monotonic()
+    entry = "prog " + "*a" * 40 + "*b"
+    assert not admits(entry, ["prog", "a" * 50_000])
+    assert admits(entry, ["prog", "a" * 50_000 + "b"])
+    assert covers(parse(entry), parse("prog " + "a*" * 40 + "ab"))
+    assert time.monotonic() - started < 30

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 import textwrap
 from collections.abc import Mapping
 from pathlib import Path
@@ -159,3 +160,12 @@ def test_a_nul_character_is_a_clear_failure(tmp_path: Path) -> None:
     failed = run_node(tmp_path, "echo *", node, {"value": "a\0b"})
     assert failed.status is Status.FAILED
     assert "NUL character" in (failed.error or "")
+
+
+def test_a_rendered_value_stays_one_argument(tmp_path: Path) -> None:
+    count = "import sys; print(len(sys.argv) - 1)"
+    run = f'[{sys.executable}, -c, "{count}", "{{{{ inputs.value }}}}"]'
+    node = f"{{kind: command, id: cmd, run: {run}}}"
+    ran = run_node(tmp_path, f"{sys.executable} -c * *", node, {"value": "a b --output=/x"})
+    assert ran.status is Status.SUCCEEDED
+    assert ran.output["stdout"] == "1\n"
