@@ -371,7 +371,9 @@ class _Gen:
                     for _ in range(some(1))
                 ]
                 if self.maybe():
-                    node["cwd"] = self.template(scope, ready)
+                    # Templated, so only the run checks where it leads (a literal cwd such as
+                    # "/" or "../x" is refused by validate).
+                    node["cwd"] = "{{ 'w' }}/" + self.template(scope, ready)
                 if self.maybe():
                     names = self.draw(st.lists(IDENTIFIER, min_size=1, max_size=2, unique=True))
                     node["env"] = {name: self.template(scope, ready) for name in names}
