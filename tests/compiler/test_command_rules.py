@@ -62,22 +62,22 @@ def test_admitted_commands_pass(capsys: pytest.CaptureFixture[str], tmp_path: Pa
         ),
         (
             '["git diff *"]',
-            "{kind: command, id: a, run: [git, diff], env: {PATH: /tmp/evil}}",
+            "{kind: command, id: a, run: [git, diff, HEAD], env: {PATH: /tmp/evil}}",
             ("/steps/steps/0/run", "its env sets PATH"),
         ),
         (
             '["git diff *"]',
-            "{kind: command, id: a, run: [git, diff], env: {GIT_EXTERNAL_DIFF: '{{ inputs.base }}'}}",  # noqa: E501
+            "{kind: command, id: a, run: [git, diff, HEAD], env: {GIT_EXTERNAL_DIFF: '{{ inputs.base }}'}}",  # noqa: E501
             ("/steps/steps/0/run", "its env sets GIT_EXTERNAL_DIFF"),
         ),
         (
             '["git diff *"]',
-            "{kind: command, id: a, run: [git, diff], cwd: /}",
+            "{kind: command, id: a, run: [git, diff, HEAD], cwd: /}",
             ("/steps/steps/0/cwd", "outside the workspace"),
         ),
         (
             '["git diff *"]',
-            "{kind: command, id: a, run: [git, diff], cwd: sub/../..}",
+            "{kind: command, id: a, run: [git, diff, HEAD], cwd: sub/../..}",
             ("/steps/steps/0/cwd", "outside the workspace"),
         ),
         (

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import sys
 import textwrap
 from collections.abc import Mapping
@@ -54,7 +55,8 @@ def run_node(
 
 def script(path: Path, marker: Path) -> Path:
     """An executable that leaves ``marker`` behind when it runs."""
-    path.write_text(f"#!/bin/sh\ntouch {marker}\n", encoding="utf-8")
+    # touch by its full path: the PATH the script runs with may be the one under test.
+    path.write_text(f"#!/bin/sh\n{shutil.which('touch')} {marker}\n", encoding="utf-8")
     path.chmod(0o755)
     return path
 
@@ -93,7 +95,7 @@ def test_env_cannot_swap_the_program(repo: Path, tmp_path: Path, name: str) -> N
     script(evil / "git", marker)
     (repo / "README.md").write_text("changed\n")  # so git diff would call an external diff
     value = {"PATH": str(evil), "GIT_EXTERNAL_DIFF": str(evil / "git")}.get(name, str(evil))
-    node = f"{{kind: command, id: cmd, run: [git, diff], env: {{{name}: {value!r}}}}}"
+    node = f"{{kind: command, id: cmd, run: [git, diff, HEAD], env: {{{name}: {value!r}}}}}"
     refused = run_node(repo, "git diff *", node)
     assert refused.status is Status.FAILED
     assert f"its env sets {name}" in (refused.error or "")
@@ -104,7 +106,9 @@ def test_a_permission_may_spell_a_program_selecting_variable(repo: Path, tmp_pat
     marker = tmp_path / "ran"
     tool = script(tmp_path / "difftool", marker)
     (repo / "README.md").write_text("changed\n")
-    node = f"{{kind: command, id: cmd, run: [git, diff], env: {{GIT_EXTERNAL_DIFF: '{tool}'}}}}"
+    node = (
+        f"{{kind: command, id: cmd, run: [git, diff, HEAD], env: {{GIT_EXTERNAL_DIFF: '{tool}'}}}}"
+    )
     admitted = run_node(repo, f"GIT_EXTERNAL_DIFF={tool} git diff *", node)
     assert admitted.status is Status.SUCCEEDED
     assert marker.exists()
