@@ -244,14 +244,19 @@ def public_or_raw(url: str) -> str:
 
 def to_data(config: Config) -> dict[str, Any]:
     """The configuration in the shape of ``branchleaf.yaml``, with nothing secret in it (keys
-    are named, never read; credentials written into URLs are left out)."""
+    are named, never read; credentials written into URLs are left out, and so is a key written
+    into one's path)."""
     from runner.providers.base import public_url
+    from runner.secrets import Redactor, key_variables
 
+    redactor = Redactor.from_environment(key_variables(config))
     return {
         "providers": {
             name: {
                 "type": provider.type,
-                "base_url": public_url(provider.base_url) if provider.base_url else None,
+                "base_url": (
+                    redactor.redact(public_url(provider.base_url)) if provider.base_url else None
+                ),
                 "api_key_env": provider.api_key_env,
                 "script": provider.script,
                 "timeout_s": provider.timeout_s,

@@ -407,7 +407,7 @@ class HttpClient:
     @property
     def endpoint(self) -> str:
         """The base URL, credentials left out: safe to store in call keys and traces."""
-        return public_url(self.base_url)
+        return self.scrub(public_url(self.base_url))
 
     def _shown_url(self, path: str) -> str:
         # Credentials written into base_url (user:password@host) stay out of messages too.
