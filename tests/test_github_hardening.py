@@ -26,12 +26,14 @@ class _GitHub:
 
     def __init__(self, handle: Handler) -> None:
         self.seen: list[tuple[str, str, dict[str, str]]] = []
+        self.bodies: list[str] = []
         self.release = threading.Event()
         owner = self
 
         class _Handler(BaseHTTPRequestHandler):
             def _any(self) -> None:
-                self.rfile.read(int(self.headers.get("Content-Length", "0") or "0"))
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0") or "0"))
+                owner.bodies.append(body.decode("utf-8", "replace"))
                 owner.seen.append((self.command, self.path, dict(self.headers)))
                 handle(self)
 
@@ -224,3 +226,46 @@ def test_ci_keeps_the_workflows_exit_code_when_the_comment_fails(
     assert "Traceback" not in captured.err
     assert "internal error" not in captured.err
     assert TOKEN not in captured.out + captured.err
+
+
+LEAKING = """\
+version: 1
+name: leak
+env: [LLM_AUTH]
+permissions: {commands: ["sh *"]}
+steps:
+  kind: command
+  id: show
+  run: ["sh", "-c", "echo \\"$0\\" >&2; exit 1", "{{ env.LLM_AUTH }}"]
+"""
+
+
+def test_the_public_comment_carries_no_provider_key(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    github: Callable[[Handler], _GitHub],
+) -> None:
+    def api(request: BaseHTTPRequestHandler) -> None:
+        if request.command == "GET":
+            _answer(200, b"[]")(request)
+            return
+        _answer(201, b"{}")(request)
+
+    server = github(api)
+    for name, value in _env(tmp_path, server.url).items():
+        monkeypatch.setenv(name, value)
+    # The name does not look secret; the configuration says a provider reads its key from it.
+    monkeypatch.setenv("LLM_AUTH", "sk-custom-leaky-0123456789")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "flows").mkdir()
+    (tmp_path / "flows" / "leak.yaml").write_text(LEAKING, encoding="utf-8")
+    (tmp_path / "live.yaml").write_text(
+        "providers:\n  keys: {type: mock, api_key_env: LLM_AUTH}\n", encoding="utf-8"
+    )
+    argv = ["ci", "flows", "--comment", "--config", "live.yaml", "--state", "state"]
+    assert main([*argv, "--report-dir", "out"]) == 1
+    seen = zip(server.seen, server.bodies, strict=True)
+    bodies = [body for (method, _, _), body in seen if method == "POST"]
+    assert len(bodies) == 1
+    assert "[redacted]" in bodies[0]
+    assert "leaky" not in bodies[0]

@@ -39,7 +39,7 @@ def connection_failure(exc: BaseException) -> str:
         if isinstance(error, socket.gaierror):
             return "the host name could not be resolved"
         if isinstance(error, ConnectionRefusedError):
-            return "the connection was refused (is the server running at that address?)"
+            return "the connection was refused: no server listens at that address"
         # RemoteDisconnected is a ConnectionResetError: the narrower one first.
         if isinstance(error, http.client.RemoteDisconnected):
             return "the server closed the connection without answering"

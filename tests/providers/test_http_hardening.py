@@ -234,7 +234,7 @@ def _readable(text: str) -> None:
 def test_a_refused_connection_says_so_plainly() -> None:
     error = _failure(_provider("openai", f"http://127.0.0.1:{_closed_port()}/v1"))
     text = str(error)
-    assert "failed: the connection was refused (is the server running at that address?)" in text
+    assert "failed: the connection was refused: no server listens at that address" in text
     assert "\n" not in text
     _readable(text)
     assert error.retryable
