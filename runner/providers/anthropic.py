@@ -97,7 +97,8 @@ class AnthropicProvider:
         try:
             return self._reply(body["model"], data)
         except Malformed as exc:
-            raise self._client.error(PATH, f"returned a malformed reply: {exc}") from exc
+            detail = f"returned a malformed reply: {self._client.short(str(exc))}"
+            raise self._client.error(PATH, detail) from exc
 
     def _reply(self, model: str, data: dict[str, Any]) -> ModelReply:
         if data.get("type") == "error":

@@ -328,13 +328,13 @@ class HttpClient:
             detail = f"timed out (connect {timeout[0]:g}s, read {timeout[1]:g}s)"
             raise self.error(path, detail, retryable=True) from self._cause(exc)
         except requests.exceptions.SSLError as exc:
-            detail = f"failed the TLS handshake ({self._short(connection_failure(exc))})"
+            detail = f"failed the TLS handshake ({self.short(connection_failure(exc))})"
             raise self.error(path, detail) from self._cause(exc)
         except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
-            detail = f"failed: {self._short(connection_failure(exc))}"
+            detail = f"failed: {self.short(connection_failure(exc))}"
             raise self.error(path, detail, retryable=True) from self._cause(exc)
         except requests.RequestException as exc:
-            detail = f"could not be sent ({self._short(connection_failure(exc))})"
+            detail = f"could not be sent ({self.short(connection_failure(exc))})"
             raise self.error(path, detail) from self._cause(exc)
         with response:
             return self._read(path, response)
@@ -362,7 +362,7 @@ class HttpClient:
             detail += f" {response.reason}"
         message = provider_message(data)
         if message:
-            detail += f": {self._short(message)}"
+            detail += f": {self.short(message)}"
         if status in (401, 403):
             detail += "; check the API key in the environment variable named by api_key_env"
         elif status == 404:
@@ -393,7 +393,8 @@ class HttpClient:
             "provider's base_url to the address that answers"
         )
 
-    def _short(self, text: str) -> str:
+    def short(self, text: str) -> str:
+        """``text`` scrubbed, on one line and cut to a few hundred characters for a message."""
         # Scrub before cutting, or a key split by the cut would survive in part.
         flat = " ".join(self.scrub(text).split())
         return flat if len(flat) <= _DETAIL_LIMIT else flat[: _DETAIL_LIMIT - 1] + "…"

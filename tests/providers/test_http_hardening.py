@@ -300,3 +300,13 @@ def test_an_anthropic_base_url_may_leave_out_v1(
         provider.close()
     assert reply.text == "ok"
     assert [seen for seen, _ in server.requests] == [path]
+
+
+def test_a_malformed_reply_is_described_in_a_few_hundred_characters(
+    serve: Callable[[Handler], _Server],
+) -> None:
+    reply = {**ANTHROPIC_REPLY, "usage": {"input_tokens": "x" * 100_000, "output_tokens": 1}}
+    server = serve(_answer(200, json.dumps(reply).encode()))
+    text = str(_failure(_provider("anthropic", f"{server.url}/v1")))
+    assert "returned a malformed reply: input_tokens is 'xxx" in text
+    assert len(text) < 500
