@@ -139,3 +139,21 @@ def test_a_role_without_a_model_on_a_provider_with_one_takes_that_one(
         encoding="utf-8",
     )
     assert main(["validate", "--config", "live.yaml", workflow]) == 0
+
+
+@pytest.mark.parametrize("kind", ["openai", "anthropic"])
+def test_a_key_a_header_cannot_carry_stops_the_run_naming_its_variable(
+    workflow: str, kind: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("LLM_AUTH", "sk-\u00fcber-\u20ac-secret")
+    Path("live.yaml").write_text(
+        f"providers:\n  p:\n    type: {kind}\n    base_url: http://127.0.0.1:9/v1\n"
+        "    api_key_env: LLM_AUTH\n    models: {m: {}}\nroles:\n  default: {provider: p}\n",
+        encoding="utf-8",
+    )
+    err = _fails(["run", "--config", "live.yaml", workflow, "--state", "state"], capsys)
+    assert (
+        "provider 'p': the API key in the environment variable LLM_AUTH holds a character "
+        "outside Latin-1, which an HTTP header cannot carry: set LLM_AUTH to the key alone"
+    ) in err
+    assert "secret" not in err
