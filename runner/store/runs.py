@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from runner.canonical import canonical_json
+from runner.secrets import REDACTED, Redactor, looks_secret
 from runner.store.db import NotInState, transaction
 
 RUNNING = "running"
@@ -315,15 +316,10 @@ def _record(row: tuple[Any, ...]) -> RunRecord:
     return RunRecord(**values)
 
 
-REDACTED = "[redacted]"
-
-
 def recorded_env(values: dict[str, str], key_variables: Iterable[str] = ()) -> dict[str, str]:
     """Environment entries as a run records them: an entry whose name looks secret, that a
     provider reads its key from (``key_variables``), or whose value holds such a secret keeps
     its value out of the state (a replay reads that one from its own environment)."""
-    from runner.secrets import Redactor, looks_secret
-
     keys = frozenset(key_variables)
     secret = {name for name in values if looks_secret(name) or name in keys}
     # A copy of a key under an innocent name is still the key; short values (a flag, a
