@@ -20,7 +20,7 @@ from runner.config import Model
 from runner.config import Provider as ProviderConfig
 from runner.errors import ConfigError
 from runner.providers.anthropic import AnthropicProvider
-from runner.providers.base import ChatMessage, ModelRequest, ProviderError
+from runner.providers.base import ChatMessage, ModelRequest, ProviderError, public_url
 from runner.providers.openai import OpenAIProvider
 
 ENV = "BRANCHLEAF_HARDENING_KEY"
@@ -310,3 +310,15 @@ def test_a_malformed_reply_is_described_in_a_few_hundred_characters(
     text = str(_failure(_provider("anthropic", f"{server.url}/v1")))
     assert "returned a malformed reply: input_tokens is 'xxx" in text
     assert len(text) < 500
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("http://[::1]:8080/v1/", "http://[::1]:8080/v1"),
+        ("https://user:pw@llm.example.test/v1?key=sk-x#frag", "https://llm.example.test/v1"),
+        ("http://LLM.example.test:80/v1", "http://llm.example.test:80/v1"),
+    ],
+)
+def test_a_shown_url_has_no_credentials_and_stays_an_address(url: str, shown: str) -> None:
+    assert public_url(url) == shown
