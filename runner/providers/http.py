@@ -69,11 +69,9 @@ def read_api_key(config: ProviderConfig) -> str | None:
         None,
     )
     if unsendable is not None:
-        what = (
-            "a line break or another control character"
-            if ord(unsendable) < 0x80
-            else ("a character outside Latin-1")
-        )
+        what = "a character outside Latin-1"
+        if ord(unsendable) < 0x80:
+            what = "a line break or another control character"
         raise ConfigError(
             f"provider {config.name!r}: the API key in the environment variable {variable} "
             f"holds {what}, which an HTTP header cannot carry: set {variable} to the key alone"
@@ -210,7 +208,7 @@ class HttpClient:
         self._sleep = sleep
         self._rng = rng if rng is not None else random.Random()
         self._clock = clock
-        self._session = requests.Session()
+        self._session = _Session()
         adapter = AbortableAdapter(pool_connections=4, pool_maxsize=_POOL_SIZE)
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)
@@ -374,23 +372,18 @@ class HttpClient:
     def _redirect(self, response: requests.Response) -> str:
         """Why a redirect answer is an error, naming where it pointed."""
         location = response.headers.get("Location", "")
-        target = urlsplit(urljoin(response.url or self.base_url, location))
-        if location and target.hostname:
+        try:
+            target = urlsplit(urljoin(response.url or self.base_url, location))
             # public_url drops a query or credentials that could carry a key.
-            moved = f" to {public_url(target.geturl())}"
-            other = urlsplit(self.base_url)
-            if (target.scheme, target.hostname, target.port) != (
-                other.scheme,
-                other.hostname,
-                other.port,
-            ):
+            moved = f" to {public_url(target.geturl())}" if location and target.hostname else ""
+            if moved and _origin(target.geturl()) != _origin(self.base_url):
                 moved += f", another host ({target.hostname})"
-        else:
-            moved = " without saying where"
+        except ValueError:  # a port out of range, a broken IPv6 address
+            moved = " to an address that is not valid"
         return (
-            f"answered HTTP {response.status_code}, a redirect{moved}; provider calls do not "
-            "follow redirects, so that the key is sent to the configured host only: set the "
-            "provider's base_url to the address that answers"
+            f"answered HTTP {response.status_code}, a redirect{moved or ' without saying where'}; "
+            "provider calls do not follow redirects, so that the key is sent to the configured "
+            "host only: set the provider's base_url to the address that answers"
         )
 
     def short(self, text: str) -> str:
@@ -413,6 +406,21 @@ class HttpClient:
     def _shown_url(self, path: str) -> str:
         # Credentials written into base_url (user:password@host) stay out of messages too.
         return public_url(self.base_url + path)
+
+
+class _Session(requests.Session):
+    """A session that never follows a redirect, nor reads a redirect's Location itself."""
+
+    def get_redirect_target(self, resp: requests.Response) -> str | None:
+        """None: :meth:`HttpClient._read` reports a redirect as an error, and requests would
+        otherwise parse the Location of one it does not follow, failing on a malformed one."""
+        return None
+
+
+def _origin(url: str) -> tuple[str, str | None, int | None]:
+    """Scheme, host and port of ``url``, the port spelled out when it is the default one."""
+    parts = urlsplit(url)
+    return parts.scheme, parts.hostname, parts.port or {"http": 80, "https": 443}.get(parts.scheme)
 
 
 def _stopped(stop: threading.Event | None) -> bool:

@@ -322,3 +322,20 @@ def test_a_malformed_reply_is_described_in_a_few_hundred_characters(
 )
 def test_a_shown_url_has_no_credentials_and_stays_an_address(url: str, shown: str) -> None:
     assert public_url(url) == shown
+
+
+@pytest.mark.parametrize(
+    ("location", "said"),
+    [
+        ("http://127.0.0.1:99999/v1", "a redirect to an address that is not valid;"),
+        ("http://[::1/v1", "a redirect to an address that is not valid;"),
+        ("", "a redirect without saying where;"),
+    ],
+    ids=["bad-port", "bad-ipv6", "no-location"],
+)
+def test_a_redirect_to_nowhere_is_still_one_sentence(
+    serve: Callable[[Handler], _Server], location: str, said: str
+) -> None:
+    headers = {"Location": location} if location else {}
+    server = serve(_answer(302, b"", headers))
+    assert said in str(_failure(_provider("openai", f"{server.url}/v1")))
