@@ -47,6 +47,8 @@ def connection_failure(exc: BaseException) -> str:
             return "the server reset the connection"
         if isinstance(error, http.client.IncompleteRead):
             return "the server closed the connection in the middle of its answer"
+        if isinstance(error, http.client.HTTPException):
+            return "the server's answer is not valid HTTP"
         if isinstance(error, ssl.SSLCertVerificationError):
             return f"the server's certificate is not trusted: {error.verify_message}"
         if isinstance(error, ssl.SSLError):

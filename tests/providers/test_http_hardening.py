@@ -339,3 +339,14 @@ def test_a_redirect_to_nowhere_is_still_one_sentence(
     headers = {"Location": location} if location else {}
     server = serve(_answer(302, b"", headers))
     assert said in str(_failure(_provider("openai", f"{server.url}/v1")))
+
+
+def test_an_answer_that_is_not_http_says_so(serve: Callable[[Handler], _Server]) -> None:
+    def garbage(request: BaseHTTPRequestHandler) -> None:
+        request.close_connection = True
+        request.wfile.write(b"SSH-2.0-OpenSSH_9.6\r\n\r\n")
+
+    server = serve(garbage)
+    text = str(_failure(_provider("openai", f"{server.url}/v1")))
+    assert "failed: the server's answer is not valid HTTP" in text
+    _readable(text)
