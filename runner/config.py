@@ -6,9 +6,13 @@ deterministic ``mock`` provider, which has every capability.
 
 from __future__ import annotations
 
+import os
+import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from runner.errors import CompileError, ConfigError
 
@@ -97,16 +101,14 @@ DEFAULT = Config(path=None, providers={MOCK: _MOCK}, roles={})
 def load_config(path: str | None = None) -> Config:
     """Load ``path``, or ``branchleaf.yaml`` in the working directory, or the default."""
     if path is None:
-        if not Path(CONFIG_FILE).is_file():
+        # A directory or a pipe of that name is a mistake to report, not a missing file.
+        if not os.path.lexists(CONFIG_FILE):
             return DEFAULT
         path = CONFIG_FILE
     from runner.compiler.schema import CONFIG_SCHEMA, schema_diagnostics
     from runner.compiler.yaml_loader import load_yaml
 
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read the configuration {path}: {exc.strerror}") from exc
+    text = _read(path, implicit=path == CONFIG_FILE)
     try:
         document = load_yaml(path, text)
     except CompileError as exc:
@@ -116,6 +118,35 @@ def load_config(path: str | None = None) -> Config:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         raise ConfigError(problems[0].render() + more)
     return _build(path, document.data, document)
+
+
+def _read(path: str, *, implicit: bool = False) -> str:
+    """The text of the configuration file ``path``, or ConfigError saying why it has none."""
+    fix = "give --config the path of a YAML file"
+    if implicit:
+        fix = f"remove or rename it, or {fix}"
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        raise ConfigError(f"cannot read the configuration {path}: {exc.strerror}") from exc
+    if stat.S_ISDIR(mode):
+        raise ConfigError(f"the configuration {path} is a directory, not a file: {fix}")
+    if not stat.S_ISREG(mode):
+        # Reading a FIFO or a device could block for ever.
+        raise ConfigError(f"the configuration {path} is not a regular file: {fix}")
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read the configuration {path}: {exc.strerror}") from exc
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        col = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise ConfigError(
+            f"{path}:{line}:{col}: the configuration is not UTF-8 text (byte "
+            f"0x{data[exc.start]:02x}): save it as UTF-8"
+        ) from None
 
 
 def _provider(name: str, spec: dict[str, Any]) -> Provider:
@@ -144,6 +175,9 @@ def _build(path: str, data: dict[str, Any], document: Any) -> Config:
     providers = {MOCK: _MOCK}
     for name, spec in data.get("providers", {}).items():
         providers[name] = _provider(name, spec)
+        if spec.get("base_url") is not None:
+            where = document.diagnostic(f"/providers/{name}/base_url", "", rule="config")
+            _check_url(where.location(), name, spec["base_url"])
     roles: dict[str, tuple[str, str | None]] = {}
     for role, spec in data.get("roles", {}).items():
         provider, model = spec["provider"], spec.get("model")
@@ -160,20 +194,69 @@ def _build(path: str, data: dict[str, Any], document: Any) -> Config:
                 f"{where}: role {role!r} names model {model!r}, which provider {provider!r} "
                 f"does not list (listed: {known})"
             )
+        served = providers[provider]
+        if model is None and served.type != MOCK and len(served.models) != 1:
+            listed = ", ".join(sorted(served.models))
+            choose = f"one of {listed}" if listed else "a model listed under the provider's models"
+            raise ConfigError(
+                f"{where}: role {role!r} names no model, and provider {provider!r} "
+                + (f"lists several ({listed})" if listed else "lists none")
+                + f": add model: {choose} to the role"
+            )
         roles[role] = (provider, model)
     return Config(path=path, providers=providers, roles=roles)
 
 
-def to_data(config: Config) -> dict[str, Any]:
-    """The configuration in the shape of ``branchleaf.yaml``, with nothing secret in it (keys
-    are named, never read; credentials written into URLs are left out)."""
+def _check_url(where: str, provider: str, url: str) -> None:
+    """ConfigError unless ``url`` is an http(s) address with a host and a valid port."""
+    problem = None
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        # urllib's own words ("Port out of range 0-65535", "Invalid IPv6 URL").
+        problem = str(exc)[:1].lower() + str(exc)[1:]
+    else:
+        if parts.scheme not in ("http", "https"):
+            problem = "it does not start with http:// or https://"
+        elif not parts.hostname:
+            problem = "it names no host"
+        elif port == 0:
+            problem = "port 0 is not a port a server listens on"
+        elif any(ord(char) <= 0x20 or ord(char) == 0x7F for char in url):
+            problem = "it holds a space or a control character"
+    if problem is not None:
+        raise ConfigError(
+            f"{where}: provider {provider!r} has the base_url {public_or_raw(url)!r}, which is "
+            f"not a usable address ({problem}): write it as http(s)://host[:port]/path"
+        )
+
+
+def public_or_raw(url: str) -> str:
+    """``url`` without credentials, query or fragment where it parses; else as written."""
     from runner.providers.base import public_url
 
+    try:
+        return public_url(url)
+    except ValueError:
+        return re.sub(r"//[^/@]*@", "//", url.partition("#")[0].partition("?")[0])
+
+
+def to_data(config: Config) -> dict[str, Any]:
+    """The configuration in the shape of ``branchleaf.yaml``, with nothing secret in it (keys
+    are named, never read; credentials written into URLs are left out, and so is a key written
+    into one's path)."""
+    from runner.providers.base import public_url
+    from runner.secrets import Redactor, key_variables
+
+    redactor = Redactor.from_environment(key_variables(config))
     return {
         "providers": {
             name: {
                 "type": provider.type,
-                "base_url": public_url(provider.base_url) if provider.base_url else None,
+                "base_url": (
+                    redactor.redact(public_url(provider.base_url)) if provider.base_url else None
+                ),
                 "api_key_env": provider.api_key_env,
                 "script": provider.script,
                 "timeout_s": provider.timeout_s,

@@ -14,38 +14,74 @@ stop at the first match.
 
 A comment is a courtesy, never a reason to fail a CI job: everything that can go wrong outside
 this code (no pull request, no token, a read-only token as on pull requests from forks, GitHub
-unreachable or failing) ends as a skipped :class:`CommentResult` with a one-sentence warning.
+unreachable, failing, slow or answering something that is not its API) ends as a skipped
+:class:`CommentResult` with a one-sentence warning, in which the token never appears. Each
+request waits at most :data:`TIMEOUT_S` seconds (``$BRANCHLEAF_GITHUB_TIMEOUT_S`` when set) to
+connect and as long for each read of the answer; a request that timed out is not tried again.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from types import TracebackType
+from typing import Literal, Self, cast
 
 import github
 import requests
 from github.Issue import Issue
 from github.IssueComment import IssueComment
+from urllib3 import BaseHTTPResponse
+from urllib3.connectionpool import ConnectionPool
+from urllib3.exceptions import MaxRetryError
+from urllib3.exceptions import TimeoutError as Urllib3Timeout
 from urllib3.util import Retry
+
+from runner.plural import plural
+from runner.secrets import Redactor
 
 MARKER = "<!-- branchleaf-report -->"
 COMMENT_LIMIT = 65536
 """The most characters GitHub accepts in the body of one comment."""
 DEFAULT_API_URL = "https://api.github.com"
 TIMEOUT_S = 30
+TIMEOUT_ENV = "BRANCHLEAF_GITHUB_TIMEOUT_S"
+"""The variable that sets another time-out, in seconds (a test's silent server, a slow proxy)."""
 _TRUNCATED_NOTE = (
     "\n\n---\n\n_This report was cut short to fit GitHub's limit of "
     f"{COMMENT_LIMIT:,} characters per comment; the full report is in the job summary._\n"
 )
 _IN_SUMMARY = "the report is in the job summary"
 
+
+class _Retry(Retry):
+    """urllib3's retries, except that a time-out is final: a GitHub that does not answer within
+    the time-out is not waited for three times over (issue 11: 93 s, then "the connection
+    failed")."""
+
+    def increment(
+        self,
+        method: str | None = None,
+        url: str | None = None,
+        response: BaseHTTPResponse | None = None,
+        error: Exception | None = None,
+        _pool: ConnectionPool | None = None,
+        _stacktrace: TracebackType | None = None,
+    ) -> Self:
+        """The next state, or MaxRetryError at once for a time-out."""
+        if isinstance(error, Urllib3Timeout):
+            # MaxRetryError only keeps the pool, which urllib3 passes whenever it retries.
+            raise MaxRetryError(cast("ConnectionPool", _pool), url or "", error) from error
+        return super().increment(method, url, response, error, _pool, _stacktrace)
+
+
 # Reads are retried twice on a server error or a dropped connection, with at most a few seconds
 # of waiting; writes are not retried, since a POST that failed late may have created a comment.
-_RETRY = Retry(
+_RETRY = _Retry(
     total=2,
     backoff_factor=1.0,
     status_forcelist=(500, 502, 503, 504),
@@ -80,7 +116,9 @@ def post_report(markdown: str, env: Mapping[str, str] | None = None) -> CommentR
     try:
         return _post(markdown, env)
     except _Skip as skip:
-        return CommentResult(action="skipped", url=None, warning=str(skip))
+        # GitHub's error texts may quote what they were sent, the token among it.
+        tokens = Redactor.from_environment(("GITHUB_TOKEN", "GH_TOKEN"), env)
+        return CommentResult(action="skipped", url=None, warning=tokens.redact(str(skip)))
 
 
 def comment_body(markdown: str) -> str:
@@ -147,10 +185,11 @@ def _post(markdown: str, env: Mapping[str, str]) -> CommentResult:
     if parsed.scheme not in ("http", "https") or not parsed.netloc:
         raise _Skip(f"{where}: GITHUB_API_URL is {api_url!r}, not an http(s) address")
 
+    timeout = _timeout(env, where)
     client = github.Github(
         base_url=api_url,
         auth=github.Auth.Token(token),
-        timeout=TIMEOUT_S,
+        timeout=timeout,
         retry=_RETRY,
         per_page=100,
         # Lazy objects skip the GET of the repository and of the issue: the comment listing
@@ -170,14 +209,53 @@ def _post(markdown: str, env: Mapping[str, str]) -> CommentResult:
             return CommentResult(action="created", url=created.html_url, warning=None)
         existing.edit(body)
         return CommentResult(action="updated", url=existing.html_url, warning=None)
+    except github.IncompletableObject as exc:
+        raise _Skip(f"{where}: {_not_the_api(api_url)}; {_IN_SUMMARY}") from exc
     except github.GithubException as exc:
         raise _Skip(f"{where}: {_http_failure(exc)}; {_IN_SUMMARY}") from exc
     except requests.RequestException as exc:
         raise _Skip(
-            f"{where}: cannot reach GitHub at {api_url} ({_network_failure(exc)}); {_IN_SUMMARY}"
+            f"{where}: cannot reach GitHub at {api_url} "
+            f"({_network_failure(exc, timeout)}); {_IN_SUMMARY}"
         ) from exc
+    except RuntimeError as exc:
+        # PyGithub's words for a redirect to another host or scheme, which it does not follow.
+        raise _Skip(
+            f"{where}: GitHub at {api_url} redirected to another host or scheme, where the "
+            f"token is not sent; set GITHUB_API_URL to the API's own address; {_IN_SUMMARY}"
+        ) from exc
+    except (ValueError, TypeError, KeyError, AttributeError, github.BadAttributeException) as exc:
+        # PyGithub reads answers without checking their shape: an HTML page from a proxy or a
+        # login portal, or JSON of another shape, fails inside it with one of these.
+        raise _Skip(f"{where}: {_not_the_api(api_url)}; {_IN_SUMMARY}") from exc
     finally:
         client.close()
+
+
+def _timeout(env: Mapping[str, str], where: str) -> int:
+    """Seconds each request may wait: :data:`TIMEOUT_S`, or the value of :data:`TIMEOUT_ENV`."""
+    text = env.get(TIMEOUT_ENV, "").strip()
+    if not text:
+        return TIMEOUT_S
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise _Skip(
+            f"{where}: {TIMEOUT_ENV} is {text!r}, not a number of seconds above 0; "
+            f"unset it for the default of {TIMEOUT_S} seconds"
+        )
+    # PyGithub takes whole seconds.
+    return max(1, math.ceil(seconds))
+
+
+def _not_the_api(api_url: str) -> str:
+    """Why an answer that is not GitHub's REST API fails the comment, as a clause."""
+    return (
+        f"{api_url} answered with something GitHub's REST API does not send (an HTML page, "
+        "or JSON of another shape); check that GITHUB_API_URL is the API's address"
+    )
 
 
 def _pull_request_number(env: Mapping[str, str]) -> int:
@@ -254,10 +332,25 @@ def _http_failure(exc: github.GithubException) -> str:
     return f"GitHub refused the request (HTTP {status})"
 
 
-def _network_failure(exc: requests.RequestException) -> str:
+def _network_failure(exc: requests.RequestException, timeout: int) -> str:
     """Why GitHub could not be reached, in a few words."""
-    if isinstance(exc, requests.Timeout):
-        return f"no answer within {TIMEOUT_S} seconds"
-    if isinstance(exc, requests.ConnectionError):
-        return "the connection failed"
-    return type(exc).__name__
+    if isinstance(exc, requests.Timeout) or _timed_out(exc):
+        return f"it timed out: no answer within {plural(timeout, 'second')}"
+    from runner.providers.failures import connection_failure
+
+    return connection_failure(exc)
+
+
+def _timed_out(exc: BaseException) -> bool:
+    """Whether a time-out lies under ``exc`` (requests wraps urllib3's in a ConnectionError)."""
+    here: object = exc
+    for _ in range(8):
+        if isinstance(here, Urllib3Timeout | TimeoutError):
+            return True
+        if isinstance(here, MaxRetryError):
+            here = here.reason
+        elif isinstance(here, BaseException) and here.args:
+            here = here.args[0]
+        else:
+            return False
+    return False

@@ -26,11 +26,12 @@ from runner.canonical import thaw
 from runner.commands import replay as replay_command
 from runner.commands.run import report_dir, run_workflow
 from runner.commands.validate import check_paths
-from runner.config import load_config
+from runner.config import Config, load_config
 from runner.errors import CompileError, UsageError
 from runner.plural import plural
 from runner.reports import junit, markdown
 from runner.reports.model import RunReport, TestOutcome, load
+from runner.secrets import Redactor, key_variables, looks_secret
 from runner.status import Status
 from runner.store import portable
 from runner.store.db import opened, state_dir
@@ -104,7 +105,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
                 made.repeated.append((workflow, made.ids[first:]))
     if made.worst == 130:
         return 130
-    return _report(made, args, console)
+    return _report(made, args, console, config)
 
 
 def with_ci_settings(workflow: ir.Workflow, options: argparse.Namespace) -> argparse.Namespace:
@@ -234,7 +235,7 @@ def _replay_all(
         made.worst = max(made.worst, code)
 
 
-def _report(made: _Runs, args: argparse.Namespace, console: Console) -> int:
+def _report(made: _Runs, args: argparse.Namespace, console: Console, config: Config) -> int:
     """Write the reports of the runs made, hand them to GitHub, and return the exit code."""
     with opened(state_dir(args.state), create=False) as conn:
         reports = {run_id: load(conn, run_id) for run_id in made.ids}
@@ -265,7 +266,9 @@ def _report(made: _Runs, args: argparse.Namespace, console: Console) -> int:
     if args.comment:
         from runner.github import post_report  # PyGithub loads only when a comment is asked
 
-        result = post_report(text)
+        # The comment is public: no secret that reached a report goes with it.
+        names = {name for name in os.environ if looks_secret(name)} | key_variables(config)
+        result = post_report(Redactor.from_environment(names).redact(text))
         if result.warning:
             Console(stderr=True, highlight=False, soft_wrap=True).print(
                 f"warning: {result.warning}", markup=False

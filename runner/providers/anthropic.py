@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import time
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 from runner.config import Provider as ProviderConfig
 from runner.providers.base import ModelReply, ModelRequest, Usage
@@ -28,6 +30,14 @@ DEFAULT_MAX_TOKENS = 1024
 PATH = "/messages"
 
 
+def versioned(base_url: str | None) -> str | None:
+    """``base_url`` with ``/v1`` appended when its path has no ``/v1``: Anthropic's SDKs take
+    the bare host (``https://api.anthropic.com``) and add the version themselves."""
+    if base_url is None or "v1" in urlsplit(base_url).path.split("/"):
+        return base_url
+    return base_url.rstrip("/") + "/v1"
+
+
 class AnthropicProvider:
     """Messages over HTTP; system messages go to the top-level ``system`` field."""
 
@@ -45,7 +55,7 @@ class AnthropicProvider:
         self.config = config
         key = require_api_key(config)
         self._client = HttpClient.for_provider(
-            config,
+            dataclasses.replace(config, base_url=versioned(config.base_url)),
             default_base_url=DEFAULT_BASE_URL,
             headers={"x-api-key": key, "anthropic-version": API_VERSION},
             secret=key,
@@ -87,7 +97,8 @@ class AnthropicProvider:
         try:
             return self._reply(body["model"], data)
         except Malformed as exc:
-            raise self._client.error(PATH, f"returned a malformed reply: {exc}") from exc
+            detail = f"returned a malformed reply: {self._client.short(str(exc))}"
+            raise self._client.error(PATH, detail) from exc
 
     def _reply(self, model: str, data: dict[str, Any]) -> ModelReply:
         if data.get("type") == "error":

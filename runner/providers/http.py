@@ -25,6 +25,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
+from urllib.parse import urljoin, urlsplit
 
 import requests
 
@@ -32,6 +33,8 @@ from runner.config import Provider as ProviderConfig
 from runner.errors import ConfigError
 from runner.providers.abortable import AbortableAdapter, Aborted, Call, aborted, running
 from runner.providers.base import ProviderError, public_url
+from runner.providers.failures import connection_failure, not_json
+from runner.secrets import Redactor
 
 DEFAULT_TIMEOUT_S = 60.0
 CONNECT_TIMEOUT_S = 10.0
@@ -42,7 +45,6 @@ RETRY_AFTER_CAP_S = 60.0
 # 529 is Anthropic's "overloaded" status; it clears like a 503.
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504, 529})
 JSON_ONLY = "Reply with a single JSON value only: no prose, no code fences."
-REDACTED = "[redacted]"
 _DETAIL_LIMIT = 300
 # The executor runs many leaves at once, each call on its own worker thread; urllib3's default
 # pool of 10 would drop and reopen connections above that.
@@ -59,6 +61,20 @@ def read_api_key(config: ProviderConfig) -> str | None:
         raise ConfigError(
             f"provider {config.name!r} reads its API key from the environment variable "
             f"{variable}, which is not set or empty: set {variable} before running"
+        )
+    # HTTP headers carry Latin-1 text without control characters; anything else would fail
+    # every call with an encoding error that quotes the key.
+    unsendable = next(
+        (char for char in key if ord(char) > 0xFF or ord(char) < 0x20 or ord(char) == 0x7F),
+        None,
+    )
+    if unsendable is not None:
+        what = "a character outside Latin-1"
+        if ord(unsendable) < 0x80:
+            what = "a line break or another control character"
+        raise ConfigError(
+            f"provider {config.name!r}: the API key in the environment variable {variable} "
+            f"holds {what}, which an HTTP header cannot carry: set {variable} to the key alone"
         )
     return key
 
@@ -188,11 +204,11 @@ class HttpClient:
         self.base_url = base_url.rstrip("/")
         self.timeout_s = float(timeout_s) if timeout_s is not None else DEFAULT_TIMEOUT_S
         self.max_retries = max(0, max_retries if max_retries is not None else DEFAULT_MAX_RETRIES)
-        self._secret = secret
+        self._redactor = Redactor([secret])
         self._sleep = sleep
         self._rng = rng if rng is not None else random.Random()
         self._clock = clock
-        self._session = requests.Session()
+        self._session = _Session()
         adapter = AbortableAdapter(pool_connections=4, pool_maxsize=_POOL_SIZE)
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)
@@ -226,8 +242,9 @@ class HttpClient:
         self._session.close()
 
     def scrub(self, text: str) -> str:
-        """``text`` with the API key replaced, safe to put in a message."""
-        return text.replace(self._secret, REDACTED) if self._secret else text
+        """``text`` with the API key replaced in every form it can take, safe to put in a
+        message."""
+        return self._redactor.redact(text)
 
     def error(self, path: str, detail: str, **fields: Any) -> ProviderError:
         """A ProviderError naming the provider and endpoint, with the key scrubbed."""
@@ -299,24 +316,31 @@ class HttpClient:
     def _attempt(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
         timeout = (min(CONNECT_TIMEOUT_S, self.timeout_s), self.timeout_s)
         try:
-            response = self._session.post(self.base_url + path, json=body, timeout=timeout)
+            # Redirects are not followed: requests keeps custom credential headers such as
+            # x-api-key on a redirect to another host (issue 11), and a provider endpoint that
+            # moved is a base_url to correct, not to chase.
+            response = self._session.post(
+                self.base_url + path, json=body, timeout=timeout, allow_redirects=False
+            )
         except requests.Timeout as exc:
             detail = f"timed out (connect {timeout[0]:g}s, read {timeout[1]:g}s)"
             raise self.error(path, detail, retryable=True) from self._cause(exc)
         except requests.exceptions.SSLError as exc:
-            detail = f"failed the TLS handshake: {self._short(str(exc))}"
+            detail = f"failed the TLS handshake ({self.short(connection_failure(exc))})"
             raise self.error(path, detail) from self._cause(exc)
         except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
-            detail = f"could not connect or lost the connection: {self._short(str(exc))}"
+            detail = f"failed: {self.short(connection_failure(exc))}"
             raise self.error(path, detail, retryable=True) from self._cause(exc)
         except requests.RequestException as exc:
-            detail = f"could not be sent: {type(exc).__name__}: {self._short(str(exc))}"
+            detail = f"could not be sent ({self.short(connection_failure(exc))})"
             raise self.error(path, detail) from self._cause(exc)
         with response:
             return self._read(path, response)
 
     def _read(self, path: str, response: requests.Response) -> dict[str, Any]:
         status = response.status_code
+        if 300 <= status < 400:
+            raise self.error(path, self._redirect(response), status=status)
         try:
             data: Any = response.json()
         except ValueError as exc:
@@ -324,7 +348,10 @@ class HttpClient:
         if 200 <= status < 300:
             if isinstance(data, dict):
                 return data
-            what = "a body that is not JSON" if isinstance(data, Exception) else "a non-object"
+            if isinstance(data, Exception):
+                what = not_json(response)
+            else:
+                what = f"JSON {type(data).__name__} instead of an object"
             raise self.error(path, f"returned HTTP {status} with {what}", status=status)
         retryable = status in RETRYABLE_STATUSES
         retry_after = parse_retry_after(response.headers.get("Retry-After"), self._clock())
@@ -333,7 +360,7 @@ class HttpClient:
             detail += f" {response.reason}"
         message = provider_message(data)
         if message:
-            detail += f": {self._short(message)}"
+            detail += f": {self.short(message)}"
         if status in (401, 403):
             detail += "; check the API key in the environment variable named by api_key_env"
         elif status == 404:
@@ -342,25 +369,58 @@ class HttpClient:
             path, detail, status=status, retryable=retryable, retry_after_s=retry_after
         )
 
-    def _short(self, text: str) -> str:
+    def _redirect(self, response: requests.Response) -> str:
+        """Why a redirect answer is an error, naming where it pointed."""
+        location = response.headers.get("Location", "")
+        try:
+            target = urlsplit(urljoin(response.url or self.base_url, location))
+            # public_url drops a query or credentials that could carry a key.
+            moved = f" to {public_url(target.geturl())}" if location and target.hostname else ""
+            if moved and _origin(target.geturl()) != _origin(self.base_url):
+                moved += f", another host ({target.hostname})"
+        except ValueError:  # a port out of range, a broken IPv6 address
+            moved = " to an address that is not valid"
+        return (
+            f"answered HTTP {response.status_code}, a redirect{moved or ' without saying where'}; "
+            "provider calls do not follow redirects, so that the key is sent to the configured "
+            "host only: set the provider's base_url to the address that answers"
+        )
+
+    def short(self, text: str) -> str:
+        """``text`` scrubbed, on one line and cut to a few hundred characters for a message."""
         # Scrub before cutting, or a key split by the cut would survive in part.
         flat = " ".join(self.scrub(text).split())
         return flat if len(flat) <= _DETAIL_LIMIT else flat[: _DETAIL_LIMIT - 1] + "…"
 
     def _cause(self, exc: BaseException) -> BaseException | None:
         # A chained exception is printed with --debug; drop it rather than show the key.
-        if self._secret and self._secret in _chain_text(exc):
+        if self._redactor.leaks(_chain_text(exc)):
             return None
         return exc
 
     @property
     def endpoint(self) -> str:
         """The base URL, credentials left out: safe to store in call keys and traces."""
-        return public_url(self.base_url)
+        return self.scrub(public_url(self.base_url))
 
     def _shown_url(self, path: str) -> str:
         # Credentials written into base_url (user:password@host) stay out of messages too.
         return public_url(self.base_url + path)
+
+
+class _Session(requests.Session):
+    """A session that never follows a redirect, nor reads a redirect's Location itself."""
+
+    def get_redirect_target(self, resp: requests.Response) -> str | None:
+        """None: :meth:`HttpClient._read` reports a redirect as an error, and requests would
+        otherwise parse the Location of one it does not follow, failing on a malformed one."""
+        return None
+
+
+def _origin(url: str) -> tuple[str, str | None, int | None]:
+    """Scheme, host and port of ``url``, the port spelled out when it is the default one."""
+    parts = urlsplit(url)
+    return parts.scheme, parts.hostname, parts.port or {"http": 80, "https": 443}.get(parts.scheme)
 
 
 def _stopped(stop: threading.Event | None) -> bool:

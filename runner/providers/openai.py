@@ -91,7 +91,8 @@ class OpenAIProvider:
         try:
             return self._reply(request, body["model"], data)
         except Malformed as exc:
-            raise self._client.error(PATH, f"returned a malformed reply: {exc}") from exc
+            detail = f"returned a malformed reply: {self._client.short(str(exc))}"
+            raise self._client.error(PATH, detail) from exc
 
     def _reply(self, request: ModelRequest, model: str, data: dict[str, Any]) -> ModelReply:
         if "choices" not in data and provider_message(data):

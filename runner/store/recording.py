@@ -13,6 +13,7 @@ from runner.compiler.build import to_document
 from runner.config import Config, to_data
 from runner.executor.results import RunResult
 from runner.providers.base import Provider
+from runner.secrets import key_variables
 from runner.store import runs
 from runner.store.db import connect
 from runner.store.journal import RunJournal
@@ -75,7 +76,7 @@ class Recording:
             source=workflow.source,
             document=to_document(workflow),
             inputs=inputs,
-            env=runs.recorded_env(env),
+            env=runs.recorded_env(env, key_variables(config)),
             config=to_data(config),
             providers=provider_map(workflow, config, providers, mock_script, repeat),
             mode=mode,

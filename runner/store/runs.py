@@ -10,17 +10,18 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import secrets
 import socket
 import sqlite3
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from runner.canonical import canonical_json
+from runner.secrets import REDACTED, Redactor, looks_secret
 from runner.store.db import NotInState, transaction
 
 RUNNING = "running"
@@ -315,14 +316,20 @@ def _record(row: tuple[Any, ...]) -> RunRecord:
     return RunRecord(**values)
 
 
-REDACTED = "[redacted]"
-_SECRET = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL", re.IGNORECASE)
-
-
-def recorded_env(values: dict[str, str]) -> dict[str, str]:
-    """Environment entries as a run records them: a name that looks secret keeps its value
-    out of the state (a replay reads that one from its own environment)."""
-    return {name: REDACTED if _SECRET.search(name) else value for name, value in values.items()}
+def recorded_env(values: dict[str, str], key_variables: Iterable[str] = ()) -> dict[str, str]:
+    """Environment entries as a run records them: an entry whose name looks secret, that a
+    provider reads its key from (``key_variables``), or whose value holds such a secret keeps
+    its value out of the state (a replay reads that one from its own environment)."""
+    keys = frozenset(key_variables)
+    secret = {name for name in values if looks_secret(name) or name in keys}
+    # A copy of a key under an innocent name is still the key; short values (a flag, a
+    # placeholder) would match too much to say so.
+    known = [values[name] for name in secret] + [os.environ.get(name, "") for name in keys]
+    redactor = Redactor(value.strip() for value in known if len(value.strip()) >= 8)
+    return {
+        name: REDACTED if name in secret or redactor.leaks(value) else value
+        for name, value in values.items()
+    }
 
 
 def replayed_env(recorded: dict[str, str], current: dict[str, str]) -> dict[str, str]:

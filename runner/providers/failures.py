@@ -1,0 +1,66 @@
+"""Why an HTTP request failed, in a few plain words for a message.
+
+``requests`` and urllib3 describe a failure by nesting their exceptions and printing their
+reprs ("HTTPConnectionPool(host=...): Max retries exceeded ... (Caused by NewConnectionError(
+'<urllib3.connection.HTTPConnection object at 0x...>...'))"); a user needs the innermost cause.
+"""
+
+from __future__ import annotations
+
+import http.client
+import socket
+import ssl
+
+import requests
+
+
+def not_json(response: requests.Response) -> str:
+    """What a body that did not parse as JSON was, as a phrase."""
+    kind = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
+    if kind == "text/html" or response.text.lstrip()[:1] == "<":
+        return "an HTML page, not JSON"
+    if not response.content:
+        return "an empty body, not JSON"
+    return f"a body that is not JSON ({kind or 'no content type'})"
+
+
+def connection_failure(exc: BaseException) -> str:
+    """Why a request got no answer, in a few plain words (never urllib3's reprs)."""
+    seen: list[BaseException] = []
+    here: BaseException | None = exc
+    while here is not None and len(seen) < 16:
+        seen.append(here)
+        # urllib3 wraps its errors in MaxRetryError.reason, requests in args[0].
+        inner = getattr(here, "reason", None)
+        if not isinstance(inner, BaseException) and here.args:
+            inner = here.args[0] if isinstance(here.args[0], BaseException) else None
+        here = inner or here.__cause__ or here.__context__
+    for error in reversed(seen):
+        if isinstance(error, socket.gaierror):
+            return "the host name could not be resolved"
+        if isinstance(error, ConnectionRefusedError):
+            return "the connection was refused: no server listens at that address"
+        # RemoteDisconnected is a ConnectionResetError: the narrower one first.
+        if isinstance(error, http.client.RemoteDisconnected):
+            return "the server closed the connection without answering"
+        if isinstance(error, ConnectionResetError):
+            return "the server reset the connection"
+        if isinstance(error, http.client.IncompleteRead):
+            return "the server closed the connection in the middle of its answer"
+        if isinstance(error, http.client.HTTPException):
+            return "the server's answer is not valid HTTP"
+        if isinstance(error, ssl.SSLCertVerificationError):
+            return f"the server's certificate is not trusted: {error.verify_message}"
+        if isinstance(error, ssl.SSLError):
+            return f"TLS error: {error.reason or 'handshake failed'}"
+        if isinstance(error, TimeoutError):
+            return "the server did not answer in time"
+        if isinstance(error, OSError) and error.strerror:
+            return error.strerror[:1].lower() + error.strerror[1:]
+    if isinstance(exc, requests.exceptions.ChunkedEncodingError):
+        return "the server closed the connection in the middle of its answer"
+    if isinstance(exc, requests.exceptions.InvalidURL | requests.exceptions.MissingSchema):
+        return "the URL is not valid"
+    if isinstance(exc, requests.ConnectionError):
+        return "the connection failed"
+    return type(exc).__name__
