@@ -41,8 +41,32 @@ COMMANDS = {
 SUMMARY_HELP = "where the JSON summary goes (default: reports in the state directory)"
 
 
+class _Parser(argparse.ArgumentParser):
+    """A parser that takes a command's options anywhere among its positionals.
+
+    argparse matches positionals in runs between options, so ``replay RUN --state DIR WORKFLOW``
+    ends the optional WORKFLOW before the option and leaves it unrecognized (issue 11). A
+    command's own parser (one without subcommands) parses intermixed instead; parsers with
+    subcommands cannot, and take no positionals of their own.
+    """
+
+    _intermixing = False
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        if self._subparsers is not None or self._intermixing:
+            return super().parse_known_args(args, namespace)
+        # parse_known_intermixed_args calls parse_known_args back, for each of its two passes.
+        self._intermixing = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._intermixing = False
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="branchleaf",
         description="A headless CI runner for branch-and-leaf LLM-agent workflows.",
     )
