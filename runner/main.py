@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import os
+import sqlite3
 import sys
 import traceback
 from collections.abc import Sequence
@@ -13,6 +15,7 @@ from typing import TYPE_CHECKING
 from runner import __version__
 from runner.errors import CompileError, RunnerError
 from runner.gcpolicy import bulk
+from runner.store.db import state_dir, translated
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -247,19 +250,48 @@ def _run(args: argparse.Namespace, console: Console, errors: Console) -> int:
     except KeyboardInterrupt:
         errors.print("[yellow]interrupted[/]")
         return 130
+    except sqlite3.DatabaseError as exc:
+        if isinstance(exc, sqlite3.ProgrammingError):
+            return _internal(args, errors, exc)
+        # Raised where a run writes as it goes, outside the commands' own translation.
+        failure = translated(state_dir(getattr(args, "state", None)), exc)
+        errors.print(f"[bold red]error:[/] {_escape(str(failure))}")
+        return failure.exit_code
     except BrokenPipeError:
         # The reader went away (`inspect last | head`): nothing more to say, and nobody to say
         # it to; stdout is pointed at nothing so that closing it cannot fail again.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as exc:
+        if exc.errno in _FULL or exc.filename is not None:
+            errors.print(f"[bold red]error:[/] {_escape(_os_error(exc))}")
+            return 3 if exc.errno in _FULL else 2
+        return _internal(args, errors, exc)
     except Exception as exc:
-        if args.debug:
-            errors.print(_escape(traceback.format_exc()))
-        errors.print(
-            f"[bold red]internal error:[/] {type(exc).__name__}: {_escape(str(exc))}. "
-            "This is a bug in branchleaf; rerun with --debug for the traceback and report it."
-        )
-        return 3
+        return _internal(args, errors, exc)
+
+
+_FULL = {errno.ENOSPC, errno.EDQUOT}
+"""No room left: the machine's trouble, not a bad argument (exit 3, but no bug)."""
+
+
+def _os_error(exc: OSError) -> str:
+    """One sentence for a file the system refused: which, why, and what to do."""
+    why = exc.strerror or str(exc)
+    if exc.errno in _FULL:
+        where = f" writing {exc.filename}" if exc.filename is not None else ""
+        return f"no space left on the device{where}: free some space and run the command again"
+    return f"cannot use {exc.filename}: {why}; check the path and its permissions"
+
+
+def _internal(args: argparse.Namespace, errors: Console, exc: BaseException) -> int:
+    if args.debug:
+        errors.print(_escape(traceback.format_exc()))
+    errors.print(
+        f"[bold red]internal error:[/] {type(exc).__name__}: {_escape(str(exc))}. "
+        "This is a bug in branchleaf; rerun with --debug for the traceback and report it."
+    )
+    return 3
 
 
 def _escape(text: str) -> str:

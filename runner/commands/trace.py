@@ -99,6 +99,8 @@ def _write_out(console: Console, content: bytes) -> None:
 def _write_atomically(target: Path, content: bytes) -> None:
     """Write through a temporary file in the same folder (made if missing), renamed over the
     target once complete, so that a reader never sees half a file."""
+    if not target.name or target.is_dir():
+        raise UsageError(f"cannot write the trace to {target}: it is a folder; name a file")
     temporary = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
