@@ -263,7 +263,7 @@ def _run(args: argparse.Namespace, console: Console, errors: Console) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except OSError as exc:
-        if exc.errno in _FULL or exc.filename is not None:
+        if exc.errno in _FULL or isinstance(exc.filename, str):
             errors.print(f"[bold red]error:[/] {_escape(_os_error(exc))}")
             return 3 if exc.errno in _FULL else 2
         return _internal(args, errors, exc)

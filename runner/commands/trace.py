@@ -53,11 +53,7 @@ def export(*, run: str, output: str | None, state: str | None, console: Console)
 
 def import_(*, file: str, state: str | None, console: Console) -> int:
     """Read a trace file into the state and print the run id."""
-    try:
-        content = Path(file).read_bytes()
-    except OSError as exc:
-        raise UsageError(f"cannot read the trace file {file}: {exc.strerror or exc}") from exc
-    trace = portable.loads(content, file)
+    trace = portable.loads(portable.read_file(file), file)
     directory = state_dir(state)
     with opened(directory) as conn:
         done = portable.store(conn, trace)

@@ -11,8 +11,10 @@ here made. The machine-local columns (process id, host, command line) are left o
 from __future__ import annotations
 
 import json
+import os
 import re
 import sqlite3
+import stat
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -148,6 +150,31 @@ def dumps(trace: Trace) -> bytes:
     return ("\n".join(lines) + "\n").encode("utf-8")
 
 
+def read_file(name: str) -> bytes:
+    """A trace file's bytes; UsageError for what cannot be read or is not a regular file.
+
+    The file is opened without waiting and checked before it is read, so that a FIFO (which
+    would wait for a writer forever) or a device is refused at once rather than read.
+    """
+    try:
+        descriptor = os.open(name, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        raise UsageError(f"cannot read the trace file {name}: {exc.strerror or exc}") from exc
+    mode = os.fstat(descriptor).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(descriptor)
+        what = "a folder" if stat.S_ISDIR(mode) else "not a regular file"
+        raise UsageError(
+            f"cannot read the trace file {name}: it is {what}; give a file written by "
+            "`trace export`"
+        )
+    with os.fdopen(descriptor, "rb") as handle:
+        try:
+            return handle.read()
+        except OSError as exc:
+            raise UsageError(f"cannot read the trace file {name}: {exc.strerror or exc}") from exc
+
+
 def loads(content: bytes, name: str) -> Trace:
     """A trace from a file's bytes, checked line by line; UsageError names the file and line."""
     if not content.strip():
@@ -263,6 +290,8 @@ def _object(raw: bytes, name: str, number: int, what: str) -> dict[str, Any]:
         value = json.loads(raw.decode("utf-8"), parse_constant=_no_constant)
     except UnicodeDecodeError as exc:
         raise UsageError(f"{name}:{number}: the line is not UTF-8 text ({exc.reason})") from exc
+    except RecursionError:
+        raise UsageError(_too_deep(name, number, what)) from None
     except ValueError as exc:
         where = "not a Branchleaf trace: " if number == 1 else ""
         raise UsageError(
@@ -278,11 +307,20 @@ def _whole(raw: bytes, name: str, number: int) -> None:
     """Refuse a last line without its newline that does not parse: the file was cut there."""
     try:
         json.loads(raw)
+    except RecursionError:
+        raise UsageError(_too_deep(name, number, "the last line")) from None
     except ValueError:
         raise UsageError(
             f"{name}:{number}: the file ends in the middle of a line, so it was cut short; "
             "export the run again"
         ) from None
+
+
+def _too_deep(name: str, number: int, what: str) -> str:
+    return (
+        f"{name}:{number}: {what} nests arrays or objects too deeply to be read; "
+        "give a file written by `trace export`"
+    )
 
 
 def _no_constant(word: str) -> Any:

@@ -1,0 +1,123 @@
+"""Hostile trace files: each is one sentence naming the file (and line), exit 2, no hang and no
+internal error (issue 11, point 7)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from runner.main import main
+
+WORKFLOW = """\
+version: 1
+name: hostile
+roles: {worker: {}}
+steps: {kind: leaf, id: one, role: worker, prompt: "Say ok"}
+"""
+
+
+@pytest.fixture(scope="module")
+def header(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    """The header line of a real exported trace."""
+    root = tmp_path_factory.mktemp("hostile")
+    (root / "wf.yaml").write_text(textwrap.dedent(WORKFLOW), encoding="utf-8")
+    state = str(root / "state")
+    assert main(["run", str(root / "wf.yaml"), "--plain", "--state", state]) == 0
+    assert main(["trace", "export", "last", "--state", state, "-o", str(root / "t.jsonl")]) == 0
+    return (root / "t.jsonl").read_bytes().split(b"\n")[0]
+
+
+def _refused(path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> str:
+    capsys.readouterr()
+    assert main(["trace", "import", str(path), "--state", str(tmp_path / "fresh")]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "internal error" not in err
+    assert "Traceback" not in err
+    assert str(path) in err
+    return err
+
+
+DEPTH = 100_000
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        (1, "the header nests arrays or objects too deeply"),
+        (2, "an event nests arrays or objects too deeply"),
+    ],
+)
+def test_a_deeply_nested_line_is_refused_with_its_line(
+    line: int, expected: str, header: bytes, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    deep = b"[" * DEPTH + b"]" * DEPTH
+    path = tmp_path / "deep.jsonl"
+    path.write_bytes((deep if line == 1 else header + b"\n" + deep) + b"\n")
+    err = _refused(path, tmp_path, capsys)
+    assert f"{path}:{line}: {expected}" in err
+
+
+def test_a_deeply_nested_last_line_without_newline_is_refused(
+    header: bytes, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "deep.jsonl"
+    path.write_bytes(header + b"\n" + b"[" * DEPTH)
+    err = _refused(path, tmp_path, capsys)
+    assert f"{path}:2: the last line nests arrays or objects too deeply" in err
+
+
+def test_a_fifo_is_refused_without_waiting(tmp_path: Path) -> None:
+    fifo = tmp_path / "t.jsonl"
+    os.mkfifo(fifo)
+    # Nothing ever writes to the FIFO: reading it would wait forever, so this runs in a child.
+    done = subprocess.run(
+        [sys.executable, "-m", "runner", "trace", "import", str(fifo), "--state", "s"],
+        cwd=tmp_path,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert f"cannot read the trace file {fifo}: it is not a regular file" in done.stderr
+
+
+def test_a_folder_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    err = _refused(tmp_path, tmp_path, capsys)
+    assert f"cannot read the trace file {tmp_path}: it is a folder" in err
+
+
+def test_non_utf8_bytes_are_refused_with_their_line(
+    header: bytes, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "latin.jsonl"
+    path.write_bytes(header + b'\n{"type": "caf\xe9"}\n')
+    err = _refused(path, tmp_path, capsys)
+    assert f"{path}:2: the line is not UTF-8 text" in err
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    [b'{"seq": ', b"\x00\x01\x02", b"]]]", b'{"a": NaN}', b"{}{}", b'"just a string"'],
+)
+def test_garbled_lines_are_refused_with_their_line(
+    garbage: bytes, header: bytes, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "garbled.jsonl"
+    path.write_bytes(header + b"\n" + garbage + b"\n")
+    err = _refused(path, tmp_path, capsys)
+    assert f"{path}:2:" in err
+
+
+def test_a_truncated_header_is_refused(
+    header: bytes, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "cut.jsonl"
+    path.write_bytes(header[: len(header) // 3])
+    err = _refused(path, tmp_path, capsys)
+    assert f"{path}:1: the file ends in the middle of a line" in err
