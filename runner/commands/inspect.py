@@ -15,6 +15,7 @@ from runner.commands.runs import COLOURS
 from runner.errors import UsageError
 from runner.humanize import duration
 from runner.plural import plural
+from runner.status import tests_note
 from runner.store import runs as store
 from runner.store.db import opened, state_dir
 from runner.store.trace import Event, events
@@ -29,14 +30,16 @@ def run(args: argparse.Namespace, console: Console) -> int:
         record = store.find(conn, args.run)
         recorded = events(conn, record.id)
     status = store.shown_status(record)
-    colour = COLOURS.get(status, "white")
+    shown = store.summary_status(record)
+    colour = COLOURS.get(shown, "white")
+    reason = record.reason or tests_note(store.test_results(record))
     console.print(
-        f"run {escape(record.id)}: {escape(record.workflow)} [{colour}]{status}[/]"
+        f"run {escape(record.id)}: {escape(record.workflow)} [{colour}]{shown}[/]"
         f" ({record.done}/{record.total} done, {duration(record.duration_s)}, "
         f"{plural(record.calls, 'call')}, {plural(record.tokens, 'token')}, "
         f"${record.cost_usd:.4f}, memo {plural(record.memo_hits, 'hit')} / "
         f"{plural(record.memo_misses, 'miss', 'misses')})"
-        + (f" — {escape(record.reason)}" if record.reason else "")
+        + (f" — {escape(reason)}" if reason else "")
     )
     if args.node:
         return _node(args.node, recorded, console)

@@ -30,7 +30,7 @@ from runner.progress import LiveProgress, PlainProgress
 from runner.providers.base import Provider
 from runner.providers.registry import build_providers
 from runner.render import resolve_inputs
-from runner.status import Status
+from runner.status import Status, summary_status, tests_note
 from runner.store import runs
 from runner.store.db import state_dir
 from runner.store.recording import Recording
@@ -314,12 +314,14 @@ def _print(result: RunResult, console: Console) -> None:
             table.add_row(escape(test.name), mark)
         console.print(table)
     spend = result.spend
+    tested = [test.passed for test in result.tests]
+    reason = result.reason or tests_note(tested)
     console.print(
-        f"[{colour}]{result.workflow}: {result.status.value}[/] "
+        f"[{colour}]{result.workflow}: {summary_status(result.status.value, tested)}[/] "
         f"({plural(len(result.nodes), 'node')}, {plural(spend.calls, 'model call')}, "
         f"{plural(spend.tokens, 'token')}, "
         f"${spend.cost_usd:.4f}, {duration(result.duration_s)})"
-        + (f" — {escape(result.reason)}" if result.reason else "")
+        + (f" — {escape(reason)}" if reason else "")
     )
 
 

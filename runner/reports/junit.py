@@ -89,7 +89,7 @@ def _properties(reports: list[RunReport]) -> dict[str, str]:
     misses = sum(r.memo_misses for r in reports)
     properties = {
         "run_id": " ".join(" ".join((r.run_id, *r.repeats)) for r in reports),
-        "status": " ".join(r.status for r in reports),
+        "status": " ".join(r.shown_status for r in reports),
         "duration_s": f"{sum(r.duration_s for r in reports):.3f}",
         "calls": str(sum(r.calls for r in reports)),
         "tokens": str(sum(r.tokens for r in reports)),

@@ -66,7 +66,10 @@ def _overall(reports: Sequence[RunReport]) -> str:
     if len(reports) == 1:
         report = reports[0]
         verdict = "passed" if report.passed else "failed"
-        return f"{_mark(report.passed)} **{verdict}**: {_text(report.workflow)} ({report.status})"
+        return (
+            f"{_mark(report.passed)} **{verdict}**: {_text(report.workflow)} "
+            f"({report.shown_status})"
+        )
     if failing:
         return f"{FAILED} **failed**: {len(failing)} of {len(reports)} runs did not pass"
     return f"{PASSED} **passed**: all {len(reports)} runs"
@@ -74,9 +77,10 @@ def _overall(reports: Sequence[RunReport]) -> str:
 
 def _run(report: RunReport, *, graphs: bool) -> list[str]:
     lines = [f"### {_mark(report.passed)} {_text(report.workflow)}", "", _about(report)]
-    if report.reason:
+    if report.shown_reason:
         # A divergence's reason holds its diff, which has a section of its own below.
-        lines += ["", f"**{report.status}**: {_short(report.reason.splitlines()[0])}"]
+        first = report.shown_reason.splitlines()[0]
+        lines += ["", f"**{report.shown_status}**: {_short(first)}"]
     lines += ["", *_figures(report)]
     if report.tests:
         lines += ["", "#### Tests", "", *_tests(report)]
@@ -147,7 +151,7 @@ def _figures(report: RunReport) -> list[str]:
         ("status", "done", "duration", "calls", "tokens", "cost", "memo hit rate", "memo saved"),
         [
             (
-                report.status,
+                report.shown_status,
                 f"{report.done}/{report.total}",
                 duration(report.duration_s),
                 f"{report.calls:,}",

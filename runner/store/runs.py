@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from runner.canonical import canonical_json
+from runner.status import summary_status as status_summary
 from runner.store.db import NotInState, transaction
 
 RUNNING = "running"
@@ -268,6 +269,17 @@ def shown_status(record: RunRecord) -> str:
     if record.status == RUNNING and not alive(record):
         return CRASHED
     return record.status
+
+
+def test_results(record: RunRecord) -> list[bool]:
+    """Whether each of the run's workflow tests passed (none while it runs)."""
+    return [bool(test.get("passed")) for test in record.tests or ()]
+
+
+def summary_status(record: RunRecord) -> str:
+    """The status a run's summary shows: :func:`shown_status`, but ``failed`` for a run whose
+    nodes succeeded and whose workflow tests did not all pass (``runner.status``)."""
+    return status_summary(shown_status(record), test_results(record))
 
 
 _FIELDS = (
