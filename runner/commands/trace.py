@@ -31,13 +31,6 @@ def export(*, run: str, output: str | None, state: str | None, console: Console)
     with opened(state_dir(state), create=False) as conn:
         trace = portable.read_run(conn, run)
     content = portable.dumps(trace)
-    if trace.run["mode"] == "replay":
-        # Its answers are its parent's: on its own it cannot be replayed elsewhere.
-        Console(stderr=True, highlight=False).print(
-            f"note: run {trace.run['id']} is a replay; the calls and commands it answered are "
-            f"recorded in run {trace.run['parent']}: export that run to replay it elsewhere",
-            markup=False,
-        )
     if output is None:
         _write_out(console, content)
         return 0

@@ -23,7 +23,7 @@ from runner.errors import UsageError
 from runner.store import runs
 from runner.store.db import StoreError, transaction
 from runner.store.journal import EVENTS
-from runner.store.trace import events
+from runner.store.trace import events, inherited_answers
 
 FORMAT = "branchleaf-trace"
 """The header's ``format``: what marks a file as a Branchleaf trace."""
@@ -138,9 +138,21 @@ def _read(conn: sqlite3.Connection, ref: str) -> Trace:
     record = runs.find(conn, ref)
     recorded = events(conn, record.id)
     run = {name: getattr(record, name) for name in RUN_FIELDS}
-    return Trace(
-        run=run, events=[{name: getattr(e, name) for name in EVENT_FIELDS} for e in recorded]
-    )
+    found = [{name: getattr(e, name) for name in EVENT_FIELDS} for e in recorded]
+    # A replay records no call or command: they are its parent's. Its file carries them, as
+    # answered from a trace, so that it replays where the runs it replays are not (issue 11).
+    seq = max((e.seq for e in recorded), default=-1)
+    for answer in inherited_answers(conn, record.id):
+        seq += 1
+        found.append(
+            {
+                **{name: getattr(answer, name) for name in EVENT_FIELDS},
+                "seq": seq,
+                "data": {**answer.data, "source": "trace"},
+            }
+        )
+    found.sort(key=lambda event: (event["position"], event["seq"]))
+    return Trace(run=run, events=found)
 
 
 def dumps(trace: Trace) -> bytes:
