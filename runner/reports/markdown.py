@@ -17,6 +17,7 @@ from runner.compiler.build import build_workflow
 from runner.graph import mermaid
 from runner.humanize import duration
 from runner.plural import plural
+from runner.reports import divergences
 from runner.reports.model import RunReport
 from runner.status import Status
 
@@ -182,12 +183,17 @@ def _tests(report: RunReport) -> list[str]:
 
 def _failures(report: RunReport) -> list[str]:
     lines = []
-    for node in report.failures[:FAILURES]:
-        # A divergence's diff is shown once, below, for the first one.
+    # The first divergence is listed (its diff below); the others are only counted, by kind.
+    listed, _, others = divergences.first_only(
+        report.failures, lambda node: node.status, lambda node: node.error
+    )
+    for node in listed[:FAILURES]:
         first = node.error.splitlines()[0] if node.status == Status.REPLAY_DIVERGED else node.error
         lines.append(f"- {_code(node.path)} ({node.kind}, {node.status}): {_short(first)}")
-    if len(report.failures) > FAILURES:
-        lines.append(f"- … and {len(report.failures) - FAILURES} more")
+    if len(listed) > FAILURES:
+        lines.append(f"- … and {len(listed) - FAILURES} more")
+    if others is not None:
+        lines.append(f"- … {others}")
     divergence = report.divergence
     if divergence is not None:
         lines += [
