@@ -90,6 +90,17 @@ def _write_atomically(target: Path, content: bytes) -> None:
     target once complete, so that a reader never sees half a file."""
     if not target.name or target.is_dir():
         raise UsageError(f"cannot write the trace to {target}: it is a folder; name a file")
+    if target.exists() and not target.is_file():
+        # A device or a FIFO (`-o /dev/stdout`) is written into: renaming a file over it
+        # would replace the device rather than write to it.
+        try:
+            with target.open("wb") as handle:
+                handle.write(content)
+        except OSError as exc:
+            raise UsageError(f"cannot write the trace to {target}: {exc.strerror or exc}") from exc
+        return
+    if target.is_symlink():
+        target = Path(os.path.realpath(target))  # the file it names is replaced, not the link
     temporary = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -3,8 +3,11 @@ sentence saying what to do, never an internal error (issue 11, point 7)."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import sqlite3
+import stat
+import subprocess
 import textwrap
 from pathlib import Path
 
@@ -181,3 +184,30 @@ def test_a_trace_written_to_a_folder_is_a_usage_error(
     assert main(["trace", "export", "last", "--state", str(recorded), "-o", "/"]) == 2
     err = capsys.readouterr().err
     assert "cannot write the trace to /: it is a folder" in err
+
+
+def test_a_trace_written_through_a_link_replaces_the_file_it_names(
+    recorded: Path, tmp_path: Path
+) -> None:
+    target = tmp_path / "kept.jsonl"
+    target.write_text("old\n", encoding="utf-8")
+    link = tmp_path / "link.jsonl"
+    link.symlink_to(target)
+    assert main(["trace", "export", "last", "--state", str(recorded), "-o", str(link)]) == 0
+    assert link.is_symlink()
+    assert target.read_bytes().startswith(b'{"events":')
+
+
+def test_a_trace_written_to_a_fifo_goes_through_it(recorded: Path, tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    # The reader is a child: if the FIFO were replaced by a file, it would wait for ever.
+    reader = subprocess.Popen(["cat", str(fifo)], stdout=subprocess.PIPE)
+    try:
+        assert main(["trace", "export", "last", "--state", str(recorded), "-o", str(fifo)]) == 0
+        out, _ = reader.communicate(timeout=60)
+    finally:
+        reader.kill()
+        reader.wait()
+    assert out.startswith(b'{"events":')
+    assert stat.S_ISFIFO(fifo.stat().st_mode)
