@@ -122,7 +122,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--run-id", help=argparse.SUPPRESS)  # given by --background to its child
 
     runs = sub.add_parser("runs", help=COMMANDS["runs"], description=COMMANDS["runs"])
-    runs.add_argument("--limit", type=int, default=20, help="how many runs (newest first)")
+    runs.add_argument("--limit", type=_count, default=20, help="how many runs (newest first)")
     _state(runs)
 
     inspect = sub.add_parser("inspect", help=COMMANDS["inspect"], description=COMMANDS["inspect"])
@@ -205,6 +205,21 @@ def _parser() -> argparse.ArgumentParser:
     )
     _state(ci)
     return parser
+
+
+LIMIT_MAX = 1_000_000
+"""The most runs one listing asks for (SQLite's integers end before Python's do)."""
+
+
+def _count(text: str) -> int:
+    """A positive whole number, for argparse."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 1 <= value <= LIMIT_MAX:
+        raise argparse.ArgumentTypeError(f"{text} is not between 1 and {LIMIT_MAX:,}")
+    return value
 
 
 def _state(parser: argparse.ArgumentParser) -> None:

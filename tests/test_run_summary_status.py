@@ -102,3 +102,12 @@ def test_a_run_whose_tests_pass_still_says_succeeded(
     assert "tested: succeeded (" in out
     _header, row = _out(capsys, "runs", "--state", str(state)).splitlines()
     assert row.split()[2:5] == ["succeeded", "3/3", "passed"]
+
+
+def test_resume_says_why_a_run_that_failed_its_tests_has_nothing_to_resume(
+    state: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _run(state, capsys)
+    assert main(["resume", "last", "--state", str(state), "--plain"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "succeeded (tests failed: 1 of 3): there is nothing to resume" in err

@@ -207,6 +207,8 @@ def listed(conn: sqlite3.Connection, limit: int = 20) -> list[RunRecord]:
 
 def find(conn: sqlite3.Connection, ref: str) -> RunRecord:
     """The run named by ``ref``: ``last``, a run id, or a unique prefix of one."""
+    if not ref:
+        raise NotInState("a run reference cannot be empty: give a run id, a prefix of one, or last")
     if ref == "last":
         row = conn.execute(
             f"SELECT {_COLUMNS} FROM runs ORDER BY started_at DESC, id DESC LIMIT 1"
