@@ -20,7 +20,7 @@ from typing import Any
 
 from runner.canonical import canonical_json, content_hash
 from runner.errors import UsageError
-from runner.store import runs
+from runner.store import answer_shapes, runs
 from runner.store.db import StoreError, transaction
 from runner.store.journal import EVENTS
 from runner.store.trace import events, inherited_answers
@@ -209,6 +209,7 @@ def loads(content: bytes, name: str) -> Trace:
                 f"{', '.join(EVENT_DATA)})"
             )
         _fields(event["data"], EVENT_DATA[kind], f"{where}: the {kind} event's data")
+        answer_shapes.check(kind, event["data"], where)
         if event["seq"] in seqs:
             raise UsageError(
                 f"{where}: event seq {event['seq']} is already used on line "

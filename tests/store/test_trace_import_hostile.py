@@ -3,6 +3,7 @@ internal error (issue 11, point 7)."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -121,3 +122,85 @@ def test_a_truncated_header_is_refused(
     path.write_bytes(header[: len(header) // 3])
     err = _refused(path, tmp_path, capsys)
     assert f"{path}:1: the file ends in the middle of a line" in err
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory: pytest.TempPathFactory) -> list[bytes]:
+    """The lines of a real exported trace with a model call and a command."""
+    root = tmp_path_factory.mktemp("answers")
+    (root / "wf.yaml").write_text(
+        textwrap.dedent(
+            """\
+            version: 1
+            name: answers
+            roles: {worker: {}}
+            permissions: {commands: ["python -c *"]}
+            steps:
+              kind: sequence
+              id: main
+              steps:
+                - {kind: command, id: facts, run: ["python", "-c", "print(1)"]}
+                - {kind: leaf, id: one, role: worker, prompt: "Say ok"}
+            """
+        ),
+        encoding="utf-8",
+    )
+    state = str(root / "state")
+    assert main(["run", str(root / "wf.yaml"), "--plain", "--state", state]) == 0
+    assert main(["trace", "export", "last", "--state", state, "-o", str(root / "t.jsonl")]) == 0
+    return (root / "t.jsonl").read_bytes().splitlines()
+
+
+def _spend(data: dict) -> None:  # type: ignore[type-arg]
+    data["spend"]["bogus"] = 1
+
+
+def _cost(data: dict) -> None:  # type: ignore[type-arg]
+    data["spend"]["cost_usd"] = "a lot"
+
+
+def _reply(data: dict) -> None:  # type: ignore[type-arg]
+    data["reply"] = {}
+
+
+def _usage(data: dict) -> None:  # type: ignore[type-arg]
+    data["reply"]["usage"] = {"prompt_tokens": "many"}
+
+
+def _key_fields(data: dict) -> None:  # type: ignore[type-arg]
+    data["request"]["key_fields"] = "x"
+
+
+def _messages(data: dict) -> None:  # type: ignore[type-arg]
+    data["request"]["messages"] = [["user"]]
+
+
+def _argv(data: dict) -> None:  # type: ignore[type-arg]
+    data["argv"] = ["python", 1]
+
+
+SHAPES = {
+    "spend": ("model_call", _spend, "the model_call event's spend has an unknown field 'bogus'"),
+    "cost": ("model_call", _cost, "the model_call event's spend: 'cost_usd' is not a number"),
+    "reply": ("model_call", _reply, "the model_call event's reply has no text"),
+    "usage": ("model_call", _usage, "the model_call event's reply: the usage's 'prompt_tokens'"),
+    "key_fields": ("model_call", _key_fields, "the model_call event's request: key_fields is"),
+    "messages": ("model_call", _messages, "the model_call event's request: messages is not"),
+    "argv": ("command", _argv, "the command event's argv holds an item that is not a string"),
+}
+
+
+@pytest.mark.parametrize("shape", sorted(SHAPES))
+def test_an_answer_of_the_wrong_shape_is_refused_with_its_line(
+    shape: str, exported: list[bytes], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    kind, mutate, expected = SHAPES[shape]
+    lines = list(exported)
+    number = next(i for i, line in enumerate(lines) if i and json.loads(line)["type"] == kind)
+    event = json.loads(lines[number])
+    mutate(event["data"])
+    lines[number] = json.dumps(event).encode()
+    path = tmp_path / "shaped.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    err = _refused(path, tmp_path, capsys)
+    assert f"{path}:{number + 1}: {expected}" in err

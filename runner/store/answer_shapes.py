@@ -1,0 +1,82 @@
+"""The inner shapes of the events a replay reads its answers from, checked when a trace is
+imported: a reply, a request, a spend and an argv of the wrong shape would otherwise be found
+only by the replay, as an internal error (issue 11)."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from typing import Any
+
+from runner.errors import UsageError
+from runner.executor.results import Spend
+
+_SPEND = frozenset(field.name for field in fields(Spend))
+_USAGE = {
+    "prompt_tokens": int,
+    "completion_tokens": int,
+    "cached_prompt_tokens": int,
+    "cost_usd": float,
+    "estimated": bool,
+}
+_REQUEST = ("model", "messages", "temperature", "max_tokens", "json_mode", "sample")
+_KEY_FIELDS = ("provider", "endpoint", "output_schema")
+
+
+def check(kind: str, data: dict[str, Any], where: str) -> None:
+    """Refuse, naming ``where``, an event whose answer a replay could not read."""
+    if "spend" in data:
+        _spend(data["spend"], f"{where}: the {kind} event's spend")
+    if kind == "model_call":
+        _reply(data["reply"], f"{where}: the model_call event's reply")
+        _request(data["request"], f"{where}: the model_call event's request")
+    elif kind == "command" and not all(isinstance(item, str) for item in data["argv"]):
+        raise UsageError(f"{where}: the command event's argv holds an item that is not a string")
+
+
+def _spend(spend: dict[str, Any], where: str) -> None:
+    for name, value in spend.items():
+        if name not in _SPEND:
+            raise UsageError(f"{where} has an unknown field {name!r}")
+        if not _number(value, int if name not in ("cost_usd", "saved_usd") else float):
+            raise UsageError(f"{where}: {name!r} is not a number")
+
+
+def _reply(reply: dict[str, Any], where: str) -> None:
+    if not isinstance(reply.get("text"), str):
+        raise UsageError(f"{where} has no text (a string)")
+    for name in ("model", "finish_reason"):
+        if reply.get(name) is not None and not isinstance(reply[name], str):
+            raise UsageError(f"{where}: {name!r} is not a string or null")
+    usage = reply.get("usage")
+    if not isinstance(usage, dict):
+        raise UsageError(f"{where} has no usage (an object)")
+    for name, value in usage.items():
+        wanted = _USAGE.get(name)
+        if wanted is None:
+            raise UsageError(f"{where}: the usage has an unknown field {name!r}")
+        if not (isinstance(value, bool) if wanted is bool else _number(value, wanted)):
+            raise UsageError(f"{where}: the usage's {name!r} is not of its type")
+
+
+def _request(request: dict[str, Any], where: str) -> None:
+    fields_ = request.get("key_fields")
+    if fields_ is None:
+        return  # a call without a key: nothing of the request is read
+    if not isinstance(fields_, dict) or any(name not in fields_ for name in _KEY_FIELDS):
+        raise UsageError(f"{where}: key_fields is not an object of {', '.join(_KEY_FIELDS)}")
+    missing = [name for name in _REQUEST if name not in request]
+    if missing:
+        raise UsageError(f"{where} has no {missing[0]!r} field")
+    messages = request["messages"]
+    if not isinstance(messages, list) or not all(
+        isinstance(m, list) and len(m) == 2 and all(isinstance(part, str) for part in m)
+        for m in messages
+    ):
+        raise UsageError(f"{where}: messages is not a list of [role, text] pairs")
+
+
+def _number(value: Any, wanted: type) -> bool:
+    # True is an int to Python, not a count here; an integral float is no count of tokens.
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, int) or (wanted is float and isinstance(value, float))
