@@ -20,7 +20,7 @@ from typing import Any
 
 from runner.canonical import canonical_json, content_hash
 from runner.errors import UsageError
-from runner.store import answer_shapes, runs
+from runner.store import runs, trace_checks
 from runner.store.db import StoreError, transaction
 from runner.store.journal import EVENTS
 from runner.store.trace import events, inherited_answers
@@ -209,7 +209,7 @@ def loads(content: bytes, name: str) -> Trace:
                 f"{', '.join(EVENT_DATA)})"
             )
         _fields(event["data"], EVENT_DATA[kind], f"{where}: the {kind} event's data")
-        answer_shapes.check(kind, event["data"], where)
+        trace_checks.check(kind, event["data"], where)
         if event["seq"] in seqs:
             raise UsageError(
                 f"{where}: event seq {event['seq']} is already used on line "
@@ -251,6 +251,7 @@ def _header(raw: bytes, name: str) -> tuple[dict[str, Any], int]:
             f"{name}:1: the run's workflow document does not match its workflow_hash, so the "
             "file was edited or damaged; export the run again"
         )
+    trace_checks.check_run(run, f"{name}:1")
     return run, count
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from runner.canonical import content_hash
 from runner.main import main
 
 WORKFLOW = """\
@@ -204,3 +205,39 @@ def test_an_answer_of_the_wrong_shape_is_refused_with_its_line(
     path.write_bytes(b"\n".join(lines) + b"\n")
     err = _refused(path, tmp_path, capsys)
     assert f"{path}:{number + 1}: {expected}" in err
+
+
+HEADERS = {
+    "document": (
+        {"document": {"name": "x"}},
+        "the run's workflow document is not a valid workflow: missing required field 'version'",
+    ),
+    "node": (
+        {"document": {"version": 1, "name": "x", "roles": {}, "steps": {"kind": "leaf"}}},
+        "the run's workflow document is not a valid workflow: missing required field 'id'",
+    ),
+    "config": (
+        {"config": {"providers": 5}},
+        "the run's workflow or configuration cannot be rebuilt",
+    ),
+    "providers": (
+        {"providers": {"providers": {"p": 5}}},
+        "the run's providers are not objects with an endpoint",
+    ),
+    "tests": ({"tests": [5]}, "the run's tests are not objects with a name and passed"),
+}
+
+
+@pytest.mark.parametrize("field", sorted(HEADERS))
+def test_a_run_a_replay_could_not_rebuild_is_refused(
+    field: str, exported: list[bytes], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    change, expected = HEADERS[field]
+    header = json.loads(exported[0])
+    header["run"].update(change)
+    # The hash matches: the file was made to pass that check, as a hostile one would be.
+    header["run"]["workflow_hash"] = content_hash(header["run"]["document"])
+    path = tmp_path / "rebuilt.jsonl"
+    path.write_bytes(b"\n".join([json.dumps(header).encode(), *exported[1:]]) + b"\n")
+    err = _refused(path, tmp_path, capsys)
+    assert f"{path}:1: {expected}" in err

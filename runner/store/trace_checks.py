@@ -1,13 +1,18 @@
-"""The inner shapes of the events a replay reads its answers from, checked when a trace is
-imported: a reply, a request, a spend and an argv of the wrong shape would otherwise be found
-only by the replay, as an internal error (issue 11)."""
+"""What a replay reads from an imported trace, checked when the trace is imported: the run's
+workflow document, configuration, provider map and tests, and the answers of its events (a
+reply, a request, a spend, an argv). Of the wrong shape, each would otherwise be found only
+by the replay (or ``runs``), as an internal error (issue 11)."""
 
 from __future__ import annotations
 
 from dataclasses import fields
 from typing import Any
 
-from runner.errors import UsageError
+from runner.compiler.build import build_workflow
+from runner.compiler.schema import schema_diagnostics
+from runner.compiler.source import Document
+from runner.config import from_data
+from runner.errors import RunnerError, UsageError
 from runner.executor.results import Spend
 
 _SPEND = frozenset(field.name for field in fields(Spend))
@@ -20,6 +25,41 @@ _USAGE = {
 }
 _REQUEST = ("model", "messages", "temperature", "max_tokens", "json_mode", "sample")
 _KEY_FIELDS = ("provider", "endpoint", "output_schema")
+
+
+def check_run(run: dict[str, Any], where: str) -> None:
+    """Refuse, naming ``where`` (the header line), a run a replay could not rebuild."""
+    document = run["document"]
+    problems = schema_diagnostics(Document(path=where, data=document, language="json"))
+    if problems:
+        first = problems[0]
+        at = f" (at {first.pointer})" if first.pointer else ""
+        raise UsageError(
+            f"{where}: the run's workflow document is not a valid workflow: "
+            f"{first.message}{at}; export the run again"
+        )
+    try:
+        build_workflow(document)
+        from_data(run["config"])
+    except (RunnerError, AttributeError, KeyError, TypeError, ValueError) as exc:
+        raise UsageError(
+            f"{where}: the run's workflow or configuration cannot be rebuilt ({exc}); "
+            "export the run again"
+        ) from exc
+    providers = run["providers"].get("providers", {})
+    if not isinstance(providers, dict) or not all(
+        isinstance(spec, dict) and isinstance(spec.get("endpoint"), str | None)
+        for spec in providers.values()
+    ):
+        raise UsageError(f"{where}: the run's providers are not objects with an endpoint")
+    tests = run["tests"] or []
+    if not all(
+        isinstance(test, dict)
+        and isinstance(test.get("name"), str)
+        and isinstance(test.get("passed"), bool)
+        for test in tests
+    ):
+        raise UsageError(f"{where}: the run's tests are not objects with a name and passed")
 
 
 def check(kind: str, data: dict[str, Any], where: str) -> None:
