@@ -31,7 +31,9 @@ READERS = [
     ["resume", "last", "--plain"],
     ["trace", "export", "last"],
     ["memo", "stats"],
+    ["memo", "explain", "last", "one"],
     ["cancel", "last"],
+    ["watch", "last", "--plain"],
 ]
 
 
