@@ -112,6 +112,10 @@ class StoreError(RunnerError):
     exit_code = 3
 
 
+class DamagedRow(ValueError):
+    """A stored row that decodes, but not to what was written there."""
+
+
 class NotInState(StoreError):
     """What was asked for is not in the state (no state yet, no such run): a usage error."""
 
@@ -137,6 +141,8 @@ def damaged(directory: Path, why: object) -> StoreError:
 
 def translated(directory: Path, exc: sqlite3.Error | ValueError) -> StoreError:
     """One sentence for a failure of the state database, by what the user can do about it."""
+    if isinstance(exc, DamagedRow):
+        return damaged(directory, str(exc))
     if isinstance(exc, ValueError):  # a row whose JSON does not decode
         return damaged(directory, "a stored row is not valid JSON")
     code = getattr(exc, "sqlite_errorcode", None)
@@ -218,7 +224,7 @@ def opened(directory: Path, *, create: bool = True) -> Iterator[sqlite3.Connecti
             yield conn
         except sqlite3.ProgrammingError:
             raise  # a statement of ours that is wrong: a bug, not the state's fault
-        except (sqlite3.DatabaseError, json.JSONDecodeError) as exc:
+        except (sqlite3.DatabaseError, json.JSONDecodeError, DamagedRow) as exc:
             raise translated(directory, exc) from exc
 
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from runner.canonical import canonical_json
 from runner.status import summary_status as status_summary
-from runner.store.db import NotInState, transaction
+from runner.store.db import DamagedRow, NotInState, transaction
 
 RUNNING = "running"
 CRASHED = "crashed"
@@ -321,11 +321,29 @@ _COLUMNS = ", ".join(_FIELDS)
 _JSON = frozenset({"document", "inputs", "env", "config", "providers", "argv", "output", "tests"})
 
 
+_SHAPES: dict[str, type | tuple[type, ...]] = {
+    "document": dict,
+    "inputs": dict,
+    "env": dict,
+    "config": dict,
+    "providers": dict,
+    "argv": (list, type(None)),
+    "tests": (list, type(None)),
+}
+"""The JSON type of each JSON column but ``output`` (any value)."""
+
+
 def _record(row: tuple[Any, ...]) -> RunRecord:
     values = {
         name: (json.loads(value) if name in _JSON and value is not None else value)
         for name, value in zip(_FIELDS, row, strict=True)
     }
+    for name, wanted in _SHAPES.items():
+        if not isinstance(values[name], wanted):
+            raise DamagedRow(f"the {name} of run {values['id']} is not what a run stores there")
+    tests = values["tests"] or []
+    if not all(isinstance(test, dict) for test in tests):
+        raise DamagedRow(f"the tests of run {values['id']} are not what a run stores there")
     return RunRecord(**values)
 
 

@@ -213,3 +213,22 @@ def test_a_trace_written_to_a_fifo_goes_through_it(recorded: Path, tmp_path: Pat
         reader.wait()
     assert out.startswith(b'{"events":')
     assert stat.S_ISFIFO(fifo.stat().st_mode)
+
+
+@pytest.mark.parametrize(
+    ("column", "value"), [("tests", "5"), ("tests", "[5]"), ("document", "[]"), ("inputs", '"x"')]
+)
+def test_a_row_whose_json_is_of_the_wrong_shape_says_the_state_is_damaged(
+    column: str,
+    value: str,
+    recorded: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    state = _copy(recorded, tmp_path)
+    conn = sqlite3.connect(state / DB_FILE)
+    conn.execute(f"UPDATE runs SET {column} = ?", (value,))
+    conn.commit()
+    conn.close()
+    err = _says_damaged(capsys, ["runs"], state)
+    assert f"the {column} of run " in err
