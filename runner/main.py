@@ -204,7 +204,23 @@ def _parser() -> argparse.ArgumentParser:
         "(default: reports in the state directory)",
     )
     _state(ci)
+    for command in _commands(parser):
+        # --debug is the program's, but a user adds it where the command line ends.
+        command.add_argument(
+            "--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS
+        )
     return parser
+
+
+def _commands(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    """The parsers of the commands under ``parser`` (``memo stats``, not ``memo``)."""
+    found = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                children = _commands(child)
+                found += children or [child]
+    return found
 
 
 LIMIT_MAX = 1_000_000

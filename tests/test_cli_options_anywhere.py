@@ -86,3 +86,12 @@ def test_replay_with_the_state_before_the_workflow(
     captured = capsys.readouterr()
     assert "unrecognized arguments" not in captured.err
     assert "replaying run" in captured.out
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_debug_is_taken_anywhere(name: str) -> None:
+    words, positionals, options = CASES[name]
+    assert _parser().parse_args([*words, *positionals, *options]).debug is False
+    assert _parser().parse_args(["--debug", *words, *positionals, *options]).debug is True
+    assert _parser().parse_args([*words, *positionals, *options, "--debug"]).debug is True
+    assert _parser().parse_args([*words, "--debug", *positionals, *options]).debug is True
