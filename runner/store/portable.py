@@ -314,6 +314,14 @@ def _object(raw: bytes, name: str, number: int, what: str) -> dict[str, Any]:
         ) from exc
     if not isinstance(value, dict):
         raise UsageError(f"{name}:{number}: {what} is not a JSON object")
+    if b"\\ud" in raw.lower():  # an escaped surrogate: it must be half of a pair
+        try:
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise UsageError(
+                f"{name}:{number}: {what} holds a lone surrogate ({exc.object[exc.start]!a}), "
+                "which is not text; give a file written by `trace export`"
+            ) from None
     return value
 
 
@@ -359,4 +367,10 @@ def _is(value: Any, wanted: str) -> bool:
     if value is None:
         return wanted == _ANY or wanted.endswith(_OR_NULL)
     types = _TYPES.get(wanted.removesuffix(_OR_NULL))
+    if type(value) is int and not _SQLITE_INTS[0] <= value <= _SQLITE_INTS[1]:
+        return False  # a column cannot hold it
     return types is None or type(value) in types  # type(): True is not an integer here
+
+
+_SQLITE_INTS = (-(2**63), 2**63 - 1)
+"""The integers an SQLite column holds."""

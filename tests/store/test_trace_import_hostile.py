@@ -241,3 +241,38 @@ def test_a_run_a_replay_could_not_rebuild_is_refused(
     path.write_bytes(b"\n".join([json.dumps(header).encode(), *exported[1:]]) + b"\n")
     err = _refused(path, tmp_path, capsys)
     assert f"{path}:1: {expected}" in err
+
+
+def test_a_lone_surrogate_is_refused_with_its_line(
+    exported: list[bytes], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    event = json.loads(exported[1])
+    event["path"] = "\udc80"
+    path = tmp_path / "surrogate.jsonl"
+    lines = [exported[0], json.dumps(event).encode(), *exported[2:]]
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    err = _refused(path, tmp_path, capsys)
+    assert f"{path}:2: an event holds a lone surrogate ('\\udc80'), which is not text" in err
+
+
+def test_a_pair_of_surrogates_is_text(
+    exported: list[bytes], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    header = json.loads(exported[0])
+    header["run"]["reason"] = "\U0001f600"  # written as an escaped pair by json.dumps
+    path = tmp_path / "pair.jsonl"
+    path.write_bytes(b"\n".join([json.dumps(header).encode(), *exported[1:]]) + b"\n")
+    assert b"\\ud83d\\ude00" in path.read_bytes()
+    assert main(["trace", "import", str(path), "--state", str(tmp_path / "fresh")]) == 0
+
+
+@pytest.mark.parametrize("field", ["seq", "at"])
+def test_a_number_no_column_can_hold_is_refused(
+    field: str, exported: list[bytes], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    event = json.loads(exported[1])
+    event[field] = 10**30
+    path = tmp_path / "huge.jsonl"
+    path.write_bytes(b"\n".join([exported[0], json.dumps(event).encode(), *exported[2:]]) + b"\n")
+    err = _refused(path, tmp_path, capsys)
+    assert f"{path}:2: '{field}' is 1000000000000000000000000000000, not" in err
