@@ -14,6 +14,7 @@ from runner.executor.commands import CommandResult
 from runner.executor.results import Spend
 from runner.keys import CALL_FIELDS, CallKey, differences
 from runner.providers.base import ModelReply
+from runner.store.db import DamagedRow
 from runner.store.journal import key_fields, reply_from
 
 DIFF_LINES = 40
@@ -44,10 +45,14 @@ _EVENT_COLUMNS = "SELECT seq, position, path, type, key, data, at FROM events WH
 
 
 def _read(rows: list[tuple[Any, ...]]) -> list[Event]:
-    return [
+    found = [
         Event(seq=seq, position=pos, path=path, type=kind, key=key, data=json.loads(data), at=at)
         for seq, pos, path, kind, key, data, at in rows
     ]
+    for event in found:
+        if not isinstance(event.data, dict):
+            raise DamagedRow(f"the data of event {event.seq} at {event.path} is not an object")
+    return found
 
 
 def events(conn: sqlite3.Connection, run_id: str) -> list[Event]:

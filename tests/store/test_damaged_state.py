@@ -232,3 +232,16 @@ def test_a_row_whose_json_is_of_the_wrong_shape_says_the_state_is_damaged(
     conn.close()
     err = _says_damaged(capsys, ["runs"], state)
     assert f"the {column} of run " in err
+
+
+@pytest.mark.parametrize("argv", [["inspect", "last"], ["report", "last"], ["replay", "last"]])
+def test_an_event_whose_data_is_not_an_object_says_the_state_is_damaged(
+    argv: list[str], recorded: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    state = _copy(recorded, tmp_path)
+    conn = sqlite3.connect(state / DB_FILE)
+    conn.execute("UPDATE events SET data = '5'")
+    conn.commit()
+    conn.close()
+    err = _says_damaged(capsys, argv, state)
+    assert "is not an object" in err
