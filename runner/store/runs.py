@@ -329,8 +329,16 @@ _SHAPES: dict[str, type | tuple[type, ...]] = {
     "providers": dict,
     "argv": (list, type(None)),
     "tests": (list, type(None)),
+    **dict.fromkeys(("started_at", "updated_at", "cost_usd", "saved_usd"), (int, float)),
+    "finished_at": (int, float, type(None)),
+    **dict.fromkeys(
+        ("done", "total", "failed", "calls", "tokens", "memo_hits", "memo_misses", "saved_tokens"),
+        int,
+    ),
+    **dict.fromkeys(("id", "workflow", "workflow_hash", "mode", "status"), str),
 }
-"""The JSON type of each JSON column but ``output`` (any value)."""
+"""The type of each column a run's row is read with but ``output`` (any JSON value) and the
+machine-local ones."""
 
 
 def _record(row: tuple[Any, ...]) -> RunRecord:

@@ -245,3 +245,16 @@ def test_an_event_whose_data_is_not_an_object_says_the_state_is_damaged(
     conn.close()
     err = _says_damaged(capsys, argv, state)
     assert "is not an object" in err
+
+
+@pytest.mark.parametrize(("column", "value"), [("started_at", "soon"), ("done", "many")])
+def test_a_column_of_the_wrong_type_says_the_state_is_damaged(
+    column: str, value: str, recorded: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    state = _copy(recorded, tmp_path)
+    conn = sqlite3.connect(state / DB_FILE)
+    conn.execute(f"UPDATE runs SET {column} = ?", (value,))
+    conn.commit()
+    conn.close()
+    err = _says_damaged(capsys, ["runs"], state)
+    assert f"the {column} of run " in err
