@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import os
+import sqlite3
 import sys
 import traceback
 from collections.abc import Sequence
@@ -13,6 +15,7 @@ from typing import TYPE_CHECKING
 from runner import __version__
 from runner.errors import CompileError, RunnerError
 from runner.gcpolicy import bulk
+from runner.store.db import state_dir, translated
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -41,8 +44,32 @@ COMMANDS = {
 SUMMARY_HELP = "where the JSON summary goes (default: reports in the state directory)"
 
 
+class _Parser(argparse.ArgumentParser):
+    """A parser that takes a command's options anywhere among its positionals.
+
+    argparse matches positionals in runs between options, so ``replay RUN --state DIR WORKFLOW``
+    ends the optional WORKFLOW before the option and leaves it unrecognized (issue 11). A
+    command's own parser (one without subcommands) parses intermixed instead; parsers with
+    subcommands cannot, and take no positionals of their own.
+    """
+
+    _intermixing = False
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        if self._subparsers is not None or self._intermixing:
+            return super().parse_known_args(args, namespace)
+        # parse_known_intermixed_args calls parse_known_args back, for each of its two passes.
+        self._intermixing = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._intermixing = False
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="branchleaf",
         description="A headless CI runner for branch-and-leaf LLM-agent workflows.",
     )
@@ -95,7 +122,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--run-id", help=argparse.SUPPRESS)  # given by --background to its child
 
     runs = sub.add_parser("runs", help=COMMANDS["runs"], description=COMMANDS["runs"])
-    runs.add_argument("--limit", type=int, default=20, help="how many runs (newest first)")
+    runs.add_argument("--limit", type=_count, default=20, help="how many runs (newest first)")
     _state(runs)
 
     inspect = sub.add_parser("inspect", help=COMMANDS["inspect"], description=COMMANDS["inspect"])
@@ -177,7 +204,38 @@ def _parser() -> argparse.ArgumentParser:
         "(default: reports in the state directory)",
     )
     _state(ci)
+    for command in _commands(parser):
+        # --debug is the program's, but a user adds it where the command line ends.
+        command.add_argument(
+            "--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS
+        )
     return parser
+
+
+def _commands(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    """The parsers of the commands under ``parser`` (``memo stats``, not ``memo``)."""
+    found = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                children = _commands(child)
+                found += children or [child]
+    return found
+
+
+LIMIT_MAX = 1_000_000
+"""The most runs one listing asks for (SQLite's integers end before Python's do)."""
+
+
+def _count(text: str) -> int:
+    """A positive whole number, for argparse."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 1 <= value <= LIMIT_MAX:
+        raise argparse.ArgumentTypeError(f"{text} is not between 1 and {LIMIT_MAX:,}")
+    return value
 
 
 def _state(parser: argparse.ArgumentParser) -> None:
@@ -223,19 +281,48 @@ def _run(args: argparse.Namespace, console: Console, errors: Console) -> int:
     except KeyboardInterrupt:
         errors.print("[yellow]interrupted[/]")
         return 130
+    except sqlite3.DatabaseError as exc:
+        if isinstance(exc, sqlite3.ProgrammingError):
+            return _internal(args, errors, exc)
+        # Raised where a run writes as it goes, outside the commands' own translation.
+        failure = translated(state_dir(getattr(args, "state", None)), exc)
+        errors.print(f"[bold red]error:[/] {_escape(str(failure))}")
+        return failure.exit_code
     except BrokenPipeError:
         # The reader went away (`inspect last | head`): nothing more to say, and nobody to say
         # it to; stdout is pointed at nothing so that closing it cannot fail again.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as exc:
+        if exc.errno in _FULL or isinstance(exc.filename, str):
+            errors.print(f"[bold red]error:[/] {_escape(_os_error(exc))}")
+            return 3 if exc.errno in _FULL else 2
+        return _internal(args, errors, exc)
     except Exception as exc:
-        if args.debug:
-            errors.print(_escape(traceback.format_exc()))
-        errors.print(
-            f"[bold red]internal error:[/] {type(exc).__name__}: {_escape(str(exc))}. "
-            "This is a bug in branchleaf; rerun with --debug for the traceback and report it."
-        )
-        return 3
+        return _internal(args, errors, exc)
+
+
+_FULL = {errno.ENOSPC, errno.EDQUOT}
+"""No room left: the machine's trouble, not a bad argument (exit 3, but no bug)."""
+
+
+def _os_error(exc: OSError) -> str:
+    """One sentence for a file the system refused: which, why, and what to do."""
+    why = exc.strerror or str(exc)
+    if exc.errno in _FULL:
+        where = f" writing {exc.filename}" if exc.filename is not None else ""
+        return f"no space left on the device{where}: free some space and run the command again"
+    return f"cannot use {exc.filename}: {why}; check the path and its permissions"
+
+
+def _internal(args: argparse.Namespace, errors: Console, exc: BaseException) -> int:
+    if args.debug:
+        errors.print(_escape(traceback.format_exc()))
+    errors.print(
+        f"[bold red]internal error:[/] {type(exc).__name__}: {_escape(str(exc))}. "
+        "This is a bug in branchleaf; rerun with --debug for the traceback and report it."
+    )
+    return 3
 
 
 def _escape(text: str) -> str:

@@ -140,11 +140,16 @@ class PlainProgress(Tracker):
         super().__init__()
         self.console = console
         self.last = self.started_at
+        self.diverged = False
 
     def finished(self, result: NodeResult) -> None:
         """Print failures at once, and a progress line now and then."""
         super().finished(result)
-        if result.status not in (Status.SUCCEEDED, Status.SKIPPED):
+        # Only a replay's first divergence is printed: the others mostly repeat its diff, and
+        # the run's summary counts them by kind.
+        repeated = result.status is Status.REPLAY_DIVERGED and self.diverged
+        self.diverged = self.diverged or result.status is Status.REPLAY_DIVERGED
+        if result.status not in (Status.SUCCEEDED, Status.SKIPPED) and not repeated:
             self.console.print(
                 f"{result.status.value}: {result.path}: {result.error}", markup=False
             )

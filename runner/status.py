@@ -7,7 +7,7 @@ cancelled > budget_exceeded > stuck > replay_diverged > failed > succeeded.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -80,3 +80,21 @@ class Outcome:
         self.status = status
         self.reason = reason or None
         return True
+
+
+def summary_status(status: str, tests: Sequence[bool]) -> str:
+    """The status a run's summary shows (``runs``, the run line, the reports): its nodes'
+    status, except ``failed`` when every node succeeded but a workflow test did not pass.
+
+    The nodes keep their statuses; only the run's one word says what its exit code (1) says,
+    so that a reader of ``runs`` sees which runs failed their tests.
+    """
+    if status == Status.SUCCEEDED and not all(tests):
+        return Status.FAILED.value
+    return status
+
+
+def tests_note(tests: Sequence[bool]) -> str | None:
+    """``tests failed: 1 of 3`` when any workflow test failed, else None."""
+    failed = sum(1 for passed in tests if not passed)
+    return f"tests failed: {failed} of {len(tests)}" if failed else None

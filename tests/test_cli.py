@@ -179,3 +179,32 @@ def test_python_dash_m_runner_runs_as_a_program(write) -> None:  # type: ignore[
     assert done.returncode == 2
     assert "missing required field 'max_children'" in done.stdout
     assert "Traceback" not in done.stdout + done.stderr
+
+
+@pytest.mark.parametrize(
+    ("limit", "said"),
+    [
+        ("0", "0 is not between 1 and 1,000,000"),
+        ("-1", "-1 is not between 1 and 1,000,000"),
+        ("99999999999999999999", "is not between 1 and 1,000,000"),
+        ("many", "'many' is not a whole number"),
+    ],
+)
+def test_runs_limit_is_a_positive_count(
+    limit: str, said: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["runs", "--limit", limit, "--state", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert said in err
+    assert "internal error" not in err
+
+
+def test_an_empty_run_reference_is_a_usage_error(
+    write, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:  # type: ignore[no-untyped-def]
+    path = write("good.yaml", GOOD_YAML)
+    state = str(tmp_path / "state")
+    assert main(["run", path, "--plain", "--state", state]) == 0
+    capsys.readouterr()
+    assert main(["inspect", "", "--state", state]) == 2
+    assert "a run reference cannot be empty" in capsys.readouterr().err

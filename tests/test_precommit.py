@@ -246,7 +246,8 @@ def test_dry_run_runs_workflows_on_the_mock(
     assert passed.returncode == 0, passed.stdout + passed.stderr
     assert "good: succeeded" in passed.stdout
     assert failed.returncode != 0, failed.stdout + failed.stderr
-    assert "failing: succeeded" in failed.stdout
+    assert "failing: failed" in failed.stdout  # its nodes succeeded; its test did not
+    assert "tests failed: 1 of 1" in failed.stdout
     assert "never" in failed.stdout
 
 

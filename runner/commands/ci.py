@@ -213,11 +213,7 @@ def _replay_all(
         )
     by_name = {workflow.name: workflow for workflow in workflows}
     for path in traces:
-        try:
-            content = path.read_bytes()
-        except OSError as exc:
-            raise UsageError(f"cannot read the trace {path}: {exc.strerror}") from exc
-        trace = portable.loads(content, str(path))
+        trace = portable.loads(portable.read_file(str(path)), str(path))
         with opened(state_dir(options.state)) as conn:
             imported = portable.store(conn, trace)
         current = by_name.get(str(trace.run["workflow"]))

@@ -15,6 +15,8 @@ from runner.commands.runs import COLOURS
 from runner.errors import UsageError
 from runner.humanize import duration
 from runner.plural import plural
+from runner.reports.divergences import kind_of
+from runner.status import Status, tests_note
 from runner.store import runs as store
 from runner.store.db import opened, state_dir
 from runner.store.trace import Event, events
@@ -29,14 +31,16 @@ def run(args: argparse.Namespace, console: Console) -> int:
         record = store.find(conn, args.run)
         recorded = events(conn, record.id)
     status = store.shown_status(record)
-    colour = COLOURS.get(status, "white")
+    shown = store.summary_status(record)
+    colour = COLOURS.get(shown, "white")
+    reason = record.reason or tests_note(store.test_results(record))
     console.print(
-        f"run {escape(record.id)}: {escape(record.workflow)} [{colour}]{status}[/]"
+        f"run {escape(record.id)}: {escape(record.workflow)} [{colour}]{shown}[/]"
         f" ({record.done}/{record.total} done, {duration(record.duration_s)}, "
         f"{plural(record.calls, 'call')}, {plural(record.tokens, 'token')}, "
         f"${record.cost_usd:.4f}, memo {plural(record.memo_hits, 'hit')} / "
         f"{plural(record.memo_misses, 'miss', 'misses')})"
-        + (f" — {escape(record.reason)}" if record.reason else "")
+        + (f" — {escape(reason)}" if reason else "")
     )
     if args.node:
         return _node(args.node, recorded, console)
@@ -51,6 +55,9 @@ def _tree(name: str, recorded: list[Event], *, running: bool) -> Tree:
     # (runner.order), so a node started before another one ends is inside it.
     open_nodes: list[tuple[str, Tree]] = []  # (end position, its tree)
     ended = {e.path: e for e in recorded if e.type == "node_finished"}
+    # A replay's first divergence is shown with its diff; later ones (which mostly repeat it)
+    # by their first line, with `inspect RUN NODE` a step away for the rest.
+    diverged = [False]
     for event in recorded:
         skipped = event.type == "node_finished" and event.data.get("attempts") == 0
         if event.type != "node_started" and not skipped:
@@ -63,15 +70,24 @@ def _tree(name: str, recorded: list[Event], *, running: bool) -> Tree:
             open_nodes.pop()
         parent = open_nodes[-1][1] if open_nodes else root
         if skipped:  # it never started: it has only its end
-            parent.add(_label(event.path, event.data, event, running=running))
+            parent.add(_label(event.path, event.data, event, running=running, diverged=diverged))
             continue
         finish = ended.get(event.path)
-        branch = parent.add(_label(event.path, event.data, finish, running=running))
+        branch = parent.add(
+            _label(event.path, event.data, finish, running=running, diverged=diverged)
+        )
         open_nodes.append((finish.position if finish else "\uffff", branch))
     return root
 
 
-def _label(path: str, started: dict[str, Any], finish: Event | None, *, running: bool) -> str:
+def _label(
+    path: str,
+    started: dict[str, Any],
+    finish: Event | None,
+    *,
+    running: bool,
+    diverged: list[bool],
+) -> str:
     kind = started.get("kind", "")
     if finish is None:
         if running:
@@ -87,7 +103,12 @@ def _label(path: str, started: dict[str, Any], finish: Event | None, *, running:
         usage = f", {tokens} tok"
         if spend.get("memo_hits"):
             usage += f", {spend['memo_hits']} memo"
-    shown = _short(data.get("output")) if status == "succeeded" else escape(data.get("error") or "")
+    error = data.get("error") or ""
+    if status == Status.REPLAY_DIVERGED and kind_of(error):
+        if diverged[0]:
+            error = error.splitlines()[0]
+        diverged[0] = True
+    shown = _short(data.get("output")) if status == "succeeded" else escape(error)
     return (
         f"{escape(path)} [dim]{kind}[/] [{colour}]{status}[/] "
         f"[dim]{duration(float(data.get('duration_s', 0)))}{usage}[/] {shown}"

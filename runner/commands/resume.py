@@ -13,6 +13,7 @@ from runner.compiler.build import build_workflow
 from runner.config import from_data
 from runner.errors import UsageError
 from runner.providers.registry import build_providers
+from runner.status import tests_note
 from runner.store import runs
 from runner.store.db import opened, state_dir, transaction
 from runner.store.recording import Recording
@@ -31,6 +32,12 @@ def run(args: argparse.Namespace, console: Console) -> int:
                 f"`cancel {record.id}` stops it"
             )
         if status == "succeeded":
+            note = tests_note(runs.test_results(record))
+            if note is not None:  # shown as failed, for its tests: say why resuming is moot
+                raise UsageError(
+                    f"every node of run {record.id} succeeded ({note}): there is nothing to "
+                    f"resume; `replay {record.id} WORKFLOW` checks a changed workflow against it"
+                )
             raise UsageError(f"run {record.id} succeeded: there is nothing to resume")
         recorded = answering(conn, record.id)
     workflow = build_workflow(record.document, source=record.source or "")

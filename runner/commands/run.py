@@ -30,7 +30,8 @@ from runner.progress import LiveProgress, PlainProgress
 from runner.providers.base import Provider
 from runner.providers.registry import build_providers
 from runner.render import resolve_inputs
-from runner.status import Status
+from runner.reports import divergences
+from runner.status import Status, summary_status, tests_note
 from runner.store import runs
 from runner.store.db import state_dir
 from runner.store.recording import Recording
@@ -294,6 +295,8 @@ async def _run_with_signals(engine: Engine, inputs: dict[str, Any]) -> RunResult
 def _print(result: RunResult, console: Console) -> None:
     colour = "green" if result.passed else "red"
     failures = [r for r in result.nodes if r.status not in (Status.SUCCEEDED, Status.SKIPPED)]
+    # A replay's first divergence is shown; the others are counted by kind.
+    failures, _, others = divergences.first_only(failures, lambda r: r.status, lambda r: r.error)
     if failures:
         table = Table(title="nodes that did not succeed", title_justify="left")
         for column in ("node", "kind", "status", "why"):
@@ -301,6 +304,8 @@ def _print(result: RunResult, console: Console) -> None:
         for node in failures[:20]:
             table.add_row(escape(node.path), node.kind, node.status.value, escape(node.error or ""))
         console.print(table)
+        if others is not None:
+            console.print(others, markup=False)
     if result.tests:
         table = Table(title="tests", title_justify="left")
         table.add_column("test")
@@ -314,12 +319,14 @@ def _print(result: RunResult, console: Console) -> None:
             table.add_row(escape(test.name), mark)
         console.print(table)
     spend = result.spend
+    tested = [test.passed for test in result.tests]
+    reason = result.reason or tests_note(tested)
     console.print(
-        f"[{colour}]{result.workflow}: {result.status.value}[/] "
+        f"[{colour}]{result.workflow}: {summary_status(result.status.value, tested)}[/] "
         f"({plural(len(result.nodes), 'node')}, {plural(spend.calls, 'model call')}, "
         f"{plural(spend.tokens, 'token')}, "
         f"${spend.cost_usd:.4f}, {duration(result.duration_s)})"
-        + (f" — {escape(result.reason)}" if result.reason else "")
+        + (f" — {escape(reason)}" if reason else "")
     )
 
 

@@ -33,18 +33,29 @@ def run(args: argparse.Namespace, console: Console) -> int:
         console.print("no runs yet", markup=False)
         return 0
     table = Table(title_justify="left", box=None, pad_edge=False)
-    for column in ("run", "workflow", "status", "done", "duration", "calls", "cost", "memo"):
+    for column in (
+        "run",
+        "workflow",
+        "status",
+        "tests",
+        "done",
+        "duration",
+        "calls",
+        "cost",
+        "memo",
+    ):
         table.add_column(
             column, justify="right" if column in ("done", "calls", "cost") else "left", no_wrap=True
         )
     for record in records:
-        status = store.shown_status(record)
+        status = store.summary_status(record)
         colour = COLOURS.get(status, "white")
         mode = "" if record.mode == "run" else f" ({record.mode})"
         table.add_row(
             escape(record.id),
             escape(record.workflow) + escape(mode),
             f"[{colour}]{status}[/]",
+            _tests(store.test_results(record)),
             f"{record.done}/{record.total}",
             duration(record.duration_s),
             str(record.calls),
@@ -53,6 +64,15 @@ def run(args: argparse.Namespace, console: Console) -> int:
         )
     console.print(table, width=max(console.width, 120))
     return 0
+
+
+def _tests(results: list[bool]) -> str:
+    """The tests cell: how many passed of how many, red when any failed."""
+    if not results:
+        return ""
+    passed = sum(results)
+    colour = "green" if passed == len(results) else "red"
+    return f"[{colour}]{passed}/{len(results)} passed[/]"
 
 
 def age(when: float) -> str:

@@ -31,13 +31,6 @@ def export(*, run: str, output: str | None, state: str | None, console: Console)
     with opened(state_dir(state), create=False) as conn:
         trace = portable.read_run(conn, run)
     content = portable.dumps(trace)
-    if trace.run["mode"] == "replay":
-        # Its answers are its parent's: on its own it cannot be replayed elsewhere.
-        Console(stderr=True, highlight=False).print(
-            f"note: run {trace.run['id']} is a replay; the calls and commands it answered are "
-            f"recorded in run {trace.run['parent']}: export that run to replay it elsewhere",
-            markup=False,
-        )
     if output is None:
         _write_out(console, content)
         return 0
@@ -53,11 +46,7 @@ def export(*, run: str, output: str | None, state: str | None, console: Console)
 
 def import_(*, file: str, state: str | None, console: Console) -> int:
     """Read a trace file into the state and print the run id."""
-    try:
-        content = Path(file).read_bytes()
-    except OSError as exc:
-        raise UsageError(f"cannot read the trace file {file}: {exc.strerror or exc}") from exc
-    trace = portable.loads(content, file)
+    trace = portable.loads(portable.read_file(file), file)
     directory = state_dir(state)
     with opened(directory) as conn:
         done = portable.store(conn, trace)
@@ -99,6 +88,19 @@ def _write_out(console: Console, content: bytes) -> None:
 def _write_atomically(target: Path, content: bytes) -> None:
     """Write through a temporary file in the same folder (made if missing), renamed over the
     target once complete, so that a reader never sees half a file."""
+    if not target.name or target.is_dir():
+        raise UsageError(f"cannot write the trace to {target}: it is a folder; name a file")
+    if target.exists() and not target.is_file():
+        # A device or a FIFO (`-o /dev/stdout`) is written into: renaming a file over it
+        # would replace the device rather than write to it.
+        try:
+            with target.open("wb") as handle:
+                handle.write(content)
+        except OSError as exc:
+            raise UsageError(f"cannot write the trace to {target}: {exc.strerror or exc}") from exc
+        return
+    if target.is_symlink():
+        target = Path(os.path.realpath(target))  # the file it names is replaced, not the link
     temporary = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -133,7 +133,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
 
 def status_line(record: runs.RunRecord, snapshot: Snapshot | None = None) -> str:
     """How a run stands, in one line of rich markup (counts from ``snapshot`` when given)."""
-    status = runs.shown_status(record)
+    status = runs.summary_status(record)
     colour = COLOURS.get(status, "white")
     done, total, failed = record.done, record.total, record.failed
     if snapshot is not None:

@@ -13,6 +13,8 @@ from datetime import UTC, datetime
 
 import junit_xml  # type: ignore[import-untyped]  # ships no type information
 
+from runner.plural import plural
+from runner.reports import divergences
 from runner.reports.model import RunReport
 from runner.status import Status
 from runner.store.runs import RUNNING
@@ -57,7 +59,12 @@ def _cases(report: RunReport, suffix: str) -> list[junit_xml.TestCase]:
                 why = f"{test.result()}: {why}"
             case.add_failure_info(message=_one_line(why), output=why, failure_type="test")
         cases.append(case)
-    for node in report.failures:
+    # The first divergence is a case of its own, with its diff; the others, one case counting
+    # them by kind, so that a changed prompt is not one failed case per leaf.
+    listed, left, others = divergences.first_only(
+        report.failures, lambda node: node.status, lambda node: node.error
+    )
+    for node in listed:
         case = junit_xml.TestCase(
             node.path + suffix, classname=report.workflow, elapsed_sec=node.seconds
         )
@@ -67,6 +74,15 @@ def _cases(report: RunReport, suffix: str) -> list[junit_xml.TestCase]:
             message=_one_line(f"{node.kind} {node.status}: {headline}"),
             output=node.error,
             failure_type=node.status,
+        )
+        cases.append(case)
+    if others is not None:
+        case = junit_xml.TestCase(
+            f"{plural(len(left), 'more divergence')}{suffix}", classname=report.workflow
+        )
+        listing = "\n".join(f"{node.path}: {node.error.splitlines()[0]}" for node in left)
+        case.add_failure_info(
+            message=_one_line(others), output=listing, failure_type=Status.REPLAY_DIVERGED.value
         )
         cases.append(case)
     succeeded = report.status == Status.SUCCEEDED
@@ -89,7 +105,7 @@ def _properties(reports: list[RunReport]) -> dict[str, str]:
     misses = sum(r.memo_misses for r in reports)
     properties = {
         "run_id": " ".join(" ".join((r.run_id, *r.repeats)) for r in reports),
-        "status": " ".join(r.status for r in reports),
+        "status": " ".join(r.shown_status for r in reports),
         "duration_s": f"{sum(r.duration_s for r in reports):.3f}",
         "calls": str(sum(r.calls for r in reports)),
         "tokens": str(sum(r.tokens for r in reports)),

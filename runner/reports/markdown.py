@@ -17,6 +17,7 @@ from runner.compiler.build import build_workflow
 from runner.graph import mermaid
 from runner.humanize import duration
 from runner.plural import plural
+from runner.reports import divergences
 from runner.reports.model import RunReport
 from runner.status import Status
 
@@ -66,7 +67,10 @@ def _overall(reports: Sequence[RunReport]) -> str:
     if len(reports) == 1:
         report = reports[0]
         verdict = "passed" if report.passed else "failed"
-        return f"{_mark(report.passed)} **{verdict}**: {_text(report.workflow)} ({report.status})"
+        return (
+            f"{_mark(report.passed)} **{verdict}**: {_text(report.workflow)} "
+            f"({report.shown_status})"
+        )
     if failing:
         return f"{FAILED} **failed**: {len(failing)} of {len(reports)} runs did not pass"
     return f"{PASSED} **passed**: all {len(reports)} runs"
@@ -74,9 +78,10 @@ def _overall(reports: Sequence[RunReport]) -> str:
 
 def _run(report: RunReport, *, graphs: bool) -> list[str]:
     lines = [f"### {_mark(report.passed)} {_text(report.workflow)}", "", _about(report)]
-    if report.reason:
+    if report.shown_reason:
         # A divergence's reason holds its diff, which has a section of its own below.
-        lines += ["", f"**{report.status}**: {_short(report.reason.splitlines()[0])}"]
+        first = report.shown_reason.splitlines()[0]
+        lines += ["", f"**{report.shown_status}**: {_short(first)}"]
     lines += ["", *_figures(report)]
     if report.tests:
         lines += ["", "#### Tests", "", *_tests(report)]
@@ -147,7 +152,7 @@ def _figures(report: RunReport) -> list[str]:
         ("status", "done", "duration", "calls", "tokens", "cost", "memo hit rate", "memo saved"),
         [
             (
-                report.status,
+                report.shown_status,
                 f"{report.done}/{report.total}",
                 duration(report.duration_s),
                 f"{report.calls:,}",
@@ -178,12 +183,17 @@ def _tests(report: RunReport) -> list[str]:
 
 def _failures(report: RunReport) -> list[str]:
     lines = []
-    for node in report.failures[:FAILURES]:
-        # A divergence's diff is shown once, below, for the first one.
+    # The first divergence is listed (its diff below); the others are only counted, by kind.
+    listed, _, others = divergences.first_only(
+        report.failures, lambda node: node.status, lambda node: node.error
+    )
+    for node in listed[:FAILURES]:
         first = node.error.splitlines()[0] if node.status == Status.REPLAY_DIVERGED else node.error
         lines.append(f"- {_code(node.path)} ({node.kind}, {node.status}): {_short(first)}")
-    if len(report.failures) > FAILURES:
-        lines.append(f"- … and {len(report.failures) - FAILURES} more")
+    if len(listed) > FAILURES:
+        lines.append(f"- … and {len(listed) - FAILURES} more")
+    if others is not None:
+        lines.append(f"- … {others}")
     divergence = report.divergence
     if divergence is not None:
         lines += [

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from runner.status import Status, run_status
+from runner.status import Status, run_status, summary_status, tests_note
 from runner.store import runs
 from runner.store.trace import Event, events
 
@@ -192,6 +192,17 @@ class RunReport:
     def passed(self) -> bool:
         """Whether the run succeeded and every test passed."""
         return self.status == Status.SUCCEEDED and all(test.passed for test in self.tests)
+
+    @property
+    def shown_status(self) -> str:
+        """The run's status as its summary shows it: ``failed`` when its nodes succeeded but
+        a workflow test did not pass (``runner.status.summary_status``)."""
+        return summary_status(self.status, [test.passed for test in self.tests])
+
+    @property
+    def shown_reason(self) -> str | None:
+        """What decided the shown status: the run's reason, or which tests failed."""
+        return self.reason or tests_note([test.passed for test in self.tests])
 
 
 def load(conn: sqlite3.Connection, run_id: str) -> RunReport:

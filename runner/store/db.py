@@ -10,12 +10,13 @@ killed process (SIGKILL included) without an fsync per commit.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
 
-from runner.errors import RunnerError
+from runner.errors import RunnerError, UsageError
 
 STATE_DIR = ".branchleaf"
 """The default state directory, in the working directory."""
@@ -111,10 +112,54 @@ class StoreError(RunnerError):
     exit_code = 3
 
 
+class DamagedRow(ValueError):
+    """A stored row that decodes, but not to what was written there."""
+
+
 class NotInState(StoreError):
     """What was asked for is not in the state (no state yet, no such run): a usage error."""
 
     exit_code = 2
+
+
+_DAMAGED = {11, 26}
+"""SQLite's primary result codes for a file that is not (or no longer) a sound database:
+SQLITE_CORRUPT and SQLITE_NOTADB."""
+_FULL = 13
+"""SQLITE_FULL."""
+_BUSY = {5, 6}
+"""SQLITE_BUSY and SQLITE_LOCKED."""
+
+
+def damaged(directory: Path, why: object) -> StoreError:
+    """The error for a state whose file or rows cannot be read back."""
+    return StoreError(
+        f"the state in {directory} is damaged ({why}): move {directory} aside to start a new "
+        "state there, and bring back runs exported before with `branchleaf trace import FILE`"
+    )
+
+
+def translated(directory: Path, exc: sqlite3.Error | ValueError) -> StoreError:
+    """One sentence for a failure of the state database, by what the user can do about it."""
+    if isinstance(exc, DamagedRow):
+        return damaged(directory, str(exc))
+    if isinstance(exc, ValueError):  # a row whose JSON does not decode
+        return damaged(directory, "a stored row is not valid JSON")
+    code = getattr(exc, "sqlite_errorcode", None)
+    primary = code & 0xFF if isinstance(code, int) else None
+    if primary in _DAMAGED:
+        return damaged(directory, exc)
+    if primary == _FULL:
+        return StoreError(
+            f"the state database in {directory} cannot grow: the disk is full; free some "
+            "space and run the command again"
+        )
+    if primary in _BUSY:
+        return StoreError(
+            f"the state database in {directory} stayed locked by another process for "
+            f"{BUSY_TIMEOUT_MS // 1000} s: run the command again once it is done"
+        )
+    return StoreError(f"cannot use the state database in {directory}: {exc}")
 
 
 def state_dir(given: str | None) -> Path:
@@ -136,8 +181,16 @@ def connect(directory: Path, *, create: bool = True) -> sqlite3.Connection:
             )
         try:
             directory.mkdir(parents=True, exist_ok=True)
+        except FileExistsError as exc:
+            raise UsageError(
+                f"cannot make the state directory {directory}: a file of that name is there; "
+                "name another with --state DIR"
+            ) from exc
         except OSError as exc:
-            raise StoreError(f"cannot create the state directory {directory}: {exc}") from exc
+            raise UsageError(
+                f"cannot make the state directory {directory}: {exc.strerror or exc}; "
+                "name another with --state DIR"
+            ) from exc
     try:
         conn = sqlite3.connect(
             path,
@@ -145,14 +198,17 @@ def connect(directory: Path, *, create: bool = True) -> sqlite3.Connection:
             isolation_level=None,
         )
     except sqlite3.Error as exc:
-        raise StoreError(f"cannot open the state database {path}: {exc}") from exc
+        raise StoreError(
+            f"cannot open the state database {path}: {exc}; check that it is a file this user "
+            "may read and write, or name another state with --state DIR"
+        ) from exc
     try:
         for pragma in PRAGMAS:
             conn.execute(pragma)
         _migrate(conn, path)
     except sqlite3.Error as exc:
         conn.close()
-        raise StoreError(f"cannot use the state database {path}: {exc}") from exc
+        raise translated(directory, exc) from exc
     except StoreError:
         conn.close()
         raise
@@ -161,9 +217,15 @@ def connect(directory: Path, *, create: bool = True) -> sqlite3.Connection:
 
 @contextmanager
 def opened(directory: Path, *, create: bool = True) -> Iterator[sqlite3.Connection]:
-    """:func:`connect`, closed at the end of the block."""
+    """:func:`connect`, closed at the end of the block; a database error or a stored row that
+    does not decode, raised in the block, becomes one StoreError saying what to do."""
     with closing(connect(directory, create=create)) as conn:
-        yield conn
+        try:
+            yield conn
+        except sqlite3.ProgrammingError:
+            raise  # a statement of ours that is wrong: a bug, not the state's fault
+        except (sqlite3.DatabaseError, json.JSONDecodeError, DamagedRow) as exc:
+            raise translated(directory, exc) from exc
 
 
 @contextmanager

@@ -11,17 +11,19 @@ here made. The machine-local columns (process id, host, command line) are left o
 from __future__ import annotations
 
 import json
+import os
 import re
 import sqlite3
+import stat
 from dataclasses import dataclass, replace
 from typing import Any
 
 from runner.canonical import canonical_json, content_hash
 from runner.errors import UsageError
-from runner.store import runs
+from runner.store import runs, trace_checks
 from runner.store.db import StoreError, transaction
 from runner.store.journal import EVENTS
-from runner.store.trace import events
+from runner.store.trace import events, inherited_answers
 
 FORMAT = "branchleaf-trace"
 """The header's ``format``: what marks a file as a Branchleaf trace."""
@@ -136,9 +138,21 @@ def _read(conn: sqlite3.Connection, ref: str) -> Trace:
     record = runs.find(conn, ref)
     recorded = events(conn, record.id)
     run = {name: getattr(record, name) for name in RUN_FIELDS}
-    return Trace(
-        run=run, events=[{name: getattr(e, name) for name in EVENT_FIELDS} for e in recorded]
-    )
+    found = [{name: getattr(e, name) for name in EVENT_FIELDS} for e in recorded]
+    # A replay records no call or command: they are its parent's. Its file carries them, as
+    # answered from a trace, so that it replays where the runs it replays are not (issue 11).
+    seq = max((e.seq for e in recorded), default=-1)
+    for answer in inherited_answers(conn, record.id):
+        seq += 1
+        found.append(
+            {
+                **{name: getattr(answer, name) for name in EVENT_FIELDS},
+                "seq": seq,
+                "data": {**answer.data, "source": "trace"},
+            }
+        )
+    found.sort(key=lambda event: (event["position"], event["seq"]))
+    return Trace(run=run, events=found)
 
 
 def dumps(trace: Trace) -> bytes:
@@ -146,6 +160,31 @@ def dumps(trace: Trace) -> bytes:
     header = {"format": FORMAT, "version": VERSION, "events": len(trace.events), "run": trace.run}
     lines = [canonical_json(header), *(canonical_json(event) for event in trace.events)]
     return ("\n".join(lines) + "\n").encode("utf-8")
+
+
+def read_file(name: str) -> bytes:
+    """A trace file's bytes; UsageError for what cannot be read or is not a regular file.
+
+    The file is opened without waiting and checked before it is read, so that a FIFO (which
+    would wait for a writer forever) or a device is refused at once rather than read.
+    """
+    try:
+        descriptor = os.open(name, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        raise UsageError(f"cannot read the trace file {name}: {exc.strerror or exc}") from exc
+    mode = os.fstat(descriptor).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(descriptor)
+        what = "a folder" if stat.S_ISDIR(mode) else "not a regular file"
+        raise UsageError(
+            f"cannot read the trace file {name}: it is {what}; give a file written by "
+            "`trace export`"
+        )
+    with os.fdopen(descriptor, "rb") as handle:
+        try:
+            return handle.read()
+        except OSError as exc:
+            raise UsageError(f"cannot read the trace file {name}: {exc.strerror or exc}") from exc
 
 
 def loads(content: bytes, name: str) -> Trace:
@@ -170,6 +209,7 @@ def loads(content: bytes, name: str) -> Trace:
                 f"{', '.join(EVENT_DATA)})"
             )
         _fields(event["data"], EVENT_DATA[kind], f"{where}: the {kind} event's data")
+        trace_checks.check(kind, event["data"], where)
         if event["seq"] in seqs:
             raise UsageError(
                 f"{where}: event seq {event['seq']} is already used on line "
@@ -211,6 +251,7 @@ def _header(raw: bytes, name: str) -> tuple[dict[str, Any], int]:
             f"{name}:1: the run's workflow document does not match its workflow_hash, so the "
             "file was edited or damaged; export the run again"
         )
+    trace_checks.check_run(run, f"{name}:1")
     return run, count
 
 
@@ -263,6 +304,8 @@ def _object(raw: bytes, name: str, number: int, what: str) -> dict[str, Any]:
         value = json.loads(raw.decode("utf-8"), parse_constant=_no_constant)
     except UnicodeDecodeError as exc:
         raise UsageError(f"{name}:{number}: the line is not UTF-8 text ({exc.reason})") from exc
+    except RecursionError:
+        raise UsageError(_too_deep(name, number, what)) from None
     except ValueError as exc:
         where = "not a Branchleaf trace: " if number == 1 else ""
         raise UsageError(
@@ -271,6 +314,14 @@ def _object(raw: bytes, name: str, number: int, what: str) -> dict[str, Any]:
         ) from exc
     if not isinstance(value, dict):
         raise UsageError(f"{name}:{number}: {what} is not a JSON object")
+    if b"\\ud" in raw.lower():  # an escaped surrogate: it must be half of a pair
+        try:
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise UsageError(
+                f"{name}:{number}: {what} holds a lone surrogate ({exc.object[exc.start]!a}), "
+                "which is not text; give a file written by `trace export`"
+            ) from None
     return value
 
 
@@ -278,11 +329,20 @@ def _whole(raw: bytes, name: str, number: int) -> None:
     """Refuse a last line without its newline that does not parse: the file was cut there."""
     try:
         json.loads(raw)
+    except RecursionError:
+        raise UsageError(_too_deep(name, number, "the last line")) from None
     except ValueError:
         raise UsageError(
             f"{name}:{number}: the file ends in the middle of a line, so it was cut short; "
             "export the run again"
         ) from None
+
+
+def _too_deep(name: str, number: int, what: str) -> str:
+    return (
+        f"{name}:{number}: {what} nests arrays or objects too deeply to be read; "
+        "give a file written by `trace export`"
+    )
 
 
 def _no_constant(word: str) -> Any:
@@ -307,4 +367,10 @@ def _is(value: Any, wanted: str) -> bool:
     if value is None:
         return wanted == _ANY or wanted.endswith(_OR_NULL)
     types = _TYPES.get(wanted.removesuffix(_OR_NULL))
+    if type(value) is int and not _SQLITE_INTS[0] <= value <= _SQLITE_INTS[1]:
+        return False  # a column cannot hold it
     return types is None or type(value) in types  # type(): True is not an integer here
+
+
+_SQLITE_INTS = (-(2**63), 2**63 - 1)
+"""The integers an SQLite column holds."""

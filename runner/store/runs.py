@@ -22,7 +22,8 @@ from typing import Any
 
 from runner.canonical import canonical_json
 from runner.secrets import REDACTED, Redactor, looks_secret
-from runner.store.db import NotInState, transaction
+from runner.status import summary_status as status_summary
+from runner.store.db import DamagedRow, NotInState, transaction
 
 RUNNING = "running"
 CRASHED = "crashed"
@@ -207,6 +208,8 @@ def listed(conn: sqlite3.Connection, limit: int = 20) -> list[RunRecord]:
 
 def find(conn: sqlite3.Connection, ref: str) -> RunRecord:
     """The run named by ``ref``: ``last``, a run id, or a unique prefix of one."""
+    if not ref:
+        raise NotInState("a run reference cannot be empty: give a run id, a prefix of one, or last")
     if ref == "last":
         row = conn.execute(
             f"SELECT {_COLUMNS} FROM runs ORDER BY started_at DESC, id DESC LIMIT 1"
@@ -271,6 +274,17 @@ def shown_status(record: RunRecord) -> str:
     return record.status
 
 
+def test_results(record: RunRecord) -> list[bool]:
+    """Whether each of the run's workflow tests passed (none while it runs)."""
+    return [bool(test.get("passed")) for test in record.tests or ()]
+
+
+def summary_status(record: RunRecord) -> str:
+    """The status a run's summary shows: :func:`shown_status`, but ``failed`` for a run whose
+    nodes succeeded and whose workflow tests did not all pass (``runner.status``)."""
+    return status_summary(shown_status(record), test_results(record))
+
+
 _FIELDS = (
     "id",
     "workflow",
@@ -308,11 +322,37 @@ _COLUMNS = ", ".join(_FIELDS)
 _JSON = frozenset({"document", "inputs", "env", "config", "providers", "argv", "output", "tests"})
 
 
+_SHAPES: dict[str, type | tuple[type, ...]] = {
+    "document": dict,
+    "inputs": dict,
+    "env": dict,
+    "config": dict,
+    "providers": dict,
+    "argv": (list, type(None)),
+    "tests": (list, type(None)),
+    **dict.fromkeys(("started_at", "updated_at", "cost_usd", "saved_usd"), (int, float)),
+    "finished_at": (int, float, type(None)),
+    **dict.fromkeys(
+        ("done", "total", "failed", "calls", "tokens", "memo_hits", "memo_misses", "saved_tokens"),
+        int,
+    ),
+    **dict.fromkeys(("id", "workflow", "workflow_hash", "mode", "status"), str),
+}
+"""The type of each column a run's row is read with but ``output`` (any JSON value) and the
+machine-local ones."""
+
+
 def _record(row: tuple[Any, ...]) -> RunRecord:
     values = {
         name: (json.loads(value) if name in _JSON and value is not None else value)
         for name, value in zip(_FIELDS, row, strict=True)
     }
+    for name, wanted in _SHAPES.items():
+        if not isinstance(values[name], wanted):
+            raise DamagedRow(f"the {name} of run {values['id']} is not what a run stores there")
+    tests = values["tests"] or []
+    if not all(isinstance(test, dict) for test in tests):
+        raise DamagedRow(f"the tests of run {values['id']} are not what a run stores there")
     return RunRecord(**values)
 
 

@@ -14,6 +14,7 @@ from runner.executor.commands import CommandResult
 from runner.executor.results import Spend
 from runner.keys import CALL_FIELDS, CallKey, differences
 from runner.providers.base import ModelReply
+from runner.store.db import DamagedRow
 from runner.store.journal import key_fields, reply_from
 
 DIFF_LINES = 40
@@ -44,10 +45,14 @@ _EVENT_COLUMNS = "SELECT seq, position, path, type, key, data, at FROM events WH
 
 
 def _read(rows: list[tuple[Any, ...]]) -> list[Event]:
-    return [
+    found = [
         Event(seq=seq, position=pos, path=path, type=kind, key=key, data=json.loads(data), at=at)
         for seq, pos, path, kind, key, data, at in rows
     ]
+    for event in found:
+        if not isinstance(event.data, dict):
+            raise DamagedRow(f"the data of event {event.seq} at {event.path} is not an object")
+    return found
 
 
 def events(conn: sqlite3.Connection, run_id: str) -> list[Event]:
@@ -55,17 +60,41 @@ def events(conn: sqlite3.Connection, run_id: str) -> list[Event]:
     return _read(conn.execute(f"{_EVENT_COLUMNS} ORDER BY position, seq", (run_id,)).fetchall())
 
 
+ANSWERS = ("model_call", "command")
+"""The event types that answer a replay's calls and commands."""
+
+
 def answering(conn: sqlite3.Connection, run_id: str) -> list[Event]:
     """The events of a run that answer a replay or a resume (calls, commands, node ends), in
     the order they were recorded: what :class:`RecordedRun` reads, without the rest. A
-    replay's calls and commands are its parent's: they are read there."""
+    replay's calls and commands are its parent's: they are read there, along the chain of
+    replays, unless the replay carries them itself (one imported from an exported trace)."""
     row = conn.execute("SELECT mode, parent FROM runs WHERE id = ?", (run_id,)).fetchone()
-    inherited = answering(conn, row[1]) if row and row[0] == "replay" and row[1] else []
-    rows = conn.execute(
-        f"{_EVENT_COLUMNS} AND type IN ('model_call', 'command', 'node_finished') ORDER BY seq",
+    own = _read(
+        conn.execute(
+            f"{_EVENT_COLUMNS} AND type IN ('model_call', 'command', 'node_finished') ORDER BY seq",
+            (run_id,),
+        ).fetchall()
+    )
+    if row and row[0] == "replay" and row[1] and not any(e.type in ANSWERS for e in own):
+        return [e for e in answering(conn, row[1]) if e.type in ANSWERS] + own
+    return own
+
+
+def inherited_answers(conn: sqlite3.Connection, run_id: str) -> list[Event]:
+    """The calls and commands a replay answered from the runs it replays (none for a run of
+    another mode, or a replay that carries its own): what its exported trace must carry to be
+    replayed where those runs are not."""
+    row = conn.execute("SELECT mode FROM runs WHERE id = ?", (run_id,)).fetchone()
+    if not row or row[0] != "replay":
+        return []
+    own = conn.execute(
+        "SELECT 1 FROM events WHERE run_id = ? AND type IN ('model_call', 'command') LIMIT 1",
         (run_id,),
-    ).fetchall()
-    return [e for e in inherited if e.type != "node_finished"] + _read(rows)
+    ).fetchone()
+    if own:
+        return []
+    return [e for e in answering(conn, run_id) if e.type in ANSWERS]
 
 
 def spend_from(data: dict[str, Any]) -> Spend:

@@ -28,6 +28,7 @@ import fcntl
 import marshal
 import os
 import select
+import shlex
 import subprocess
 import sys
 import time
@@ -37,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from runner.store import writer_process
-from runner.store.db import DB_FILE, PRAGMAS, StoreError
+from runner.store.db import DB_FILE, PRAGMAS, STATE_DIR, StoreError
 from runner.store.runs import HEARTBEAT_SQL
 
 FLUSH_EVERY_S = 0.01
@@ -78,6 +79,7 @@ class Writer:
     """Queues rows and has them committed in groups by the writer process."""
 
     def __init__(self, directory: Path, *, heartbeat: str | None = None) -> None:
+        self.directory = directory
         self.heartbeat = heartbeat
         """The run whose row is touched at least every :data:`HEARTBEAT_S` while the loop
         runs, so that other processes see it is alive."""
@@ -208,7 +210,7 @@ class Writer:
             while self._answered < self._sent and self._failure is None:
                 left = deadline - time.monotonic()
                 if left <= 0 or not select.select([self._from], [], [], left)[0]:
-                    self._fail(f"the state writer did not answer within {STOP_WAIT_S:g} s")
+                    self._stopped(f"the state writer did not answer within {STOP_WAIT_S:g} s")
                     break
                 if not self._read():
                     break
@@ -217,7 +219,7 @@ class Writer:
             except subprocess.TimeoutExpired:
                 self._process.kill()  # what it had answered for is committed
                 self._process.wait()
-                self._fail(f"the state writer did not stop within {STOP_WAIT_S:g} s")
+                self._stopped(f"the state writer did not stop within {STOP_WAIT_S:g} s")
             assert self._process.stdout is not None
             self._process.stdout.close()
         if self._failure is not None:
@@ -233,7 +235,7 @@ class Writer:
             while data:
                 data = data[os.write(self._to, data) :]
         except OSError as exc:
-            self._fail(f"the state writer stopped ({exc})")
+            self._stopped(f"the state writer stopped ({exc})")
 
     def _listen(self) -> None:
         """Have the running loop, if any, read the writer's answers as they come."""
@@ -263,7 +265,7 @@ class Writer:
         if not data:
             self._stop_listening()
             if self._answered < self._sent:
-                self._fail(f"the state writer stopped (exit code {self._process.poll()})")
+                self._stopped(f"the state writer stopped (exit code {self._process.poll()})")
             return False
         self._answers += data
         size = writer_process.HEADER.size
@@ -286,6 +288,19 @@ class Writer:
                 notify, self.on_cancel = self.on_cancel, None
                 notify()
         return True
+
+    def _stopped(self, reason: str) -> None:
+        """Fail because the writer is gone, saying how the run is finished: what it committed
+        stays, and a resume answers it from there."""
+        if self.heartbeat is not None:
+            state = ""
+            if self.directory != Path(STATE_DIR):
+                state = f" --state {shlex.quote(str(self.directory))}"
+            reason += (
+                f"; what it had committed is kept: `branchleaf resume {self.heartbeat}{state}` "
+                "finishes the run"
+            )
+        self._fail(reason)
 
     def _fail(self, reason: str) -> None:
         """Record the first failure, and fail everyone still waiting."""
