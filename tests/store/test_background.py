@@ -39,7 +39,7 @@ steps:
 tests:
   - {name: four items, expect: "outputs.fan | length == 4"}
 """
-SLOW_MOCK = "defaults: {latency_ms: 250}\n"
+SLOW_MOCK = "defaults: {latency_ms: 600}\n"  # long enough for watch to attach on a busy machine
 SLEEPY = """\
 version: 1
 name: sleepy
