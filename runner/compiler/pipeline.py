@@ -14,6 +14,7 @@ from runner.compiler.schema import schema_diagnostics
 from runner.compiler.semantic import Checker, RoleCapabilities
 from runner.compiler.source import Document
 from runner.errors import CompileError, Diagnostic, UsageError
+from runner.userfiles import UnreadableFile, read_user_text
 
 WORKFLOW_SUFFIXES = {".yaml": "yaml", ".yml": "yaml", ".json": "json", ".star": "starlark"}
 
@@ -50,20 +51,28 @@ def load_source(path: str, *, library_ok: bool = False) -> Document | None:
                 )
             ]
         )
+    # Read for every language, Starlark too, so that a pipe, a device or a file that is not
+    # UTF-8 is refused here, in one way, before a loader waits on it.
+    try:
+        text = read_user_text(path)
+    except UnreadableFile as exc:
+        raise CompileError(
+            [
+                Diagnostic(
+                    file=path,
+                    line=exc.line,
+                    col=exc.col,
+                    rule="syntax",
+                    message=f"the file {exc.reason}",
+                )
+            ]
+        ) from exc
     if language == "starlark":
         from runner.compiler.starlark_loader import load_starlark
 
         return load_starlark(path, library_ok=library_ok)
     from runner.compiler.yaml_loader import load_json, load_yaml
 
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError as exc:
-        raise CompileError([Diagnostic(file=path, rule="syntax", message="no such file")]) from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CompileError(
-            [Diagnostic(file=path, rule="syntax", message=f"cannot read the file: {exc}")]
-        ) from exc
     return load_json(path, text) if language == "json" else load_yaml(path, text)
 
 
