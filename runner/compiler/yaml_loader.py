@@ -36,6 +36,13 @@ _Loader.add_implicit_resolver(
 MAX_VALUES = 100_000
 """Most values a document may expand to: YAML aliases can multiply a small file without end."""
 
+MAX_DEPTH = 100
+"""Deepest nesting of lists and mappings in a document: every later stage walks it
+recursively, and 32 levels of nodes need about 70."""
+
+
+_TOO_DEEP = f"the document nests lists and mappings more than {MAX_DEPTH} levels deep"
+
 
 class _TooLarge(Exception):
     """The document expands to more than MAX_VALUES values."""
@@ -50,11 +57,20 @@ def load_json(path: str, text: str) -> Document:
     left out, never the values.
     """
 
+    if not text.strip():
+        raise CompileError([_empty(path)])
+
     def reject(constant: str) -> Any:
         raise ValueError(f"{constant} is not a JSON number")
 
+    def finite(digits: str) -> float:
+        number = float(digits)
+        if not math.isfinite(number):  # 1e999 is read as infinity
+            raise ValueError(f"{digits} is too large for a JSON number")
+        return number
+
     try:
-        data = json.loads(text, parse_constant=reject)
+        data = json.loads(text, parse_constant=reject, parse_float=finite)
     except json.JSONDecodeError as exc:
         raise CompileError(
             [
@@ -68,10 +84,26 @@ def load_json(path: str, text: str) -> Document:
                 )
             ]
         ) from exc
-    except ValueError as exc:
+    except ValueError as exc:  # a constant, a huge float, or an integer of too many digits
         raise CompileError(
-            [Diagnostic(file=path, rule="syntax", message=str(exc), hint="Use a finite number.")]
+            [
+                Diagnostic(
+                    file=path,
+                    rule="syntax",
+                    message=_number_problem(exc),
+                    hint="Use a finite number, of at most 4300 digits.",
+                )
+            ]
         ) from exc
+    except RecursionError as exc:
+        raise CompileError(
+            [Diagnostic(file=path, rule="syntax", message=_TOO_DEEP, hint="Flatten it.")]
+        ) from exc
+    problem = _json_problem(data)
+    if problem is not None:
+        raise CompileError(
+            [Diagnostic(file=path, rule="syntax", message=problem[0], hint=problem[1])]
+        )
     try:
         located = load_yaml(path, text, language="json")
     except CompileError as exc:
@@ -82,8 +114,45 @@ def load_json(path: str, text: str) -> Document:
     return Document(path=path, data=data, language="json", locator=located.locator)
 
 
+def _number_problem(exc: ValueError) -> str:
+    if "digits" in str(exc):  # Python's guard against slow conversion of huge integers
+        return "a number in the file has more than 4300 digits"
+    return str(exc)
+
+
+def _json_problem(data: Any) -> tuple[str, str] | None:
+    """What JSON allows that a document must not hold: nesting past MAX_DEPTH, and lone
+    surrogates (``"\\ud800"``), which no UTF-8 output can carry. (message, hint) or None."""
+    pending: list[tuple[Any, int]] = [(data, 0)]
+    while pending:
+        value, depth = pending.pop()
+        if isinstance(value, dict | list) and depth >= MAX_DEPTH:
+            return _TOO_DEEP, "Flatten it."
+        if isinstance(value, dict):
+            pending.extend((key, depth + 1) for key in value)
+            pending.extend((item, depth + 1) for item in value.values())
+        elif isinstance(value, list):
+            pending.extend((item, depth + 1) for item in value)
+        elif isinstance(value, str) and _SURROGATE.search(value):
+            return _lone_surrogate(value)
+    return None
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _lone_surrogate(value: str) -> tuple[str, str]:
+    shown = _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", value)
+    return (
+        f'the string "{shown[:60]}" holds a lone surrogate, which is not a character',
+        "Write a character outside the BMP as it is, or escaped as a pair (\\ud83d\\ude00).",
+    )
+
+
 def load_yaml(path: str, text: str, *, language: str = "yaml") -> Document:
     """Parse one YAML workflow; every problem is reported in one CompileError."""
+    if not text.strip():  # YAML itself refuses some whitespace, such as a tab, as a token
+        raise CompileError([_empty(path)])
     loader = _Loader(text)
     try:
         root = loader.get_single_node()
@@ -93,37 +162,49 @@ def load_yaml(path: str, text: str, *, language: str = "yaml") -> Document:
         raise CompileError([Diagnostic(file=path, rule="syntax", message=str(exc))]) from exc
     finally:
         loader.dispose()
-    if root is None:
-        raise CompileError(
-            [
-                Diagnostic(
-                    file=path,
-                    rule="syntax",
-                    line=1,
-                    col=1,
-                    message="the file is empty",
-                    hint="A workflow needs at least version, name and steps.",
-                )
-            ]
-        )
+    if root is None or _blank(root):
+        raise CompileError([_empty(path)])
     walker = _Walker(path, loader)
     try:
-        data = walker.value(root, "")
+        data = walker.value(root, "", 0)
     except _TooLarge as exc:
+        hint = (
+            "YAML aliases (*name) repeat what they point at; use fewer of them."
+            if walker.aliased
+            else "Split the file, or let an expand or a Starlark loop make the repeated parts."
+        )
+        message = (
+            f"the document expands to more than {MAX_VALUES} values"
+            if walker.aliased
+            else f"the document has more than {MAX_VALUES} values"
+        )
         raise CompileError(
-            [
-                Diagnostic(
-                    file=path,
-                    rule="syntax",
-                    message=f"the document expands to more than {MAX_VALUES} values",
-                    hint="YAML aliases (*name) repeat what they point at; use fewer of them.",
-                )
-            ]
+            [Diagnostic(file=path, rule="syntax", message=message, hint=hint)]
         ) from exc
     if walker.problems:
         raise CompileError(walker.problems)
     return Document(
         path=path, data=data, language=language, locator=table_locator(walker.positions)
+    )
+
+
+def _empty(path: str) -> Diagnostic:
+    return Diagnostic(
+        file=path,
+        rule="syntax",
+        line=1,
+        col=1,
+        message="the file is empty",
+        hint="A workflow needs at least version, name and steps.",
+    )
+
+
+def _blank(root: Any) -> bool:
+    """Whether a document is only a marker (``---``) with nothing in it."""
+    return (
+        isinstance(root, yaml.ScalarNode)
+        and root.tag == "tag:yaml.org,2002:null"
+        and root.value == ""
     )
 
 
@@ -134,6 +215,10 @@ def _position(mark: Any) -> tuple[int, int]:
 def _syntax_diagnostic(path: str, exc: yaml.MarkedYAMLError) -> Diagnostic:
     mark = exc.problem_mark or exc.context_mark
     line, col = _position(mark) if mark is not None else (None, None)
+    if "nesting depth" in (exc.problem or ""):
+        return Diagnostic(
+            file=path, line=line, col=col, rule="syntax", message=_TOO_DEEP, hint="Flatten it."
+        )
     parts = [part for part in (exc.context, exc.problem) if part]
     return Diagnostic(
         file=path,
@@ -154,6 +239,9 @@ class _Walker:
         self.positions: dict[str, Location] = {}
         self.problems: list[Diagnostic] = []
         self.count = 0
+        self.seen: set[int] = set()
+        self.aliased = False
+        """Whether a node was met twice: an alias (``*name``) repeats its anchor's node."""
 
     def problem(self, node: Any, pointer: str, message: str, hint: str) -> None:
         line, col = _position(node.start_mark)
@@ -169,15 +257,24 @@ class _Walker:
             )
         )
 
-    def value(self, node: Any, pointer: str) -> Any:
+    def value(self, node: Any, pointer: str, depth: int) -> Any:
         self.count += 1
+        if id(node) in self.seen:
+            self.aliased = True
+        self.seen.add(id(node))
         if self.count > MAX_VALUES:
             raise _TooLarge()
         self.positions[pointer] = (self.path, *_position(node.start_mark))
+        if depth >= MAX_DEPTH and isinstance(node, yaml.MappingNode | yaml.SequenceNode):
+            self.problem(node, pointer, _TOO_DEEP, "Flatten the document.")
+            return None
         if isinstance(node, yaml.MappingNode):
-            return self.mapping(node, pointer)
+            return self.mapping(node, pointer, depth)
         if isinstance(node, yaml.SequenceNode):
-            return [self.value(item, pointer_join(pointer, i)) for i, item in enumerate(node.value)]
+            return [
+                self.value(item, pointer_join(pointer, i), depth + 1)
+                for i, item in enumerate(node.value)
+            ]
         scalar = self.construct(node, pointer)
         if isinstance(scalar, float) and not math.isfinite(scalar):
             self.problem(
@@ -197,7 +294,11 @@ class _Walker:
         if not isinstance(node, yaml.ScalarNode):
             return None
         try:
-            return self.loader.construct_object(node, deep=True)
+            value = self.loader.construct_object(node, deep=True)
+            if isinstance(value, str) and _SURROGATE.search(value):
+                self.problem(node, pointer, *_lone_surrogate(value))
+                return None
+            return value
         except (yaml.YAMLError, ValueError, TypeError, KeyError) as exc:
             problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
             self.problem(
@@ -208,7 +309,7 @@ class _Walker:
             )
             return None
 
-    def mapping(self, node: Any, pointer: str) -> dict[str, Any]:
+    def mapping(self, node: Any, pointer: str, depth: int) -> dict[str, Any]:
         try:
             self.loader.flatten_mapping(node)
         except yaml.YAMLError as exc:
@@ -238,5 +339,5 @@ class _Walker:
                     "Keep one of them; YAML would silently drop the first.",
                 )
                 continue
-            out[key] = self.value(value_node, child)
+            out[key] = self.value(value_node, child, depth + 1)
         return out
