@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from typing import Any
@@ -11,6 +10,14 @@ import yaml
 
 from runner.compiler.source import Document, Location, pointer_join, table_locator
 from runner.errors import CompileError, Diagnostic
+from runner.jsontext import (
+    MAX_DEPTH,
+    TOO_DEEP,
+    JSONProblem,
+    has_lone_surrogate,
+    lone_surrogate,
+    parse_json,
+)
 
 _BaseLoader: type[Any] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -36,12 +43,8 @@ _Loader.add_implicit_resolver(
 MAX_VALUES = 100_000
 """Most values a document may expand to: YAML aliases can multiply a small file without end."""
 
-MAX_DEPTH = 100
-"""Deepest nesting of lists and mappings in a document: every later stage walks it
-recursively, and 32 levels of nodes need about 70."""
 
-
-_TOO_DEEP = f"the document nests lists and mappings more than {MAX_DEPTH} levels deep"
+_TOO_DEEP = f"the document {TOO_DEEP}"
 
 
 class _TooLarge(Exception):
@@ -60,50 +63,21 @@ def load_json(path: str, text: str) -> Document:
     if not text.strip():
         raise CompileError([_empty(path)])
 
-    def reject(constant: str) -> Any:
-        raise ValueError(f"{constant} is not a JSON number")
-
-    def finite(digits: str) -> float:
-        number = float(digits)
-        if not math.isfinite(number):  # 1e999 is read as infinity
-            raise ValueError(f"{digits} is too large for a JSON number")
-        return number
-
     try:
-        data = json.loads(text, parse_constant=reject, parse_float=finite)
-    except json.JSONDecodeError as exc:
+        data = parse_json(text)
+    except JSONProblem as exc:
         raise CompileError(
             [
                 Diagnostic(
                     file=path,
-                    line=exc.lineno,
-                    col=exc.colno,
+                    line=exc.line,
+                    col=exc.col,
                     rule="syntax",
-                    message=f"invalid JSON: {exc.msg}",
-                    hint="Check the commas, quotes and brackets around this place.",
+                    message=exc.message.replace("the value nests", "the document nests"),
+                    hint=exc.hint,
                 )
             ]
         ) from exc
-    except ValueError as exc:  # a constant, a huge float, or an integer of too many digits
-        raise CompileError(
-            [
-                Diagnostic(
-                    file=path,
-                    rule="syntax",
-                    message=_number_problem(exc),
-                    hint="Use a finite number, of at most 4300 digits.",
-                )
-            ]
-        ) from exc
-    except RecursionError as exc:
-        raise CompileError(
-            [Diagnostic(file=path, rule="syntax", message=_TOO_DEEP, hint="Flatten it.")]
-        ) from exc
-    problem = _json_problem(data)
-    if problem is not None:
-        raise CompileError(
-            [Diagnostic(file=path, rule="syntax", message=problem[0], hint=problem[1])]
-        )
     try:
         located = load_yaml(path, text, language="json")
     except CompileError as exc:
@@ -112,41 +86,6 @@ def load_json(path: str, text: str) -> Document:
             raise
         return Document(path=path, data=data, language="json")
     return Document(path=path, data=data, language="json", locator=located.locator)
-
-
-def _number_problem(exc: ValueError) -> str:
-    if "digits" in str(exc):  # Python's guard against slow conversion of huge integers
-        return "a number in the file has more than 4300 digits"
-    return str(exc)
-
-
-def _json_problem(data: Any) -> tuple[str, str] | None:
-    """What JSON allows that a document must not hold: nesting past MAX_DEPTH, and lone
-    surrogates (``"\\ud800"``), which no UTF-8 output can carry. (message, hint) or None."""
-    pending: list[tuple[Any, int]] = [(data, 0)]
-    while pending:
-        value, depth = pending.pop()
-        if isinstance(value, dict | list) and depth >= MAX_DEPTH:
-            return _TOO_DEEP, "Flatten it."
-        if isinstance(value, dict):
-            pending.extend((key, depth + 1) for key in value)
-            pending.extend((item, depth + 1) for item in value.values())
-        elif isinstance(value, list):
-            pending.extend((item, depth + 1) for item in value)
-        elif isinstance(value, str) and _SURROGATE.search(value):
-            return _lone_surrogate(value)
-    return None
-
-
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def _lone_surrogate(value: str) -> tuple[str, str]:
-    shown = _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", value)
-    return (
-        f'the string "{shown[:60]}" holds a lone surrogate, which is not a character',
-        "Write a character outside the BMP as it is, or escaped as a pair (\\ud83d\\ude00).",
-    )
 
 
 def load_yaml(path: str, text: str, *, language: str = "yaml") -> Document:
@@ -295,8 +234,8 @@ class _Walker:
             return None
         try:
             value = self.loader.construct_object(node, deep=True)
-            if isinstance(value, str) and _SURROGATE.search(value):
-                self.problem(node, pointer, *_lone_surrogate(value))
+            if isinstance(value, str) and has_lone_surrogate(value):
+                self.problem(node, pointer, *lone_surrogate(value))
                 return None
             return value
         except (yaml.YAMLError, ValueError, TypeError, KeyError) as exc:
