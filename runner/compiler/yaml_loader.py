@@ -23,8 +23,9 @@ _BaseLoader: type[Any] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class _Loader(_BaseLoader):  # type: ignore[misc]
-    """Safe loading with YAML 1.2 booleans: only true and false, so ``memo: on`` stays a string,
-    and no timestamps, so dates stay strings as JSON has no date type."""
+    """Safe loading with YAML 1.2 booleans: only true and false, so ``memo: on`` stays a string;
+    YAML 1.2 floats, so ``1e3`` is a number; and no timestamps, so dates stay strings as JSON
+    has no date type."""
 
 
 _Loader.yaml_implicit_resolvers = {
@@ -37,6 +38,13 @@ _Loader.yaml_implicit_resolvers = {
 }
 _Loader.add_implicit_resolver(
     "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+# YAML 1.1 reads a float only with a dot and a signed exponent, so `timeout_s: 1e3` would be
+# the string "1e3"; YAML 1.2 (and JSON) read it as a number, as a reader of the file does.
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)[eE][-+]?[0-9]+$"),
+    list("-+.0123456789"),
 )
 
 
