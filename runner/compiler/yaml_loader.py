@@ -41,11 +41,16 @@ _Loader.add_implicit_resolver(
 )
 # YAML 1.1 reads a float only with a dot and a signed exponent, so `timeout_s: 1e3` would be
 # the string "1e3"; YAML 1.2 (and JSON) read it as a number, as a reader of the file does.
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)[eE][-+]?[0-9]+$"),
-    list("-+.0123456789"),
-)
+_EXPONENT = re.compile(r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)[eE][-+]?[0-9]+$")
+_Loader.add_implicit_resolver("tag:yaml.org,2002:float", _EXPONENT, list("-+.0123456789"))
+
+
+class Dumper(yaml.SafeDumper):
+    """Writes YAML that this loader reads back as written: a string such as ``"1e3"``, which
+    PyYAML's own dumper leaves unquoted, is quoted."""
+
+
+Dumper.add_implicit_resolver("tag:yaml.org,2002:float", _EXPONENT, list("-+.0123456789"))
 
 
 MAX_VALUES = 100_000

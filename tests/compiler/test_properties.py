@@ -39,6 +39,7 @@ from runner import ir
 from runner.canonical import content_hash
 from runner.compiler.build import to_document
 from runner.compiler.pipeline import Checked, check_file
+from runner.compiler.yaml_loader import Dumper
 from runner.errors import Diagnostic
 
 PROPERTIES = settings(
@@ -588,8 +589,9 @@ def _yaml_text(draw: Draw, doc: Any) -> str:
     # PyYAML's emitter writes U+0085, U+2028 and U+2029 raw into quoted scalars when
     # allow_unicode is set, and its own reader folds them into spaces: not a round trip.
     breaks = any(ch in json.dumps(doc, ensure_ascii=False) for ch in "\x85\u2028\u2029")
-    return yaml.safe_dump(
-        doc,
+    return yaml.dump(  # quotes strings such as "1e3", which YAML 1.2 reads as numbers
+        Dumper=Dumper,
+        data=doc,
         allow_unicode=not breaks and draw(st.booleans()),
         sort_keys=draw(st.booleans()),
         default_flow_style=draw(st.sampled_from([False, None, True])),
@@ -600,7 +602,9 @@ def _yaml_text(draw: Draw, doc: Any) -> str:
 def _unfolded_yaml(doc: Any) -> str:
     """``doc`` as YAML without folded lines, which PyYAML's emitter cannot always write back
     (it can break a double-quoted scalar inside an escape such as ``\\"``)."""
-    return yaml.safe_dump(doc, width=10**9)
+    return yaml.dump(  # quotes strings such as "1e3", which YAML 1.2 reads as numbers
+        Dumper=Dumper, data=doc, width=10**9
+    )
 
 
 def _assert_compiles_to(doc: dict[str, Any], path: str, checked: Checked) -> str:
@@ -1004,7 +1008,15 @@ MINIMAL = {"version": 1, "name": "x", "roles": {"r": {}}, "steps": LEAF}
 
 
 def test_minimal_document_round_trips() -> None:
-    for text, suffix in ((yaml.safe_dump(MINIMAL), ".yaml"), (json.dumps(MINIMAL), ".json")):
+    for text, suffix in (
+        (
+            yaml.dump(  # quotes strings such as "1e3", which YAML 1.2 reads as numbers
+                Dumper=Dumper, data=MINIMAL
+            ),
+            ".yaml",
+        ),
+        (json.dumps(MINIMAL), ".json"),
+    ):
         path, checked = _check(text, suffix)
         _assert_compiles_to(MINIMAL, path, checked)
 
@@ -1031,13 +1043,23 @@ def test_yaml_tags_give_diagnostics(text: str) -> None:
 @pytest.mark.parametrize("kind", ["integer", "number"])
 def test_false_is_not_a_number_default(kind: str) -> None:
     doc = {**MINIMAL, "inputs": {"n": {"type": kind, "default": False}}}
-    _, checked = _check(yaml.safe_dump(doc), ".yaml")
+    _, checked = _check(
+        yaml.dump(  # quotes strings such as "1e3", which YAML 1.2 reads as numbers
+            Dumper=Dumper, data=doc
+        ),
+        ".yaml",
+    )
     assert [d.pointer for d in checked.diagnostics] == ["/inputs/n/default"]
 
 
 def test_node_as_list_gets_one_plain_diagnostic() -> None:
     doc = {**MINIMAL, "steps": [LEAF]}
-    _, checked = _check(yaml.safe_dump(doc), ".yaml")
+    _, checked = _check(
+        yaml.dump(  # quotes strings such as "1e3", which YAML 1.2 reads as numbers
+            Dumper=Dumper, data=doc
+        ),
+        ".yaml",
+    )
     assert [d.pointer for d in checked.diagnostics] == ["/steps"]
     assert "valid under each of" not in checked.diagnostics[0].message
 
