@@ -10,7 +10,8 @@ from pathlib import Path
 
 from runner import ir
 from runner.compiler.build import build_workflow
-from runner.compiler.schema import schema_diagnostics
+from runner.compiler.repair import mend
+from runner.compiler.schema import schema_diagnostics, workflow_validator
 from runner.compiler.semantic import Checker, RoleCapabilities
 from runner.compiler.source import Document
 from runner.errors import CompileError, Diagnostic, UsageError
@@ -82,12 +83,24 @@ def compile_document(
     """Validate a document and build its IR; raises CompileError with every problem found."""
     problems = schema_diagnostics(document)
     if problems:
-        raise CompileError(problems)
+        raise CompileError(sorted([*problems, *_beyond_schema(document, capabilities)], key=_order))
     workflow = build_workflow(document.data, source=document.path)
     problems = Checker(document, workflow, capabilities).run()
     if problems:
         raise CompileError(sorted(problems, key=_order))
     return workflow
+
+
+def _beyond_schema(document: Document, capabilities: RoleCapabilities | None) -> list[Diagnostic]:
+    """The semantic problems of a schema-invalid document, found on it mended (see
+    ``repair``), leaving out whatever depends on the parts that had to be mended."""
+    mended = mend(document.data, workflow_validator())
+    if mended is None:
+        return []
+    workflow = build_workflow(mended.data, source=document.path)
+    return Checker(
+        document, workflow, capabilities, changed=mended.changed, stand_ins=mended.stand_ins
+    ).run()
 
 
 def compile_file(path: str, *, capabilities: RoleCapabilities | None = None) -> ir.Workflow:

@@ -47,6 +47,11 @@ def _validator(name: str = WORKFLOW_SCHEMA) -> Draft202012Validator:
     return Draft202012Validator(load_schema(name))
 
 
+def workflow_validator() -> Draft202012Validator:
+    """The validator of the workflow schema."""
+    return _validator(WORKFLOW_SCHEMA)
+
+
 def schema_diagnostics(document: Document, schema: str = WORKFLOW_SCHEMA) -> list[Diagnostic]:
     """Every violation of ``schema`` in ``document``, in source order."""
     found: dict[tuple[str, str], Diagnostic] = {}

@@ -152,8 +152,19 @@ class Checker:
         document: Document,
         workflow: ir.Workflow,
         capabilities: RoleCapabilities | None = None,
+        *,
+        changed: frozenset[str] = frozenset(),
+        stand_ins: frozenset[str] = frozenset(),
     ) -> None:
+        """``changed`` and ``stand_ins``: where a schema-invalid document was mended before
+        being built (``repair.mend``); nothing is reported there, and checks that depend on
+        those places are left out."""
         self.document = document
+        self.changed = changed
+        self.stand_ins = stand_ins
+        # A stand-in node has lost its children, and a mended id is not the one written, so a
+        # read of an id that is not found may be a read of one of those.
+        self.ids_complete = not stand_ins and not any(p.endswith("/id") for p in changed)
         self.workflow = workflow
         self.capabilities = capabilities
         self.found: list[Diagnostic] = []
@@ -162,8 +173,17 @@ class Checker:
         self.roles = dict(workflow.roles or ())
         self.inputs = dict(workflow.inputs or ())
 
+    def touched(self, pointer: str) -> bool:
+        """Whether mending changed ``pointer``, something in it, or something holding it."""
+        return any(
+            pointer == c or pointer.startswith(c + "/") or c.startswith(pointer + "/")
+            for c in self.changed
+        )
+
     def report(self, pointer: str, message: str, *, rule: str, hint: str | None = None) -> None:
-        """Record one problem at ``pointer``."""
+        """Record one problem at ``pointer``, unless it is in a place that was mended."""
+        if any(pointer == c or pointer.startswith(c + "/") for c in self.changed):
+            return
         self.found.append(self.document.diagnostic(pointer, message, rule=rule, hint=hint))
 
     def run(self) -> list[Diagnostic]:
@@ -173,7 +193,11 @@ class Checker:
         self.check_ci()
         self.check_roles()
         self.check_references()
-        self.check_shape()
+        if not self.changed:  # the launch shape counts what mending may have changed
+            self.check_shape()
+        limits = ("permissions", "budget", "writes", "isolation")
+        if any(part in limits for c in self.changed for part in c.split("/")):
+            return self.found
         for finding in [
             *scopes.write_conflicts(self.visits),
             *scopes.limit_excesses(self.visits, self.workflow),
@@ -187,10 +211,10 @@ class Checker:
         for visit in self.visits:
             first = self.by_id.setdefault(visit.node.id, visit)
             if first is not visit:
+                what = "node" if first.pointer in self.stand_ins else first.node.kind
                 self.report(
                     pointer_join(visit.pointer, "id"),
-                    f"the id {visit.node.id!r} is already used by the {first.node.kind} at "
-                    f"{first.pointer}",
+                    f"the id {visit.node.id!r} is already used by the {what} at {first.pointer}",
                     rule="ids",
                     hint="Give every node its own id.",
                 )
@@ -198,6 +222,8 @@ class Checker:
     def check_inputs(self) -> None:
         """Input defaults have the declared type."""
         for name, spec in self.inputs.items():
+            if self.touched(pointer_join("/inputs", name)):
+                continue
             if spec.has_default and not _has_type(thaw(spec.default), spec.type):
                 self.report(
                     f"/inputs/{name}/default",
@@ -215,6 +241,8 @@ class Checker:
         for name, value in (settings.inputs or {}).items():
             pointer = f"/ci/inputs/{name}"
             spec = self.inputs.get(name)
+            if "/inputs" in self.changed or self.touched(pointer_join("/inputs", name)):
+                continue
             if spec is None:
                 close = difflib.get_close_matches(name, list(self.inputs), n=1)
                 guess = f" Did you mean {close[0]!r}?" if close else ""
@@ -271,7 +299,7 @@ class Checker:
         """Roles used are declared, and the configuration can serve what they need."""
         for visit in self.visits:
             for field, role in _roles_used(visit.node):
-                if role not in self.roles:
+                if role not in self.roles and "/roles" not in self.changed:
                     close = difflib.get_close_matches(role, list(self.roles), n=1)
                     guess = f" Did you mean {close[0]!r}?" if close else ""
                     self.report(
@@ -317,6 +345,12 @@ class Checker:
         for visit in self.visits:
             node = visit.node
             scope = _scope_names(visit)
+            # An expand whose `as` was mended binds a name other than the one its body reads.
+            open_scope = any(
+                pointer_join(a.pointer, "as") in self.changed
+                for a in visit.ancestors()
+                if a.node.kind == "expand"
+            )
             for source in _sources(node):
                 ready = (
                     available.after_children[node.id]
@@ -324,7 +358,12 @@ class Checker:
                     else available.before[node.id]
                 )
                 self.check_source(
-                    visit, pointer_join(visit.pointer, "") + source.field, source, scope, ready
+                    visit,
+                    pointer_join(visit.pointer, "") + source.field,
+                    source,
+                    scope,
+                    ready,
+                    open_scope=open_scope,
                 )
             if node.kind == "expand" and node.as_ in _RESERVED_NAMES:
                 self.report(
@@ -337,6 +376,8 @@ class Checker:
             if node.kind in ("reduce", "teacher_review"):
                 ready = available.before[node.id]
                 for i, target in enumerate(node.inputs):
+                    if target not in self.by_id and not self.ids_complete:
+                        continue
                     if target not in ready:
                         self.report(
                             pointer_join(pointer_join(visit.pointer, "inputs"), i),
@@ -356,8 +397,11 @@ class Checker:
         source: _Source,
         scope: frozenset[str],
         ready: frozenset[str],
+        *,
+        open_scope: bool = False,
     ) -> None:
-        """Check one template or expression."""
+        """Check one template or expression; ``open_scope``: the names bound around it are not
+        known, so reading an unknown name is not a problem."""
         what = "expression" if source.expression else "template"
         try:
             reads = (analyze_expression if source.expression else analyze_template)(source.text)
@@ -371,7 +415,7 @@ class Checker:
             )
             return
         allowed = ROOT_NAMES | scope | source.names
-        for name in sorted(reads.names - allowed):
+        for name in sorted(reads.names - allowed) if not open_scope else ():
             close = difflib.get_close_matches(name, sorted(allowed), n=1)
             guess = f" Did you mean {close[0]!r}?" if close else ""
             self.report(
@@ -380,14 +424,18 @@ class Checker:
                 rule="expressions",
                 hint=f"Names in scope: {', '.join(sorted(allowed))}.{guess}",
             )
-        for name in sorted(reads.inputs - set(self.inputs)):
+        for name in (
+            sorted(reads.inputs - set(self.inputs)) if "/inputs" not in self.changed else ()
+        ):
             self.report(
                 pointer,
                 f"the {what} reads inputs.{name}, which is not declared",
                 rule="expressions",
                 hint="Declare it under inputs.",
             )
-        for name in sorted(reads.env - set(self.workflow.env or ())):
+        for name in (
+            sorted(reads.env - set(self.workflow.env or ())) if "/env" not in self.changed else ()
+        ):
             self.report(
                 pointer,
                 f"the {what} reads env.{name}, which the workflow does not declare",
@@ -403,6 +451,8 @@ class Checker:
                 hint="Name the node: outputs.X or outputs['X'].",
             )
         for target in sorted(reads.outputs - ready):
+            if target not in self.by_id and not self.ids_complete:
+                continue
             reason = (
                 references.explain(visit, target, self.by_id, self.by_id)
                 if visit is not None

@@ -975,6 +975,29 @@ def test_mutated_documents_never_raise(doc: Any) -> None:
 
 
 @PROPERTIES
+@given(data=st.data())
+def test_a_schema_error_in_a_node_brings_no_other_error(data: st.DataObject) -> None:
+    """The semantic checks run on a schema-invalid document too, and a field only the schema
+    minds (an unknown one, or a node's malformed one) makes no error of any other rule."""
+    doc = copy.deepcopy(data.draw(valid_documents()))
+    nodes = _nodes(doc)
+    for _ in range(data.draw(st.integers(1, 3))):
+        node = _get(doc, data.draw(st.sampled_from(nodes)))
+        if data.draw(st.booleans()):
+            node.setdefault(data.draw(st.sampled_from(["unknown_field", "Kind", "as_"])), 1)
+        else:
+            field = data.draw(st.sampled_from(sorted(set(node) - {"kind"})))
+            if field in ("steps", "children", "candidates", "body", "then", "else"):
+                continue  # its nodes would go: reads of them are not checked, rightly
+            old = node[field]
+            node[field] = next(v for v in OTHER_VALUES if type(v) is not type(old))
+    _, checked = _check(_unfolded_yaml(doc), ".yaml")
+    assume(checked.workflow is None)
+    rendered = "\n".join(d.render() for d in checked.diagnostics)
+    assert {d.rule for d in checked.diagnostics} == {"schema"}, rendered
+
+
+@PROPERTIES
 @given(doc=mutated_documents())
 def test_mutated_starlark_never_raises(doc: Any) -> None:
     assume(isinstance(doc, dict))
