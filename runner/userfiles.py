@@ -46,6 +46,20 @@ def _refuse_irregular(path: str, mode: int) -> None:
         raise UnreadableFile(path, "is not a regular file")
 
 
+def not_readable(path: str) -> str | None:
+    """Why ``path`` cannot be read as a file (completing "the path ..."), or ``None`` when it
+    is a regular file. Nothing is opened."""
+    try:
+        _refuse_irregular(path, os.stat(path).st_mode)
+    except FileNotFoundError:
+        return "does not exist"
+    except OSError as exc:
+        return f"cannot be read: {exc.strerror or exc}"
+    except UnreadableFile as exc:
+        return exc.reason
+    return None
+
+
 def open_user_file(path: str) -> BinaryIO:
     """``path`` opened for reading in binary; UnreadableFile when it is not a regular file or
     cannot be opened."""

@@ -91,3 +91,16 @@ def test_read_user_text_says_what_the_path_is(tmp_path: Path) -> None:
         read_user_text(str(tmp_path / "big"), max_bytes=4)
     (tmp_path / "bom").write_bytes(b"\xef\xbb\xbfok")
     assert read_user_text(str(tmp_path / "bom")) == "ok"
+
+
+def test_a_ci_mock_script_that_is_a_fifo_is_named_as_one(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "mock.yaml")
+    workflow = tmp_path / "w.yaml"
+    workflow.write_text(
+        "version: 1\nname: w\nroles: {r: {}}\nci: {mock_script: mock.yaml}\n"
+        "steps: {kind: leaf, id: a, role: r, prompt: hi}\n",
+        encoding="utf-8",
+    )
+    done = _validate_in_child(workflow, "validate")
+    assert done.returncode == 2
+    assert "mock.yaml, which is a named pipe (FIFO), not a regular file" in done.stdout

@@ -25,6 +25,7 @@ from runner.compiler.source import Document, pointer_join
 from runner.errors import Diagnostic
 from runner.expressions import ROOT_NAMES, ExpressionError, analyze_expression, analyze_template
 from runner.tree import Visit, walk
+from runner.userfiles import not_readable
 
 RoleCapabilities = Callable[[str], tuple[str, frozenset[str]]]
 """Role -> (where it is served, e.g. ``provider local, model small``, its capabilities)."""
@@ -272,9 +273,11 @@ class Checker:
         """``ci.mock_script`` names an existing file, relative to the workflow's folder."""
         folder = Path(self.document.path).parent
         target = folder / given
-        if target.is_file():
+        problem = not_readable(str(target))
+        if problem is None:
             return
-        problem = "is a folder, not a mock script file" if target.is_dir() else "does not exist"
+        if target.is_dir():
+            problem = "is a folder, not a mock script file"
         # The folder and its subfolders one level down (mocks/), not a whole tree: a workflow
         # at the repository's root would otherwise have every file of it listed.
         scripts = sorted(
