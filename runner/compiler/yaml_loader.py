@@ -110,6 +110,8 @@ def load_yaml(path: str, text: str, *, language: str = "yaml") -> Document:
         root = loader.get_single_node()
     except yaml.MarkedYAMLError as exc:
         raise CompileError([_syntax_diagnostic(path, exc)]) from exc
+    except yaml.reader.ReaderError as exc:
+        raise CompileError([_reader_diagnostic(path, text, exc)]) from exc
     except yaml.YAMLError as exc:
         raise CompileError([Diagnostic(file=path, rule="syntax", message=str(exc))]) from exc
     finally:
@@ -162,6 +164,22 @@ def _blank(root: Any) -> bool:
 
 def _position(mark: Any) -> tuple[int, int]:
     return (mark.line + 1, mark.column + 1)
+
+
+def _reader_diagnostic(path: str, text: str, exc: yaml.reader.ReaderError) -> Diagnostic:
+    """A character YAML does not allow anywhere, such as a control character."""
+    where = min(max(exc.position, 0), len(text))
+    line = text.count("\n", 0, where) + 1
+    col = where - (text.rfind("\n", 0, where) + 1) + 1
+    code = exc.character if isinstance(exc.character, int) else ord(str(exc.character)[:1] or " ")
+    return Diagnostic(
+        file=path,
+        line=line,
+        col=col,
+        rule="syntax",
+        message=f"the character U+{code:04X} cannot be in a YAML file: {exc.reason}",
+        hint="Remove it, or write it as an escape (\\x07) inside a double-quoted string.",
+    )
 
 
 def _syntax_diagnostic(path: str, exc: yaml.MarkedYAMLError) -> Diagnostic:

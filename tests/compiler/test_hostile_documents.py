@@ -153,3 +153,13 @@ def test_nested_workflow_fields_are_named_from_their_node(tmp_path: Path) -> Non
     assert "budget.tokens must be an integer, not a string" in found
     assert "retry.attempts must be at least 1, not 0 in leaf 'a'" in found
     assert "unknown field 'backof_s' in retry of leaf 'a'" in found
+
+
+def test_a_control_character_is_placed_and_named(tmp_path: Path) -> None:
+    path = tmp_path / "w.yaml"
+    path.write_text("version: 1\nname: d\x07e\n", encoding="utf-8")
+    (diagnostic,) = check_file(str(path)).diagnostics
+    assert (diagnostic.line, diagnostic.col) == (2, 8)
+    assert diagnostic.message == (
+        "the character U+0007 cannot be in a YAML file: control characters are not allowed"
+    )
