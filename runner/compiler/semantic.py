@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ from jsonschema.exceptions import SchemaError
 from runner import ir
 from runner.canonical import thaw
 from runner.compiler import references, scopes, shape
+from runner.compiler.expression_fields import TextField, scope_names, text_fields
 from runner.compiler.source import Document, pointer_join
 from runner.errors import Diagnostic
 from runner.expressions import ROOT_NAMES, ExpressionError, analyze_expression, analyze_template
@@ -41,108 +41,6 @@ _PYTHON_TYPES: dict[str, tuple[type, ...]] = {
     "array": (tuple, list),
     "object": (dict,),
 }
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class _Source:
-    """One template or expression field of a node."""
-
-    field: str
-    text: str
-    expression: bool
-    after_children: bool = False
-    names: frozenset[str] = frozenset()
-
-
-def _sources(node: ir.Node) -> Iterator[_Source]:
-    """The template and expression fields of ``node``, with the extra names each sees."""
-    match node.kind:
-        case "leaf":
-            if node.prompt is not None:
-                yield _Source(field="prompt", text=node.prompt, expression=False)
-            for i, message in enumerate(node.messages or ()):
-                yield _Source(field=f"messages/{i}/content", text=message.content, expression=False)
-        case "command":
-            for i, item in enumerate(node.run):
-                yield _Source(field=f"run/{i}", text=item, expression=False)
-            if node.cwd is not None:
-                yield _Source(field="cwd", text=node.cwd, expression=False)
-            for key, value in (node.env or {}).items():
-                yield _Source(field=f"env/{key}", text=value, expression=False)
-        case "expand":
-            yield _Source(field="over", text=node.over, expression=True)
-        case "cond":
-            yield _Source(field="if", text=node.if_, expression=True)
-        case "loop_until":
-            yield _Source(
-                field="until",
-                text=node.until,
-                expression=True,
-                after_children=True,
-                names=frozenset({"iteration"}),
-            )
-        case "reduce":
-            if node.expr is not None:
-                yield _Source(field="expr", text=node.expr, expression=True)
-            if node.prompt is not None:
-                yield _Source(field="prompt", text=node.prompt, expression=False)
-        case "tournament":
-            scored = frozenset({"candidate"})
-            if node.judge is not None:
-                yield _Source(
-                    field="judge/prompt",
-                    text=node.judge.prompt,
-                    expression=False,
-                    after_children=True,
-                    names=scored,
-                )
-            if node.score is not None:
-                yield _Source(
-                    field="score",
-                    text=node.score,
-                    expression=True,
-                    after_children=True,
-                    names=scored,
-                )
-        case "pareto":
-            scored = frozenset({"candidate"})
-            for i, objective in enumerate(node.objectives):
-                yield _Source(
-                    field=f"objectives/{i}/expr",
-                    text=objective.expr,
-                    expression=True,
-                    after_children=True,
-                    names=scored,
-                )
-            if node.diversity_key is not None:
-                yield _Source(
-                    field="diversity_key",
-                    text=node.diversity_key,
-                    expression=True,
-                    after_children=True,
-                    names=scored,
-                )
-        case "teacher_review":
-            if node.prompt is not None:
-                yield _Source(field="prompt", text=node.prompt, expression=False)
-        case _:
-            return
-
-
-def _scope_names(visit: Visit) -> frozenset[str]:
-    """Variables bound by the enclosing expands, loops and sampled candidates."""
-    names: set[str] = set()
-    child = visit
-    for ancestor in visit.ancestors():
-        node = ancestor.node
-        if node.kind == "expand":
-            names.add(node.as_)
-        elif node.kind == "loop_until":
-            names.add("iteration")
-        elif node.kind in ("tournament", "pareto") and child.field == "body":
-            names.add("sample")
-        child = ancestor
-    return frozenset(names)
 
 
 class Checker:
@@ -347,14 +245,14 @@ class Checker:
         available = references.availability(self.workflow.steps)
         for visit in self.visits:
             node = visit.node
-            scope = _scope_names(visit)
+            scope = scope_names(visit)
             # An expand whose `as` was mended binds a name other than the one its body reads.
             open_scope = any(
                 pointer_join(a.pointer, "as") in self.changed
                 for a in visit.ancestors()
                 if a.node.kind == "expand"
             )
-            for source in _sources(node):
+            for source in text_fields(node):
                 ready = (
                     available.after_children[node.id]
                     if source.after_children
@@ -390,14 +288,14 @@ class Checker:
                             hint="Read only nodes that finish before this one starts.",
                         )
         for i, test in enumerate(self.workflow.tests or ()):
-            source = _Source(field="expect", text=test.expect, expression=True)
+            source = TextField(field="expect", text=test.expect, expression=True)
             self.check_source(None, f"/tests/{i}/expect", source, frozenset(), available.after_run)
 
     def check_source(
         self,
         visit: Visit | None,
         pointer: str,
-        source: _Source,
+        source: TextField,
         scope: frozenset[str],
         ready: frozenset[str],
         *,
