@@ -43,6 +43,8 @@ _STAND_INS: dict[str, Any] = {
     "role": PLACEHOLDER_ROLE,
     "run": ["true"],
     "type": "string",
+    "prompt": "",
+    "expr": "none",
 }
 """Values for required fields that are missing or malformed, by field name."""
 
@@ -154,6 +156,10 @@ class _Mender:
                 del value[name]
                 self.changed.add(_pointer([*path, name]))
             return bool(extra)
+        if error.validator == "oneOf" and isinstance(value, dict):
+            options: Any = error.validator_value
+            if self.choose_one(path, node, value, [list(o.get("required", ())) for o in options]):
+                return True
         if error.validator == "required" and isinstance(value, dict):
             names: Any = error.validator_value
             return self.add_missing(path, node, value, list(names))
@@ -166,6 +172,26 @@ class _Mender:
         if node is not None and path == [*node, "kind"]:
             return self.stand_in(node)
         return self.drop(self.field_of(path))
+
+    def choose_one(
+        self,
+        path: list[Any],
+        node: list[Any] | None,
+        value: dict[str, Any],
+        options: list[list[str]],
+    ) -> bool:
+        """Mend "exactly one of these sets of fields": keep the first set given and drop the
+        others, or add the first set when none is given."""
+        given = [option for option in options if option and all(k in value for k in option)]
+        if given:
+            extra = {k for option in given[1:] for k in option} - set(given[0])
+            for name in sorted(extra):
+                del value[name]
+                self.changed.add(_pointer([*path, name]))
+            return bool(extra)
+        if options and options[0] and all(name in _STAND_INS for name in options[0]):
+            return self.add_missing(path, node, value, options[0])
+        return False
 
     def add_missing(
         self, path: list[Any], node: list[Any] | None, value: dict[str, Any], names: list[str]

@@ -212,3 +212,30 @@ def test_a_missing_body_is_one_error(tmp_path: Path) -> None:
 
 def test_a_document_that_is_not_a_mapping_is_only_a_schema_error(tmp_path: Path) -> None:
     assert [rule for rule, _, _ in found(tmp_path, "- 1\n- 2\n")] == ["schema"]
+
+
+def test_a_leaf_with_two_prompts_still_has_its_role_checked(tmp_path: Path) -> None:
+    problems = found(
+        tmp_path,
+        """\
+        version: 1
+        name: t
+        roles: {r: {}}
+        steps:
+          kind: sequence
+          id: main
+          steps:
+            - kind: leaf
+              id: a
+              role: ghost
+              prompt: hi
+              messages: [{role: user, content: "{{ outputs.b }}"}]
+            - {kind: reduce, id: b, inputs: [a], role: spectre}
+        """,
+    )
+    assert [(rule, pointer) for rule, pointer, _ in problems] == [
+        ("schema", "/steps/steps/0"),
+        ("roles", "/steps/steps/0/role"),
+        ("schema", "/steps/steps/1"),
+        ("schema", "/steps/steps/1"),
+    ]
