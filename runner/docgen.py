@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from runner.compiler.schema import workflow_schema
+from runner.compiler.yaml_loader import Dumper
 
 SCHEMA_FILE = "schemas/workflow.schema.json"
 STARLARK_RENAMES = {"as": "as_", "if": "if_", "else": "else_"}
@@ -225,7 +226,7 @@ def _constraints(schema: Mapping[str, Any]) -> list[str]:
 
 
 def _example(example: Any, kinds: Collection[str]) -> list[str]:
-    text = yaml.safe_dump(example, sort_keys=False, allow_unicode=True, width=_WIDTH)
+    text = yaml.dump(example, Dumper=Dumper, sort_keys=False, allow_unicode=True, width=_WIDTH)
     return [
         "Example:",
         "",

@@ -18,6 +18,7 @@ from runner import ir
 from runner.canonical import thaw
 from runner.errors import UsageError
 from runner.expressions import compile_expression, environment
+from runner.jsontext import JSONProblem, escape_surrogates, has_lone_surrogate, parse_json
 from runner.schemas import compiled
 
 
@@ -175,18 +176,41 @@ def _readings(text: str) -> Iterator[str]:
         yield fenced.group("body")
 
 
+_EXAMPLES = {
+    "integer": "3",
+    "number": "0.5",
+    "boolean": "true",
+    "array": '["a", "b"]',
+    "object": '{"key": "value"}',
+}
+
+
+def _shown_input(raw: str, limit: int = 60) -> str:
+    """An ``--input`` value as a message can print it: bytes that were not UTF-8 in the
+    command line (surrogate escapes) written as ``\\xNN``, and long values shortened."""
+    text = raw.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    text = escape_surrogates(text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _parse_input(name: str, kind: ir.InputType, raw: str) -> Any:
+    given = f"--input {name}={_shown_input(raw)}"
+    if has_lone_surrogate(raw):  # a byte that is not UTF-8, as argv decodes it
+        raise UsageError(
+            f"{given} is not UTF-8 text: give the value in UTF-8 (a byte of another "
+            "encoding cannot be stored or shown)"
+        )
     if kind == "string":
         return raw
     try:
-        value = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise UsageError(
-            f"--input {name}={raw} is not a valid {kind}: write it as JSON, e.g. "
-            + {"integer": "3", "number": "0.5", "boolean": "true", "array": '["a", "b"]'}.get(
-                kind, '{"key": "value"}'
-            )
-        ) from exc
+        value = parse_json(raw)
+    except JSONProblem as exc:
+        if exc.line is not None:  # not JSON at all
+            raise UsageError(
+                f"{given} is not a valid {kind}: write it as JSON, e.g. {_EXAMPLES[kind]}"
+            ) from exc
+        reason = exc.message.replace("the value nests", "it nests")
+        raise UsageError(f"{given} cannot be used: {reason}") from exc
     checks = {
         "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
         "number": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
@@ -196,9 +220,7 @@ def _parse_input(name: str, kind: ir.InputType, raw: str) -> Any:
     }
     if not checks[kind](value):
         article = "an" if kind[0] in "aeiou" else "a"
-        raise UsageError(
-            f"--input {name}={raw} is not {article} {kind}, as the workflow declares it"
-        )
+        raise UsageError(f"{given} is not {article} {kind}, as the workflow declares it")
     return value
 
 

@@ -104,6 +104,9 @@ def _convert(hint: Any, value: Any) -> Any:
         return hint(**_fields_from(hint, value))
     if hint is Any:
         return freeze(value)
+    if hint is int and isinstance(value, float) and value.is_integer():
+        # JSON Schema counts 1000.0 (and YAML's 1e3) as an integer; the IR holds an int.
+        return int(value)
     return value
 
 

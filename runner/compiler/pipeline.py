@@ -10,10 +10,12 @@ from pathlib import Path
 
 from runner import ir
 from runner.compiler.build import build_workflow
-from runner.compiler.schema import schema_diagnostics
+from runner.compiler.repair import mend
+from runner.compiler.schema import schema_diagnostics, workflow_validator
 from runner.compiler.semantic import Checker, RoleCapabilities
 from runner.compiler.source import Document
 from runner.errors import CompileError, Diagnostic, UsageError
+from runner.userfiles import UnreadableFile, read_user_text
 
 WORKFLOW_SUFFIXES = {".yaml": "yaml", ".yml": "yaml", ".json": "json", ".star": "starlark"}
 
@@ -50,20 +52,28 @@ def load_source(path: str, *, library_ok: bool = False) -> Document | None:
                 )
             ]
         )
+    # Read for every language, Starlark too, so that a pipe, a device or a file that is not
+    # UTF-8 is refused here, in one way, before a loader waits on it.
+    try:
+        text = read_user_text(path)
+    except UnreadableFile as exc:
+        raise CompileError(
+            [
+                Diagnostic(
+                    file=path,
+                    line=exc.line,
+                    col=exc.col,
+                    rule="syntax",
+                    message=f"the file {exc.reason}",
+                )
+            ]
+        ) from exc
     if language == "starlark":
         from runner.compiler.starlark_loader import load_starlark
 
         return load_starlark(path, library_ok=library_ok)
     from runner.compiler.yaml_loader import load_json, load_yaml
 
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError as exc:
-        raise CompileError([Diagnostic(file=path, rule="syntax", message="no such file")]) from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CompileError(
-            [Diagnostic(file=path, rule="syntax", message=f"cannot read the file: {exc}")]
-        ) from exc
     return load_json(path, text) if language == "json" else load_yaml(path, text)
 
 
@@ -73,12 +83,24 @@ def compile_document(
     """Validate a document and build its IR; raises CompileError with every problem found."""
     problems = schema_diagnostics(document)
     if problems:
-        raise CompileError(problems)
+        raise CompileError(sorted([*problems, *_beyond_schema(document, capabilities)], key=_order))
     workflow = build_workflow(document.data, source=document.path)
     problems = Checker(document, workflow, capabilities).run()
     if problems:
         raise CompileError(sorted(problems, key=_order))
     return workflow
+
+
+def _beyond_schema(document: Document, capabilities: RoleCapabilities | None) -> list[Diagnostic]:
+    """The semantic problems of a schema-invalid document, found on it mended (see
+    ``repair``), leaving out whatever depends on the parts that had to be mended."""
+    mended = mend(document.data, workflow_validator())
+    if mended is None:
+        return []
+    workflow = build_workflow(mended.data, source=document.path)
+    return Checker(
+        document, workflow, capabilities, changed=mended.changed, stand_ins=mended.stand_ins
+    ).run()
 
 
 def compile_file(path: str, *, capabilities: RoleCapabilities | None = None) -> ir.Workflow:

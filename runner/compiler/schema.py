@@ -6,7 +6,9 @@ from __future__ import annotations
 import difflib
 import functools
 import json
-from collections.abc import Iterable, Mapping
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +47,11 @@ def _validator(name: str = WORKFLOW_SCHEMA) -> Draft202012Validator:
     return Draft202012Validator(load_schema(name))
 
 
+def workflow_validator() -> Draft202012Validator:
+    """The validator of the workflow schema."""
+    return _validator(WORKFLOW_SCHEMA)
+
+
 def schema_diagnostics(document: Document, schema: str = WORKFLOW_SCHEMA) -> list[Diagnostic]:
     """Every violation of ``schema`` in ``document``, in source order."""
     found: dict[tuple[str, str], Diagnostic] = {}
@@ -67,20 +74,81 @@ def _pointer(error: ValidationError) -> str:
     return pointer
 
 
-def _owner(data: Any, path: Iterable[Any]) -> str:
-    """`` in leaf 'review_one'``: the innermost node on the path, for context."""
-    owner = " at the top level"
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _dotted(tokens: Sequence[Any]) -> str:
+    """A path as a reader writes it: ``retry.attempts``, ``errors[0]``, ``nodes["ök"]``."""
+    out = ""
+    for token in tokens:
+        if isinstance(token, int):
+            out += f"[{token}]"
+        elif _NAME.match(str(token)):
+            out += f".{token}" if out else str(token)
+        else:
+            out += f"[{_show(str(token))}]"
+    return out
+
+
+def _show(value: Any, limit: int = 60) -> str:
+    """A value as JSON, non-ASCII characters as they are, long values shortened."""
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+@dataclass(frozen=True, slots=True)
+class _Context:
+    """Where an error is, in a reader's terms: the innermost node and the path below it."""
+
+    below: tuple[Any, ...]
+    """Path tokens from the innermost node (or the document) to the value."""
+    node: str | None
+    """``leaf 'review_one'``, for the innermost node on the path."""
+
+    def subject(self) -> str:
+        """The value the error is about: ``retry.attempts``, ``nodes["a"].errors[0]``."""
+        return _dotted(self.below) or ("the node" if self.node else "the document")
+
+    def suffix(self) -> str:
+        """`` in leaf 'a'``, or `` at the top level`` for a field of the document itself."""
+        if self.node:
+            return f" in {self.node}"
+        return " at the top level" if len(self.below) == 1 else ""
+
+    def inside(self) -> str:
+        """Where the fields of this object are: `` in retry of leaf 'a'``, `` in nodes["a"]``."""
+        if self.below and self.node:
+            return f" in {_dotted(self.below)} of {self.node}"
+        if self.node:
+            return f" in {self.node}"
+        return f" in {_dotted(self.below)}" if self.below else " at the top level"
+
+
+def _at(data: Any, path: Iterable[Any]) -> Any:
     current = data
     for token in path:
-        if isinstance(current, Mapping) and isinstance(current.get("kind"), str):
-            owner = f" in {current['kind']} {current.get('id', '(no id)')!r}"
         try:
             current = current[token]
         except (KeyError, IndexError, TypeError):
+            return None
+    return current
+
+
+def _context(data: Any, path: Sequence[Any]) -> _Context:
+    node: str | None = None
+    start = 0
+    current = data
+    for i in range(len(path) + 1):
+        if isinstance(current, Mapping) and isinstance(current.get("kind"), str):
+            node = f"{current['kind']} {current.get('id', '(no id)')!r}"
+            start = i
+        if i == len(path):
             break
-    if isinstance(current, Mapping) and isinstance(current.get("kind"), str):
-        owner = f" in {current['kind']} {current.get('id', '(no id)')!r}"
-    return owner
+        try:
+            current = current[path[i]]
+        except (KeyError, IndexError, TypeError):
+            break
+    return _Context(below=tuple(path[start:]), node=node)
 
 
 _TYPE_NAMES = {
@@ -116,10 +184,13 @@ def _suggest(word: str, choices: Iterable[str]) -> str:
 def _explain(error: ValidationError, data: Any) -> list[tuple[str, str, str | None]]:
     """(pointer, message, hint) triples for one validator error."""
     pointer = _pointer(error)
-    owner = _owner(data, error.absolute_path)
+    where = _context(data, list(error.absolute_path))
+    owner = where.suffix()
+    inside = where.inside()
     schema = error.schema if isinstance(error.schema, Mapping) else {}
     value = error.instance
     field = str(error.absolute_path[-1]) if error.absolute_path else "document"
+    subject = where.subject()
     kind = error.validator
     expected: Any = error.validator_value
     if kind == "additionalProperties" and isinstance(value, Mapping):
@@ -128,7 +199,7 @@ def _explain(error: ValidationError, data: Any) -> list[tuple[str, str, str | No
         return [
             (
                 pointer_join(pointer, key),
-                f"unknown field {key!r}{owner}",
+                f"unknown field {key!r}{inside}",
                 (_suggest(key, known) + f" Allowed here: {', '.join(known)}.").strip()
                 if known
                 else "Remove it.",
@@ -141,27 +212,27 @@ def _explain(error: ValidationError, data: Any) -> list[tuple[str, str, str | No
         return [
             (
                 pointer,
-                f"missing required field {key!r}{owner}",
+                f"missing required field {key!r}{inside}",
                 _add_hint(key, described.get(key, {}).get("description")),
             )
             for key in missing
         ]
     if kind == "dependentRequired" and isinstance(value, Mapping):
         return [
-            (pointer, f"{name!r} needs {need!r} too{owner}", f"Add {need!r} or remove {name!r}.")
+            (pointer, f"{name!r} needs {need!r} too{inside}", f"Add {need!r} or remove {name!r}.")
             for name, needs in expected.items()
             if name in value
             for need in needs
             if need not in value
         ]
     if kind == "oneOf" and isinstance(value, Mapping):
-        return [_explain_one_of(error, pointer, owner, value)]
+        return [_explain_one_of(error, pointer, inside, value)]
     if kind == "type":
         want = expected
         wants = [want] if isinstance(want, str) else list(want)
         names = " or ".join(_TYPE_NAMES.get(w, w) for w in wants)
         got = _TYPE_NAMES.get(_json_type(value), "null")
-        return [(pointer, f"{field} must be {names}, not {got}{owner}", f"Write it as {names}.")]
+        return [(pointer, f"{subject} must be {names}, not {got}{owner}", f"Write it as {names}.")]
     if kind in ("enum", "const"):
         allowed = expected if kind == "enum" else [expected]
         if field == "kind" and isinstance(value, str):
@@ -173,22 +244,45 @@ def _explain(error: ValidationError, data: Any) -> list[tuple[str, str, str | No
                     (_suggest(value, kinds) + f" Kinds: {', '.join(kinds)}.").strip(),
                 )
             ]
-        shown = ", ".join(json.dumps(a) for a in allowed)
+        shown = ", ".join(_show(a) for a in allowed)
         hint = _suggest(value, [str(a) for a in allowed]) if isinstance(value, str) else ""
         if field == "memo" and isinstance(value, bool):
             hint = " Quote it: memo: 'on'."
         return [
             (
                 pointer,
-                f"{field} must be one of {shown}, not {json.dumps(value)}{owner}",
+                f"{subject} must be one of {shown}, not {_show(value)}{owner}",
                 hint.strip() or f"Use one of {shown}.",
+            )
+        ]
+    if kind == "pattern" and isinstance(_at(data, error.absolute_path), Mapping):
+        # propertyNames checks each key against the pattern at the mapping's own path.
+        return [
+            (
+                pointer_join(pointer, str(value)),
+                f"the name {_show(value)} is not allowed{inside}",
+                schema.get("description", f"A name matches {expected}."),
             )
         ]
     if kind == "pattern":
         what = schema.get("description", f"the pattern {expected}")
-        return [(pointer, f"{json.dumps(value)} is not valid for {field}{owner}", what)]
+        return [(pointer, f"{_show(value)} is not valid for {subject}{owner}", what)]
     if kind == "propertyNames":
-        return [(pointer, f"{error.message}{owner}", "Names are letters, digits and underscores.")]
+        names_schema = Draft202012Validator(expected)
+        bad = (
+            [key for key in value if not names_schema.is_valid(key)]
+            if isinstance(value, Mapping)
+            else []
+        )
+        what = expected.get("description") if isinstance(expected, Mapping) else None
+        return [
+            (
+                pointer_join(pointer, key),
+                f"the name {_show(key)} is not allowed{inside}",
+                what or "Names are letters, digits and underscores.",
+            )
+            for key in bad
+        ] or [(pointer, f"{error.message}{owner}", "Names are letters, digits and underscores.")]
     bounds = {
         "minimum": "at least",
         "maximum": "at most",
@@ -199,18 +293,22 @@ def _explain(error: ValidationError, data: Any) -> list[tuple[str, str, str | No
         return [
             (
                 pointer,
-                f"{field} must be {bounds[kind]} {expected}, not {value}{owner}",
+                f"{subject} must be {bounds[kind]} {expected}, not {_show(value)}{owner}",
                 f"Use a value {bounds[kind]} {expected}.",
             )
         ]
     if kind == "minItems":
         return [
-            (pointer, f"{field} needs at least {expected} item(s){owner}", "Add the missing items.")
+            (
+                pointer,
+                f"{subject} needs at least {expected} item(s){owner}",
+                "Add the missing items.",
+            )
         ]
     if kind == "minLength":
-        return [(pointer, f"{field} must not be empty{owner}", "Give it a value.")]
+        return [(pointer, f"{subject} must not be empty{owner}", "Give it a value.")]
     if kind == "uniqueItems":
-        return [(pointer, f"{field} lists the same item twice{owner}", "Remove the duplicate.")]
+        return [(pointer, f"{subject} lists the same item twice{owner}", "Remove the duplicate.")]
     return [(pointer, f"{error.message}{owner}", "See docs/workflow-language.md for this field.")]
 
 
@@ -219,7 +317,7 @@ def _add_hint(key: str, description: str | None) -> str:
 
 
 def _explain_one_of(
-    error: ValidationError, pointer: str, owner: str, value: Mapping[str, Any]
+    error: ValidationError, pointer: str, inside: str, value: Mapping[str, Any]
 ) -> tuple[str, str, str | None]:
     alternatives: Any = error.validator_value
     options = [tuple(option.get("required", ())) for option in alternatives]
@@ -227,5 +325,5 @@ def _explain_one_of(
     names = " or ".join(" + ".join(option) for option in options)
     if present:
         given = ", ".join(" + ".join(option) for option in present)
-        return (pointer, f"give only one of {names}{owner}, not {given}", "Remove the others.")
-    return (pointer, f"needs {names}{owner}", f"Add {names}.")
+        return (pointer, f"give only one of {names}{inside}, not {given}", "Remove the others.")
+    return (pointer, f"needs {names}{inside}", f"Add {names}.")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +20,12 @@ from jsonschema.exceptions import SchemaError
 from runner import ir
 from runner.canonical import thaw
 from runner.compiler import references, scopes, shape
+from runner.compiler.expression_fields import TextField, scope_names, text_fields
 from runner.compiler.source import Document, pointer_join
 from runner.errors import Diagnostic
 from runner.expressions import ROOT_NAMES, ExpressionError, analyze_expression, analyze_template
 from runner.tree import Visit, walk
+from runner.userfiles import not_readable
 
 RoleCapabilities = Callable[[str], tuple[str, frozenset[str]]]
 """Role -> (where it is served, e.g. ``provider local, model small``, its capabilities)."""
@@ -42,108 +43,6 @@ _PYTHON_TYPES: dict[str, tuple[type, ...]] = {
 }
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class _Source:
-    """One template or expression field of a node."""
-
-    field: str
-    text: str
-    expression: bool
-    after_children: bool = False
-    names: frozenset[str] = frozenset()
-
-
-def _sources(node: ir.Node) -> Iterator[_Source]:
-    """The template and expression fields of ``node``, with the extra names each sees."""
-    match node.kind:
-        case "leaf":
-            if node.prompt is not None:
-                yield _Source(field="prompt", text=node.prompt, expression=False)
-            for i, message in enumerate(node.messages or ()):
-                yield _Source(field=f"messages/{i}/content", text=message.content, expression=False)
-        case "command":
-            for i, item in enumerate(node.run):
-                yield _Source(field=f"run/{i}", text=item, expression=False)
-            if node.cwd is not None:
-                yield _Source(field="cwd", text=node.cwd, expression=False)
-            for key, value in (node.env or {}).items():
-                yield _Source(field=f"env/{key}", text=value, expression=False)
-        case "expand":
-            yield _Source(field="over", text=node.over, expression=True)
-        case "cond":
-            yield _Source(field="if", text=node.if_, expression=True)
-        case "loop_until":
-            yield _Source(
-                field="until",
-                text=node.until,
-                expression=True,
-                after_children=True,
-                names=frozenset({"iteration"}),
-            )
-        case "reduce":
-            if node.expr is not None:
-                yield _Source(field="expr", text=node.expr, expression=True)
-            if node.prompt is not None:
-                yield _Source(field="prompt", text=node.prompt, expression=False)
-        case "tournament":
-            scored = frozenset({"candidate"})
-            if node.judge is not None:
-                yield _Source(
-                    field="judge/prompt",
-                    text=node.judge.prompt,
-                    expression=False,
-                    after_children=True,
-                    names=scored,
-                )
-            if node.score is not None:
-                yield _Source(
-                    field="score",
-                    text=node.score,
-                    expression=True,
-                    after_children=True,
-                    names=scored,
-                )
-        case "pareto":
-            scored = frozenset({"candidate"})
-            for i, objective in enumerate(node.objectives):
-                yield _Source(
-                    field=f"objectives/{i}/expr",
-                    text=objective.expr,
-                    expression=True,
-                    after_children=True,
-                    names=scored,
-                )
-            if node.diversity_key is not None:
-                yield _Source(
-                    field="diversity_key",
-                    text=node.diversity_key,
-                    expression=True,
-                    after_children=True,
-                    names=scored,
-                )
-        case "teacher_review":
-            if node.prompt is not None:
-                yield _Source(field="prompt", text=node.prompt, expression=False)
-        case _:
-            return
-
-
-def _scope_names(visit: Visit) -> frozenset[str]:
-    """Variables bound by the enclosing expands, loops and sampled candidates."""
-    names: set[str] = set()
-    child = visit
-    for ancestor in visit.ancestors():
-        node = ancestor.node
-        if node.kind == "expand":
-            names.add(node.as_)
-        elif node.kind == "loop_until":
-            names.add("iteration")
-        elif node.kind in ("tournament", "pareto") and child.field == "body":
-            names.add("sample")
-        child = ancestor
-    return frozenset(names)
-
-
 class Checker:
     """Collects every semantic problem of one workflow."""
 
@@ -152,8 +51,19 @@ class Checker:
         document: Document,
         workflow: ir.Workflow,
         capabilities: RoleCapabilities | None = None,
+        *,
+        changed: frozenset[str] = frozenset(),
+        stand_ins: frozenset[str] = frozenset(),
     ) -> None:
+        """``changed`` and ``stand_ins``: where a schema-invalid document was mended before
+        being built (``repair.mend``); nothing is reported there, and checks that depend on
+        those places are left out."""
         self.document = document
+        self.changed = changed
+        self.stand_ins = stand_ins
+        # A stand-in node has lost its children, and a mended id is not the one written, so a
+        # read of an id that is not found may be a read of one of those.
+        self.ids_complete = not stand_ins and not any(p.endswith("/id") for p in changed)
         self.workflow = workflow
         self.capabilities = capabilities
         self.found: list[Diagnostic] = []
@@ -162,8 +72,17 @@ class Checker:
         self.roles = dict(workflow.roles or ())
         self.inputs = dict(workflow.inputs or ())
 
+    def touched(self, pointer: str) -> bool:
+        """Whether mending changed ``pointer``, something in it, or something holding it."""
+        return any(
+            pointer == c or pointer.startswith(c + "/") or c.startswith(pointer + "/")
+            for c in self.changed
+        )
+
     def report(self, pointer: str, message: str, *, rule: str, hint: str | None = None) -> None:
-        """Record one problem at ``pointer``."""
+        """Record one problem at ``pointer``, unless it is in a place that was mended."""
+        if any(pointer == c or pointer.startswith(c + "/") for c in self.changed):
+            return
         self.found.append(self.document.diagnostic(pointer, message, rule=rule, hint=hint))
 
     def run(self) -> list[Diagnostic]:
@@ -173,7 +92,11 @@ class Checker:
         self.check_ci()
         self.check_roles()
         self.check_references()
-        self.check_shape()
+        if not self.changed:  # the launch shape counts what mending may have changed
+            self.check_shape()
+        limits = ("permissions", "budget", "writes", "isolation")
+        if any(part in limits for c in self.changed for part in c.split("/")):
+            return self.found
         for finding in [
             *scopes.write_conflicts(self.visits),
             *scopes.limit_excesses(self.visits, self.workflow),
@@ -187,10 +110,10 @@ class Checker:
         for visit in self.visits:
             first = self.by_id.setdefault(visit.node.id, visit)
             if first is not visit:
+                what = "node" if first.pointer in self.stand_ins else first.node.kind
                 self.report(
                     pointer_join(visit.pointer, "id"),
-                    f"the id {visit.node.id!r} is already used by the {first.node.kind} at "
-                    f"{first.pointer}",
+                    f"the id {visit.node.id!r} is already used by the {what} at {first.pointer}",
                     rule="ids",
                     hint="Give every node its own id.",
                 )
@@ -198,6 +121,8 @@ class Checker:
     def check_inputs(self) -> None:
         """Input defaults have the declared type."""
         for name, spec in self.inputs.items():
+            if self.touched(pointer_join("/inputs", name)):
+                continue
             if spec.has_default and not _has_type(thaw(spec.default), spec.type):
                 self.report(
                     f"/inputs/{name}/default",
@@ -215,6 +140,8 @@ class Checker:
         for name, value in (settings.inputs or {}).items():
             pointer = f"/ci/inputs/{name}"
             spec = self.inputs.get(name)
+            if "/inputs" in self.changed or self.touched(pointer_join("/inputs", name)):
+                continue
             if spec is None:
                 close = difflib.get_close_matches(name, list(self.inputs), n=1)
                 guess = f" Did you mean {close[0]!r}?" if close else ""
@@ -244,9 +171,11 @@ class Checker:
         """``ci.mock_script`` names an existing file, relative to the workflow's folder."""
         folder = Path(self.document.path).parent
         target = folder / given
-        if target.is_file():
+        problem = not_readable(str(target))
+        if problem is None:
             return
-        problem = "is a folder, not a mock script file" if target.is_dir() else "does not exist"
+        if target.is_dir():
+            problem = "is a folder, not a mock script file"
         # The folder and its subfolders one level down (mocks/), not a whole tree: a workflow
         # at the repository's root would otherwise have every file of it listed.
         scripts = sorted(
@@ -271,7 +200,7 @@ class Checker:
         """Roles used are declared, and the configuration can serve what they need."""
         for visit in self.visits:
             for field, role in _roles_used(visit.node):
-                if role not in self.roles:
+                if role not in self.roles and "/roles" not in self.changed:
                     close = difflib.get_close_matches(role, list(self.roles), n=1)
                     guess = f" Did you mean {close[0]!r}?" if close else ""
                     self.report(
@@ -316,15 +245,26 @@ class Checker:
         available = references.availability(self.workflow.steps)
         for visit in self.visits:
             node = visit.node
-            scope = _scope_names(visit)
-            for source in _sources(node):
+            scope = scope_names(visit)
+            # An expand whose `as` was mended binds a name other than the one its body reads.
+            open_scope = any(
+                pointer_join(a.pointer, "as") in self.changed
+                for a in visit.ancestors()
+                if a.node.kind == "expand"
+            )
+            for source in text_fields(node):
                 ready = (
                     available.after_children[node.id]
                     if source.after_children
                     else available.before[node.id]
                 )
                 self.check_source(
-                    visit, pointer_join(visit.pointer, "") + source.field, source, scope, ready
+                    visit,
+                    pointer_join(visit.pointer, "") + source.field,
+                    source,
+                    scope,
+                    ready,
+                    open_scope=open_scope,
                 )
             if node.kind == "expand" and node.as_ in _RESERVED_NAMES:
                 self.report(
@@ -337,6 +277,8 @@ class Checker:
             if node.kind in ("reduce", "teacher_review"):
                 ready = available.before[node.id]
                 for i, target in enumerate(node.inputs):
+                    if target not in self.by_id and not self.ids_complete:
+                        continue
                     if target not in ready:
                         self.report(
                             pointer_join(pointer_join(visit.pointer, "inputs"), i),
@@ -346,18 +288,21 @@ class Checker:
                             hint="Read only nodes that finish before this one starts.",
                         )
         for i, test in enumerate(self.workflow.tests or ()):
-            source = _Source(field="expect", text=test.expect, expression=True)
+            source = TextField(field="expect", text=test.expect, expression=True)
             self.check_source(None, f"/tests/{i}/expect", source, frozenset(), available.after_run)
 
     def check_source(
         self,
         visit: Visit | None,
         pointer: str,
-        source: _Source,
+        source: TextField,
         scope: frozenset[str],
         ready: frozenset[str],
+        *,
+        open_scope: bool = False,
     ) -> None:
-        """Check one template or expression."""
+        """Check one template or expression; ``open_scope``: the names bound around it are not
+        known, so reading an unknown name is not a problem."""
         what = "expression" if source.expression else "template"
         try:
             reads = (analyze_expression if source.expression else analyze_template)(source.text)
@@ -371,7 +316,7 @@ class Checker:
             )
             return
         allowed = ROOT_NAMES | scope | source.names
-        for name in sorted(reads.names - allowed):
+        for name in sorted(reads.names - allowed) if not open_scope else ():
             close = difflib.get_close_matches(name, sorted(allowed), n=1)
             guess = f" Did you mean {close[0]!r}?" if close else ""
             self.report(
@@ -380,14 +325,18 @@ class Checker:
                 rule="expressions",
                 hint=f"Names in scope: {', '.join(sorted(allowed))}.{guess}",
             )
-        for name in sorted(reads.inputs - set(self.inputs)):
+        for name in (
+            sorted(reads.inputs - set(self.inputs)) if "/inputs" not in self.changed else ()
+        ):
             self.report(
                 pointer,
                 f"the {what} reads inputs.{name}, which is not declared",
                 rule="expressions",
                 hint="Declare it under inputs.",
             )
-        for name in sorted(reads.env - set(self.workflow.env or ())):
+        for name in (
+            sorted(reads.env - set(self.workflow.env or ())) if "/env" not in self.changed else ()
+        ):
             self.report(
                 pointer,
                 f"the {what} reads env.{name}, which the workflow does not declare",
@@ -403,6 +352,8 @@ class Checker:
                 hint="Name the node: outputs.X or outputs['X'].",
             )
         for target in sorted(reads.outputs - ready):
+            if target not in self.by_id and not self.ids_complete:
+                continue
             reason = (
                 references.explain(visit, target, self.by_id, self.by_id)
                 if visit is not None

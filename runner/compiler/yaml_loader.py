@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from typing import Any
@@ -11,13 +10,22 @@ import yaml
 
 from runner.compiler.source import Document, Location, pointer_join, table_locator
 from runner.errors import CompileError, Diagnostic
+from runner.jsontext import (
+    MAX_DEPTH,
+    TOO_DEEP,
+    JSONProblem,
+    has_lone_surrogate,
+    lone_surrogate,
+    parse_json,
+)
 
 _BaseLoader: type[Any] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class _Loader(_BaseLoader):  # type: ignore[misc]
-    """Safe loading with YAML 1.2 booleans: only true and false, so ``memo: on`` stays a string,
-    and no timestamps, so dates stay strings as JSON has no date type."""
+    """Safe loading with YAML 1.2 booleans: only true and false, so ``memo: on`` stays a string;
+    YAML 1.2 floats, so ``1e3`` is a number; and no timestamps, so dates stay strings as JSON
+    has no date type."""
 
 
 _Loader.yaml_implicit_resolvers = {
@@ -31,10 +39,25 @@ _Loader.yaml_implicit_resolvers = {
 _Loader.add_implicit_resolver(
     "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
 )
+# YAML 1.1 reads a float only with a dot and a signed exponent, so `timeout_s: 1e3` would be
+# the string "1e3"; YAML 1.2 (and JSON) read it as a number, as a reader of the file does.
+_EXPONENT = re.compile(r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)[eE][-+]?[0-9]+$")
+_Loader.add_implicit_resolver("tag:yaml.org,2002:float", _EXPONENT, list("-+.0123456789"))
+
+
+class Dumper(yaml.SafeDumper):
+    """Writes YAML that this loader reads back as written: a string such as ``"1e3"``, which
+    PyYAML's own dumper leaves unquoted, is quoted."""
+
+
+Dumper.add_implicit_resolver("tag:yaml.org,2002:float", _EXPONENT, list("-+.0123456789"))
 
 
 MAX_VALUES = 100_000
 """Most values a document may expand to: YAML aliases can multiply a small file without end."""
+
+
+_TOO_DEEP = f"the document {TOO_DEEP}"
 
 
 class _TooLarge(Exception):
@@ -50,27 +73,23 @@ def load_json(path: str, text: str) -> Document:
     left out, never the values.
     """
 
-    def reject(constant: str) -> Any:
-        raise ValueError(f"{constant} is not a JSON number")
+    if not text.strip():
+        raise CompileError([_empty(path)])
 
     try:
-        data = json.loads(text, parse_constant=reject)
-    except json.JSONDecodeError as exc:
+        data = parse_json(text)
+    except JSONProblem as exc:
         raise CompileError(
             [
                 Diagnostic(
                     file=path,
-                    line=exc.lineno,
-                    col=exc.colno,
+                    line=exc.line,
+                    col=exc.col,
                     rule="syntax",
-                    message=f"invalid JSON: {exc.msg}",
-                    hint="Check the commas, quotes and brackets around this place.",
+                    message=exc.message.replace("the value nests", "the document nests"),
+                    hint=exc.hint,
                 )
             ]
-        ) from exc
-    except ValueError as exc:
-        raise CompileError(
-            [Diagnostic(file=path, rule="syntax", message=str(exc), hint="Use a finite number.")]
         ) from exc
     try:
         located = load_yaml(path, text, language="json")
@@ -84,41 +103,37 @@ def load_json(path: str, text: str) -> Document:
 
 def load_yaml(path: str, text: str, *, language: str = "yaml") -> Document:
     """Parse one YAML workflow; every problem is reported in one CompileError."""
+    if not text.strip():  # YAML itself refuses some whitespace, such as a tab, as a token
+        raise CompileError([_empty(path)])
     loader = _Loader(text)
     try:
         root = loader.get_single_node()
     except yaml.MarkedYAMLError as exc:
         raise CompileError([_syntax_diagnostic(path, exc)]) from exc
+    except yaml.reader.ReaderError as exc:
+        raise CompileError([_reader_diagnostic(path, text, exc)]) from exc
     except yaml.YAMLError as exc:
         raise CompileError([Diagnostic(file=path, rule="syntax", message=str(exc))]) from exc
     finally:
         loader.dispose()
-    if root is None:
-        raise CompileError(
-            [
-                Diagnostic(
-                    file=path,
-                    rule="syntax",
-                    line=1,
-                    col=1,
-                    message="the file is empty",
-                    hint="A workflow needs at least version, name and steps.",
-                )
-            ]
-        )
+    if root is None or _blank(root):
+        raise CompileError([_empty(path)])
     walker = _Walker(path, loader)
     try:
-        data = walker.value(root, "")
+        data = walker.value(root, "", 0)
     except _TooLarge as exc:
+        hint = (
+            "YAML aliases (*name) repeat what they point at; use fewer of them."
+            if walker.aliased
+            else "Split the file, or let an expand or a Starlark loop make the repeated parts."
+        )
+        message = (
+            f"the document expands to more than {MAX_VALUES} values"
+            if walker.aliased
+            else f"the document has more than {MAX_VALUES} values"
+        )
         raise CompileError(
-            [
-                Diagnostic(
-                    file=path,
-                    rule="syntax",
-                    message=f"the document expands to more than {MAX_VALUES} values",
-                    hint="YAML aliases (*name) repeat what they point at; use fewer of them.",
-                )
-            ]
+            [Diagnostic(file=path, rule="syntax", message=message, hint=hint)]
         ) from exc
     if walker.problems:
         raise CompileError(walker.problems)
@@ -127,13 +142,53 @@ def load_yaml(path: str, text: str, *, language: str = "yaml") -> Document:
     )
 
 
+def _empty(path: str) -> Diagnostic:
+    return Diagnostic(
+        file=path,
+        rule="syntax",
+        line=1,
+        col=1,
+        message="the file is empty",
+        hint="A workflow needs at least version, name and steps.",
+    )
+
+
+def _blank(root: Any) -> bool:
+    """Whether a document is only a marker (``---``) with nothing in it."""
+    return (
+        isinstance(root, yaml.ScalarNode)
+        and root.tag == "tag:yaml.org,2002:null"
+        and root.value == ""
+    )
+
+
 def _position(mark: Any) -> tuple[int, int]:
     return (mark.line + 1, mark.column + 1)
+
+
+def _reader_diagnostic(path: str, text: str, exc: yaml.reader.ReaderError) -> Diagnostic:
+    """A character YAML does not allow anywhere, such as a control character."""
+    where = min(max(exc.position, 0), len(text))
+    line = text.count("\n", 0, where) + 1
+    col = where - (text.rfind("\n", 0, where) + 1) + 1
+    code = exc.character if isinstance(exc.character, int) else ord(str(exc.character)[:1] or " ")
+    return Diagnostic(
+        file=path,
+        line=line,
+        col=col,
+        rule="syntax",
+        message=f"the character U+{code:04X} cannot be in a YAML file: {exc.reason}",
+        hint="Remove it, or write it as an escape (\\x07) inside a double-quoted string.",
+    )
 
 
 def _syntax_diagnostic(path: str, exc: yaml.MarkedYAMLError) -> Diagnostic:
     mark = exc.problem_mark or exc.context_mark
     line, col = _position(mark) if mark is not None else (None, None)
+    if "nesting depth" in (exc.problem or ""):
+        return Diagnostic(
+            file=path, line=line, col=col, rule="syntax", message=_TOO_DEEP, hint="Flatten it."
+        )
     parts = [part for part in (exc.context, exc.problem) if part]
     return Diagnostic(
         file=path,
@@ -154,6 +209,9 @@ class _Walker:
         self.positions: dict[str, Location] = {}
         self.problems: list[Diagnostic] = []
         self.count = 0
+        self.seen: set[int] = set()
+        self.aliased = False
+        """Whether a node was met twice: an alias (``*name``) repeats its anchor's node."""
 
     def problem(self, node: Any, pointer: str, message: str, hint: str) -> None:
         line, col = _position(node.start_mark)
@@ -169,15 +227,24 @@ class _Walker:
             )
         )
 
-    def value(self, node: Any, pointer: str) -> Any:
+    def value(self, node: Any, pointer: str, depth: int) -> Any:
         self.count += 1
+        if id(node) in self.seen:
+            self.aliased = True
+        self.seen.add(id(node))
         if self.count > MAX_VALUES:
             raise _TooLarge()
         self.positions[pointer] = (self.path, *_position(node.start_mark))
+        if depth >= MAX_DEPTH and isinstance(node, yaml.MappingNode | yaml.SequenceNode):
+            self.problem(node, pointer, _TOO_DEEP, "Flatten the document.")
+            return None
         if isinstance(node, yaml.MappingNode):
-            return self.mapping(node, pointer)
+            return self.mapping(node, pointer, depth)
         if isinstance(node, yaml.SequenceNode):
-            return [self.value(item, pointer_join(pointer, i)) for i, item in enumerate(node.value)]
+            return [
+                self.value(item, pointer_join(pointer, i), depth + 1)
+                for i, item in enumerate(node.value)
+            ]
         scalar = self.construct(node, pointer)
         if isinstance(scalar, float) and not math.isfinite(scalar):
             self.problem(
@@ -197,7 +264,11 @@ class _Walker:
         if not isinstance(node, yaml.ScalarNode):
             return None
         try:
-            return self.loader.construct_object(node, deep=True)
+            value = self.loader.construct_object(node, deep=True)
+            if isinstance(value, str) and has_lone_surrogate(value):
+                self.problem(node, pointer, *lone_surrogate(value))
+                return None
+            return value
         except (yaml.YAMLError, ValueError, TypeError, KeyError) as exc:
             problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
             self.problem(
@@ -208,7 +279,7 @@ class _Walker:
             )
             return None
 
-    def mapping(self, node: Any, pointer: str) -> dict[str, Any]:
+    def mapping(self, node: Any, pointer: str, depth: int) -> dict[str, Any]:
         try:
             self.loader.flatten_mapping(node)
         except yaml.YAMLError as exc:
@@ -238,5 +309,5 @@ class _Walker:
                     "Keep one of them; YAML would silently drop the first.",
                 )
                 continue
-            out[key] = self.value(value_node, child)
+            out[key] = self.value(value_node, child, depth + 1)
         return out

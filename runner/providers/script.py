@@ -14,7 +14,6 @@ import dataclasses
 import fnmatch
 import hashlib
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal
 
 from runner.canonical import canonical_json
@@ -22,6 +21,7 @@ from runner.compiler.schema import schema_diagnostics
 from runner.compiler.source import Document, pointer_join
 from runner.compiler.yaml_loader import load_yaml
 from runner.errors import CompileError, ConfigError, Diagnostic
+from runner.userfiles import UnreadableFile, read_user_text
 
 SCRIPT_SCHEMA = "mock-script.schema.json"
 """The schema every mock script is checked against."""
@@ -71,11 +71,10 @@ class MockScript:
 def load_script(path: str) -> MockScript:
     """Read and check a mock script; a bad one raises ConfigError with file:line:col."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read the mock script {path}: {exc.strerror}") from exc
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"cannot read the mock script {path}: it is not UTF-8 text") from exc
+        text = read_user_text(path)
+    except UnreadableFile as exc:
+        where = f" (line {exc.line}, column {exc.col})" if exc.line is not None else ""
+        raise ConfigError(f"cannot read the mock script {path}: it {exc.reason}{where}") from exc
     try:
         document = load_yaml(path, text)
     except CompileError as exc:

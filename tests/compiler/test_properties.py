@@ -39,6 +39,7 @@ from runner import ir
 from runner.canonical import content_hash
 from runner.compiler.build import to_document
 from runner.compiler.pipeline import Checked, check_file
+from runner.compiler.yaml_loader import Dumper
 from runner.errors import Diagnostic
 
 PROPERTIES = settings(
@@ -590,8 +591,9 @@ def _yaml_text(draw: Draw, doc: Any) -> str:
     # PyYAML's emitter writes U+0085, U+2028 and U+2029 raw into quoted scalars when
     # allow_unicode is set, and its own reader folds them into spaces: not a round trip.
     breaks = any(ch in json.dumps(doc, ensure_ascii=False) for ch in "\x85\u2028\u2029")
-    return yaml.safe_dump(
-        doc,
+    return yaml.dump(  # quotes strings such as "1e3", which YAML 1.2 reads as numbers
+        Dumper=Dumper,
+        data=doc,
         allow_unicode=not breaks and draw(st.booleans()),
         sort_keys=draw(st.booleans()),
         default_flow_style=draw(st.sampled_from([False, None, True])),
@@ -602,7 +604,9 @@ def _yaml_text(draw: Draw, doc: Any) -> str:
 def _unfolded_yaml(doc: Any) -> str:
     """``doc`` as YAML without folded lines, which PyYAML's emitter cannot always write back
     (it can break a double-quoted scalar inside an escape such as ``\\"``)."""
-    return yaml.safe_dump(doc, width=10**9)
+    return yaml.dump(  # quotes strings such as "1e3", which YAML 1.2 reads as numbers
+        Dumper=Dumper, data=doc, width=10**9
+    )
 
 
 def _assert_compiles_to(doc: dict[str, Any], path: str, checked: Checked) -> str:
@@ -973,6 +977,29 @@ def test_mutated_documents_never_raise(doc: Any) -> None:
 
 
 @PROPERTIES
+@given(data=st.data())
+def test_a_schema_error_in_a_node_brings_no_other_error(data: st.DataObject) -> None:
+    """The semantic checks run on a schema-invalid document too, and a field only the schema
+    minds (an unknown one, or a node's malformed one) makes no error of any other rule."""
+    doc = copy.deepcopy(data.draw(valid_documents()))
+    nodes = _nodes(doc)
+    for _ in range(data.draw(st.integers(1, 3))):
+        node = _get(doc, data.draw(st.sampled_from(nodes)))
+        if data.draw(st.booleans()):
+            node.setdefault(data.draw(st.sampled_from(["unknown_field", "Kind", "as_"])), 1)
+        else:
+            field = data.draw(st.sampled_from(sorted(set(node) - {"kind"})))
+            if field in ("steps", "children", "candidates", "body", "then", "else"):
+                continue  # its nodes would go: reads of them are not checked, rightly
+            old = node[field]
+            node[field] = next(v for v in OTHER_VALUES if type(v) is not type(old))
+    _, checked = _check(_unfolded_yaml(doc), ".yaml")
+    assume(checked.workflow is None)
+    rendered = "\n".join(d.render() for d in checked.diagnostics)
+    assert {d.rule for d in checked.diagnostics} == {"schema"}, rendered
+
+
+@PROPERTIES
 @given(doc=mutated_documents())
 def test_mutated_starlark_never_raises(doc: Any) -> None:
     assume(isinstance(doc, dict))
@@ -1006,7 +1033,15 @@ MINIMAL = {"version": 1, "name": "x", "roles": {"r": {}}, "steps": LEAF}
 
 
 def test_minimal_document_round_trips() -> None:
-    for text, suffix in ((yaml.safe_dump(MINIMAL), ".yaml"), (json.dumps(MINIMAL), ".json")):
+    for text, suffix in (
+        (
+            yaml.dump(  # quotes strings such as "1e3", which YAML 1.2 reads as numbers
+                Dumper=Dumper, data=MINIMAL
+            ),
+            ".yaml",
+        ),
+        (json.dumps(MINIMAL), ".json"),
+    ):
         path, checked = _check(text, suffix)
         _assert_compiles_to(MINIMAL, path, checked)
 
@@ -1033,13 +1068,23 @@ def test_yaml_tags_give_diagnostics(text: str) -> None:
 @pytest.mark.parametrize("kind", ["integer", "number"])
 def test_false_is_not_a_number_default(kind: str) -> None:
     doc = {**MINIMAL, "inputs": {"n": {"type": kind, "default": False}}}
-    _, checked = _check(yaml.safe_dump(doc), ".yaml")
+    _, checked = _check(
+        yaml.dump(  # quotes strings such as "1e3", which YAML 1.2 reads as numbers
+            Dumper=Dumper, data=doc
+        ),
+        ".yaml",
+    )
     assert [d.pointer for d in checked.diagnostics] == ["/inputs/n/default"]
 
 
 def test_node_as_list_gets_one_plain_diagnostic() -> None:
     doc = {**MINIMAL, "steps": [LEAF]}
-    _, checked = _check(yaml.safe_dump(doc), ".yaml")
+    _, checked = _check(
+        yaml.dump(  # quotes strings such as "1e3", which YAML 1.2 reads as numbers
+            Dumper=Dumper, data=doc
+        ),
+        ".yaml",
+    )
     assert [d.pointer for d in checked.diagnostics] == ["/steps"]
     assert "valid under each of" not in checked.diagnostics[0].message
 
