@@ -1,0 +1,178 @@
+"""Running the command line on hostile input, and what every answer must look like.
+
+Most cases call ``main`` in-process; a case that could hang or grow without end runs
+``python -m runner`` in a child process with a time limit and an address-space limit, so that a
+regression fails one case instead of stopping (or swapping) the whole suite.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import signal
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from runner.main import main
+
+TRACEBACK = "Traceback (most recent call last)"
+CHILD_MEMORY = 2 * 1024**3
+"""Bytes of address space a child may map: enough for Python and its imports, far below the
+machine's memory, so an input that builds gigabytes fails instead of swapping."""
+CHILD_TIMEOUT_S = 30.0
+"""How long a child may run: generous, since it proves only that a case does not hang."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Outcome:
+    """What one command answered."""
+
+    code: int | None
+    """Exit code; ``None`` when the child was stopped at its time limit."""
+    out: str
+    """Standard output."""
+    err: str
+    """Standard error."""
+
+    @property
+    def text(self) -> str:
+        """Both streams."""
+        return self.out + self.err
+
+    def first_line(self) -> str:
+        """The first line that says something, for failure messages."""
+        for line in self.text.splitlines():
+            if line.strip():
+                return line.strip()[:200]
+        return "(no output)"
+
+    def describe(self) -> str:
+        """The exit code and first line, as a failure message shows them."""
+        code = "timeout" if self.code is None else f"exit {self.code}"
+        return f"{code}: {self.first_line()}"
+
+
+INPROCESS_TIMEOUT_S = 20.0
+"""How long an in-process case may run before it is stopped and counted as a hang."""
+
+
+class _Overran(BaseException):
+    """Raised by the alarm; not an ``Exception``, so the error boundary does not swallow it."""
+
+
+def _alarm(_signum: int, _frame: object) -> None:
+    raise _Overran
+
+
+def run_inprocess(
+    argv: Sequence[str],
+    capsys: pytest.CaptureFixture[str],
+    *,
+    env: Mapping[str, str] | None = None,
+) -> Outcome:
+    """``main(argv)`` with its output captured, stopped after :data:`INPROCESS_TIMEOUT_S`."""
+    env = env or {}
+    saved = {name: os.environ.get(name) for name in env}
+    os.environ.update(env)
+    previous = signal.signal(signal.SIGALRM, _alarm)
+    code: int | None
+    try:
+        capsys.readouterr()
+        signal.setitimer(signal.ITIMER_REAL, INPROCESS_TIMEOUT_S)
+        try:
+            code = main(list(argv))
+        except _Overran:
+            code = None
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+        captured = capsys.readouterr()
+    finally:
+        signal.signal(signal.SIGALRM, previous)
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+    return Outcome(code=code, out=captured.out, err=captured.err)
+
+
+def _limit_memory() -> None:
+    resource.setrlimit(resource.RLIMIT_AS, (CHILD_MEMORY, CHILD_MEMORY))
+
+
+def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment of a child: ours, without anything that makes output a terminal's."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "GH_"))}
+    env.pop("COLUMNS", None)
+    env.update(extra or {})
+    return env
+
+
+def start_child(
+    argv: Sequence[str | bytes], *, cwd: Path, env: Mapping[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """Start ``python -m runner argv`` under the memory limit."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "runner", *argv],
+        cwd=cwd,
+        env=child_env(env),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        preexec_fn=_limit_memory,  # noqa: PLW1509 (the child imports nothing before exec)
+    )
+
+
+def finish_child(child: subprocess.Popen[bytes], timeout_s: float = CHILD_TIMEOUT_S) -> Outcome:
+    """Wait for a child; one that outlives ``timeout_s`` is killed and has no exit code."""
+    try:
+        out, err = child.communicate(timeout=timeout_s)
+        code: int | None = child.returncode
+    except subprocess.TimeoutExpired:
+        child.kill()
+        out, err = child.communicate()
+        code = None
+    return Outcome(
+        code=code,
+        out=out.decode("utf-8", "replace"),
+        err=err.decode("utf-8", "replace"),
+    )
+
+
+def run_child(
+    argv: Sequence[str | bytes],
+    *,
+    cwd: Path,
+    env: Mapping[str, str] | None = None,
+    timeout_s: float = CHILD_TIMEOUT_S,
+) -> Outcome:
+    """``python -m runner argv`` in a child process with a time and memory limit."""
+    return finish_child(start_child(argv, cwd=cwd, env=env), timeout_s)
+
+
+def assert_clean(outcome: Outcome, *, allowed: Sequence[int] | None = None) -> None:
+    """The promise for any input: an answer in time, no internal error, no traceback; and, when
+    the input is certainly bad, one of the ``allowed`` exit codes."""
+    problem = None
+    if outcome.code is None:
+        problem = "did not finish within its time limit"
+    elif TRACEBACK in outcome.text:
+        problem = "printed a traceback"
+    elif "internal error" in outcome.text or "This is a bug" in outcome.text:
+        problem = "answered as an internal error"
+    elif outcome.code < 0:
+        problem = f"was killed by signal {-outcome.code}"
+    elif allowed is not None and outcome.code not in allowed:
+        problem = f"exit code not in {sorted(allowed)}"
+    assert problem is None, f"{problem}: {outcome.describe()}"
+
+
+BAD = (2,)
+"""Exit codes for input that is certainly invalid."""
+BAD_OR_FAILED = (1, 2)
+"""Exit codes for input that is invalid, or that fails a node with its reason at run time."""
