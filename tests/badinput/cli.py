@@ -45,11 +45,13 @@ class Outcome:
         return self.out + self.err
 
     def first_line(self) -> str:
-        """The first line that says something, for failure messages."""
-        for line in self.text.splitlines():
-            if line.strip():
-                return line.strip()[:200]
-        return "(no output)"
+        """The line that says what went wrong (else the first that says anything)."""
+        lines = [line.strip() for line in self.text.splitlines() if line.strip()]
+        for marker in ("internal error", TRACEBACK, "rror"):
+            for line in lines:
+                if marker in line:
+                    return line[:240]
+        return lines[0][:240] if lines else "(no output)"
 
     def describe(self) -> str:
         """The exit code and first line, as a failure message shows them."""

@@ -43,8 +43,8 @@ def _kwarg_variants(name: str, text: str) -> list[Variant]:
     values = list(HOSTILE)
     variants = []
     for index, match in enumerate(_KWARG.finditer(text)):
-        for offset in range(2):
-            value = values[(index * 2 + offset) % len(values)]
+        for offset in range(1):
+            value = values[(index + offset) % len(values)]
             start, end = match.span(3)
             variants.append(
                 Variant(
@@ -143,7 +143,7 @@ def test_validate_starlark_variant(
 
 
 @pytest.mark.parametrize("case", sorted(HAND))
-@pytest.mark.parametrize("command", ["validate", "compile", "run"])
+@pytest.mark.parametrize("command", ["validate", "run"])
 def test_hand_written_starlark(
     command: str, case: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -19,14 +19,14 @@ EXAMPLES = ("pr_triage.yaml", "dependency_upgrade.yaml", "test_failure_triage.ya
 
 def _yaml_variants() -> list[Variant]:
     good = yaml.safe_load(GOOD_YAML)
-    variants = list(structural("good", good, to_yaml, count=40, required=REQUIRED))
+    variants = list(structural("good", good, to_yaml, count=25, required=REQUIRED))
     variants += damaged("good", GOOD_YAML.encode())
     # The examples are larger (slower to check), so fewer places of each are changed.
     for name in EXAMPLES:
         text = (WORKFLOWS / name).read_text(encoding="utf-8")
         stem = name.removesuffix(".yaml")
         if name == EXAMPLES[0]:
-            variants += structural(stem, yaml.safe_load(text), to_yaml, count=8, required=REQUIRED)
+            variants += structural(stem, yaml.safe_load(text), to_yaml, count=4, required=REQUIRED)
         hurt = list(damaged(stem, text.encode()))
         variants += hurt[5:8] + hurt[13:18]  # not UTF-8, and cut short at five places
     return variants
@@ -241,7 +241,7 @@ def test_validate_json(
 
 
 @pytest.mark.parametrize("case", sorted(YAML_HAND))
-@pytest.mark.parametrize("command", ["validate", "compile"])
+@pytest.mark.parametrize("command", ["validate"])
 def test_hand_written_yaml(
     command: str, case: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -253,9 +253,7 @@ def test_hand_written_yaml(
 
 def _runnable_variants() -> list[Variant]:
     document = yaml.safe_load(GOOD_YAML)
-    return list(structural("good", document, to_yaml, count=20, required=REQUIRED)) + list(
-        damaged("good", GOOD_YAML.encode())
-    )
+    return list(structural("good", document, to_yaml, count=8, required=REQUIRED))
 
 
 @pytest.mark.parametrize("variant", _runnable_variants(), ids=lambda v: v.id)
@@ -268,9 +266,7 @@ def test_run_mutated(variant: Variant, tmp_path: Path, capsys: pytest.CaptureFix
 
 
 @pytest.mark.parametrize("variant", list(damaged("good", GOOD_YAML.encode())), ids=lambda v: v.id)
-@pytest.mark.parametrize(
-    "command", ["compile", "compile --compact", "graph", "validate --format json"]
-)
+@pytest.mark.parametrize("command", ["compile --compact", "graph", "validate --format json"])
 def test_compile_and_graph_damaged(
     command: str, variant: Variant, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
