@@ -47,7 +47,7 @@ class Outcome:
     def first_line(self) -> str:
         """The line that says what went wrong (else the first that says anything)."""
         lines = [line.strip() for line in self.text.splitlines() if line.strip()]
-        for marker in ("internal error", TRACEBACK, "rror"):
+        for marker in (ESCAPED_NOTE, "internal error", TRACEBACK, "rror"):
             for line in lines:
                 if marker in line:
                     return line[:240]
@@ -61,6 +61,11 @@ class Outcome:
 
 INPROCESS_TIMEOUT_S = 20.0
 """How long an in-process case may run before it is stopped and counted as a hang."""
+
+
+ESCAPED = -1000
+"""The exit code recorded when an exception left ``main`` (a user would see a traceback)."""
+ESCAPED_NOTE = "raised out of main"
 
 
 class _Overran(BaseException):
@@ -86,10 +91,13 @@ def run_inprocess(
     try:
         capsys.readouterr()
         signal.setitimer(signal.ITIMER_REAL, INPROCESS_TIMEOUT_S)
+        escaped: Exception | None = None
         try:
             code = main(list(argv))
         except _Overran:
             code = None
+        except Exception as exc:  # past the error boundary: a traceback for a user
+            code, escaped = ESCAPED, exc
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
         captured = capsys.readouterr()
@@ -100,7 +108,10 @@ def run_inprocess(
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
-    return Outcome(code=code, out=captured.out, err=captured.err)
+    err = captured.err
+    if escaped is not None:
+        err += f"\n{ESCAPED_NOTE}: {type(escaped).__name__}: {escaped}"
+    return Outcome(code=code, out=captured.out, err=err)
 
 
 def _limit_memory() -> None:
@@ -157,12 +168,16 @@ def run_child(
     return finish_child(start_child(argv, cwd=cwd, env=env), timeout_s)
 
 
-def assert_clean(outcome: Outcome, *, allowed: Sequence[int] | None = None) -> None:
+def assert_clean(
+    outcome: Outcome, *, allowed: Sequence[int] | None = None, command: str = ""
+) -> None:
     """The promise for any input: an answer in time, no internal error, no traceback; and, when
     the input is certainly bad, one of the ``allowed`` exit codes."""
     problem = None
     if outcome.code is None:
         problem = "did not finish within its time limit"
+    elif outcome.code == ESCAPED:
+        problem = "an exception left main (a traceback)"
     elif TRACEBACK in outcome.text:
         problem = "printed a traceback"
     elif "internal error" in outcome.text or "This is a bug" in outcome.text:
@@ -171,7 +186,8 @@ def assert_clean(outcome: Outcome, *, allowed: Sequence[int] | None = None) -> N
         problem = f"was killed by signal {-outcome.code}"
     elif allowed is not None and outcome.code not in allowed:
         problem = f"exit code not in {sorted(allowed)}"
-    assert problem is None, f"{problem}: {outcome.describe()}"
+    where = f"{command}: " if command else ""
+    assert problem is None, f"{where}{problem}: {outcome.describe()}"
 
 
 BAD = (2,)

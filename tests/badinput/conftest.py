@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from badinput.recorded import Recorded, shared
+
 
 @pytest.fixture(autouse=True)
 def _workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
@@ -14,3 +16,9 @@ def _workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("COLUMNS", "200")
     return tmp_path
+
+
+@pytest.fixture(scope="session")
+def recorded() -> Recorded:
+    """Two finished runs in a state, and the last one's exported trace."""
+    return shared()
