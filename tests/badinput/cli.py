@@ -7,6 +7,7 @@ regression fails one case instead of stopping (or swapping) the whole suite.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import resource
 import signal
@@ -138,6 +139,9 @@ def start_child(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         preexec_fn=_limit_memory,  # noqa: PLW1509 (the child imports nothing before exec)
+        # Its own process group, so that a child stopped at its time limit takes the processes
+        # it started (the state writer) with it.
+        start_new_session=True,
     )
 
 
@@ -147,7 +151,8 @@ def finish_child(child: subprocess.Popen[bytes], timeout_s: float = CHILD_TIMEOU
         out, err = child.communicate(timeout=timeout_s)
         code: int | None = child.returncode
     except subprocess.TimeoutExpired:
-        child.kill()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(child.pid, signal.SIGKILL)
         out, err = child.communicate()
         code = None
     return Outcome(

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from badinput.recorded import Recorded, shared
+from badinput.runaway import Background
 
 
 @pytest.fixture(autouse=True)
@@ -22,3 +24,11 @@ def _workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def recorded() -> Recorded:
     """Two finished runs in a state, and the last one's exported trace."""
     return shared()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def background() -> Iterator[Background]:
+    """The child-process cases, started as the suite starts so that they overlap with it."""
+    started = Background()
+    yield started
+    started.close()
