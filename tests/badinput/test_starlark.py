@@ -142,8 +142,20 @@ def test_validate_starlark_variant(
     assert_clean(outcome, allowed=BAD if variant.bad else None)
 
 
-@pytest.mark.parametrize("case", sorted(HAND))
-@pytest.mark.parametrize("command", ["validate", "run"])
+RUN_TOO = [
+    "roles_int_key",
+    "budget_nan",
+    "default_nan",
+    "teacher_review_no_inputs",
+    "int_overflow",
+    "long_string_arg",
+    "mutate_frozen",
+    "load_non_utf8_library",
+]
+HOW = [("validate", case) for case in sorted(HAND)] + [("run", case) for case in RUN_TOO]
+
+
+@pytest.mark.parametrize(("command", "case"), HOW, ids=[f"{cmd}-{case}" for cmd, case in HOW])
 def test_hand_written_starlark(
     command: str, case: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

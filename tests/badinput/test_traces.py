@@ -43,7 +43,7 @@ def _dump(value: Any) -> bytes:
 
 def _line_variants(recorded: Recorded) -> list[Variant]:
     lines = _lines(recorded)
-    picks = {"header": 0, "first_event": 1, "middle_event": len(lines) // 2, "last_event": -1}
+    picks = {"header": 0, "middle_event": len(lines) // 2}
     variants = []
     for where, index in picks.items():
         for name, junk in JUNK_LINES.items():
@@ -94,11 +94,11 @@ def _header_variants(recorded: Recorded) -> list[Variant]:
     }
     run = header["run"]
     kinds = [kind for kind in VALUES if kind != "int_key"]
-    for index, field in enumerate(sorted(run)):
+    for index, field in enumerate(sorted(run)[::2]):
         kind = kinds[index % len(kinds)]
         make, _bad = VALUES[kind]
         edits[f"run.{field}={kind}"] = {**header, "run": {**run, field: make(run[field])}}
-        if index % 3 == 0:
+        if index % 4 == 0:
             edits[f"run.{field}:dropped"] = {
                 **header,
                 "run": {k: v for k, v in run.items() if k != field},

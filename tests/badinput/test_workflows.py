@@ -19,14 +19,14 @@ EXAMPLES = ("pr_triage.yaml", "dependency_upgrade.yaml", "test_failure_triage.ya
 
 def _yaml_variants() -> list[Variant]:
     good = yaml.safe_load(GOOD_YAML)
-    variants = list(structural("good", good, to_yaml, count=25, required=REQUIRED))
+    variants = list(structural("good", good, to_yaml, count=10, required=REQUIRED))
     variants += damaged("good", GOOD_YAML.encode())
     # The examples are larger (slower to check), so fewer places of each are changed.
     for name in EXAMPLES:
         text = (WORKFLOWS / name).read_text(encoding="utf-8")
         stem = name.removesuffix(".yaml")
-        if name == EXAMPLES[0]:
-            variants += structural(stem, yaml.safe_load(text), to_yaml, count=4, required=REQUIRED)
+        if name != EXAMPLES[0]:
+            continue
         hurt = list(damaged(stem, text.encode()))
         variants += hurt[5:8] + hurt[13:18]  # not UTF-8, and cut short at five places
     return variants
@@ -35,7 +35,7 @@ def _yaml_variants() -> list[Variant]:
 def _json_variants() -> list[Variant]:
     good = yaml.safe_load(GOOD_YAML)
     variants = list(
-        structural("good.json", good, to_json, count=25, required=REQUIRED, json_text=True)
+        structural("good.json", good, to_json, count=6, required=REQUIRED, json_text=True)
     )
     variants += damaged("good.json", to_json(good))
     text = to_json(yaml.safe_load((WORKFLOWS / "pr_triage.yaml").read_text(encoding="utf-8")))
@@ -253,7 +253,7 @@ def test_hand_written_yaml(
 
 def _runnable_variants() -> list[Variant]:
     document = yaml.safe_load(GOOD_YAML)
-    return list(structural("good", document, to_yaml, count=8, required=REQUIRED))
+    return list(structural("good", document, to_yaml, count=6, required=REQUIRED))
 
 
 @pytest.mark.parametrize("variant", _runnable_variants(), ids=lambda v: v.id)
@@ -266,7 +266,7 @@ def test_run_mutated(variant: Variant, tmp_path: Path, capsys: pytest.CaptureFix
 
 
 @pytest.mark.parametrize("variant", list(damaged("good", GOOD_YAML.encode())), ids=lambda v: v.id)
-@pytest.mark.parametrize("command", ["compile --compact", "graph", "validate --format json"])
+@pytest.mark.parametrize("command", ["graph"])
 def test_compile_and_graph_damaged(
     command: str, variant: Variant, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -287,9 +287,9 @@ def test_unusual_extensions(name: str, tmp_path: Path, capsys: pytest.CaptureFix
     assert_clean(run_inprocess(["validate", path], capsys))
 
 
-@pytest.mark.parametrize("command", ["validate", "compile", "graph", "run", "ci"])
+@pytest.mark.parametrize("command", ["validate", "compile", "run", "ci"])
 @pytest.mark.parametrize(
-    "what", ["directory_empty", "unreadable_file", "dangling_symlink", "symlink_loop"]
+    "what", ["directory_empty", "directory_named_yaml", "dangling_symlink", "symlink_loop"]
 )
 def test_odd_paths(
     command: str, what: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -298,8 +298,7 @@ def test_odd_paths(
     if what == "directory_empty":
         target = tmp_path / "empty"
         target.mkdir()
-    elif what == "unreadable_file":
-        # As root the mode does not stop reading; a file that is a directory named .yaml does.
+    elif what == "directory_named_yaml":
         target.mkdir()
     elif what == "dangling_symlink":
         target.symlink_to(tmp_path / "missing.yaml")
