@@ -22,7 +22,7 @@ import pytest
 from runner.main import main
 
 TRACEBACK = "Traceback (most recent call last)"
-CHILD_MEMORY = 1024**3
+CHILD_MEMORY = 768 * 1024**2
 """Bytes of address space a child may map: enough for Python, its imports and a run, and small
 enough that an input that would build gigabytes fails at once instead of taking the memory."""
 CHILD_TIMEOUT_S = 30.0

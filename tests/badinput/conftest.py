@@ -34,14 +34,19 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     they run while the in-process cases do."""
     if session.config.option.collectonly or _BACKGROUND:
         return
-    if any("test_runaway.py" in item.nodeid for item in session.items):
-        _BACKGROUND.append(Background())
+    names = [
+        item.callspec.params["case"]
+        for item in session.items
+        if "test_runaway.py" in item.nodeid and isinstance(item, pytest.Function)
+    ]
+    if names:
+        _BACKGROUND.append(Background(names))
 
 
 @pytest.fixture(scope="session")
 def background() -> Iterator[Background]:
     """The child-process cases, started in the background."""
     if not _BACKGROUND:
-        _BACKGROUND.append(Background())
+        _BACKGROUND.append(Background([]))
     yield _BACKGROUND[0]
     _BACKGROUND.pop().close()

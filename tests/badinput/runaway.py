@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import tempfile
 import threading
 import time
@@ -141,6 +142,26 @@ def _non_utf8_argv(root: Path) -> Outcome:
     return run_child([*argv, "--input", b"who=caf\xe9"], cwd=root)
 
 
+def _started(state: Path, child: subprocess.Popen[bytes], limit_s: float = 20.0) -> None:
+    """Wait until the run is recorded as running (so its signal handlers are in place), and a
+    moment more, so that it is inside the runaway template."""
+    import sqlite3
+
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline and child.poll() is None:
+        try:
+            conn = sqlite3.connect(f"file:{state / 'state.db'}?mode=ro", uri=True, timeout=1)
+            try:
+                if conn.execute("SELECT 1 FROM runs WHERE status = 'running'").fetchone():
+                    time.sleep(1.0)
+                    return
+            finally:
+                conn.close()
+        except sqlite3.Error:
+            pass
+        time.sleep(0.2)
+
+
 def _interrupted(sig: signal.Signals) -> Callable[[Path], Outcome]:
     """A run stuck in a runaway template, sent ``sig`` after a few seconds, must stop."""
 
@@ -149,7 +170,7 @@ def _interrupted(sig: signal.Signals) -> Callable[[Path], Outcome]:
         child = start_child(
             ["run", str(path), "--mock", "--plain", "--state", str(root / "s")], cwd=root
         )
-        time.sleep(2.0)
+        _started(root / "s", child)
         if child.poll() is None:
             os.killpg(child.pid, sig)
         return finish_child(child, 5.0)
@@ -162,7 +183,7 @@ def _cancelled(root: Path) -> Outcome:
     path = _file(root, "workflow.yaml", _prompt(NESTED_LOOPS, timeout_s=None))
     state = ["--state", str(root / "s")]
     child = start_child(["run", str(path), "--mock", "--plain", *state], cwd=root)
-    time.sleep(2.0)
+    _started(root / "s", child)
     cancel = run_child(["cancel", "last", *state], cwd=root, timeout_s=12.0)
     ended = finish_child(child, 3.0)
     return Outcome(code=ended.code, out=cancel.text + ended.out, err=ended.err)
@@ -321,18 +342,21 @@ CASES["device:config:null"] = Case(run=_device_case("/dev/null", "config"), allo
 class Background:
     """The cases, started a few at a time in the background, each in its own folder."""
 
-    def __init__(self) -> None:
+    def __init__(self, names: list[str]) -> None:
         self._root = Path(tempfile.mkdtemp(prefix="badinput-runaway-"))
         self._pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="runaway")
         self._lock = threading.Lock()
+        self._futures: dict[str, Future[Outcome]] = {}
         # The slowest first, so that it overlaps with the most of the rest.
-        order = [
-            "github:never_answers",
-            *(name for name in CASES if name != "github:never_answers"),
-        ]
-        self._futures: dict[str, Future[Outcome]] = {
-            name: self._pool.submit(self._one, name, index) for index, name in enumerate(order)
-        }
+        for name in sorted(names, key=lambda name: name != "github:never_answers"):
+            self._start(name)
+
+    def _start(self, name: str) -> Future[Outcome]:
+        with self._lock:
+            if name not in self._futures:
+                index = len(self._futures)
+                self._futures[name] = self._pool.submit(self._one, name, index)
+            return self._futures[name]
 
     def _one(self, name: str, index: int) -> Outcome:
         folder = self._root / f"case{index}"
@@ -344,7 +368,7 @@ class Background:
 
     def outcome(self, name: str) -> Outcome:
         """The case's outcome, once its child has ended."""
-        return self._futures[name].result()
+        return self._start(name).result()
 
     def close(self) -> None:
         """Wait for every child and remove the folders."""

@@ -35,7 +35,7 @@ def _yaml_variants() -> list[Variant]:
 def _json_variants() -> list[Variant]:
     good = yaml.safe_load(GOOD_YAML)
     variants = list(
-        structural("good.json", good, to_json, count=6, required=REQUIRED, json_text=True)
+        structural("good.json", good, to_json, count=8, required=REQUIRED, json_text=True)
     )
     variants += damaged("good.json", to_json(good))
     text = to_json(yaml.safe_load((WORKFLOWS / "pr_triage.yaml").read_text(encoding="utf-8")))
