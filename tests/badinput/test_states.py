@@ -240,3 +240,23 @@ def test_node_names_nothing(
 ) -> None:
     argv = [*command.split(), "last", node, "--state", str(recorded.state)]
     assert_clean(run_inprocess(argv, capsys), allowed=BAD)
+
+
+@pytest.mark.parametrize("target", ["missing_folder", "a_folder"])
+@pytest.mark.parametrize("command", ["report", "trace_export"])
+def test_output_cannot_be_written(
+    command: str,
+    target: str,
+    recorded: Recorded,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    output = {
+        "missing_folder": str(tmp_path / "no" / "such" / "out"),
+        "a_folder": str(tmp_path),
+    }[target]
+    argv = ["report", "last"] if command == "report" else ["trace", "export", "last"]
+    state = ["--state", str(recorded.state)]
+    # Missing folders are made; a folder where the file should go is an error.
+    allowed = BAD if target == "a_folder" else None
+    assert_clean(run_inprocess([*argv, "-o", output, *state], capsys), allowed=allowed)

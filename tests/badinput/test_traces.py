@@ -160,3 +160,26 @@ def test_trace_import(variant: Variant, tmp_path: Path, capsys: pytest.CaptureFi
         for command in (["inspect", "last"], ["report", "last"], ["replay", "last", "--plain"]):
             after = run_inprocess([*command, *state], capsys)
             assert_clean(after, command=f"after the import, {' '.join(command)}")
+
+
+REPLAYED = [
+    "header=open_brace",
+    "version=2",
+    "cut_mid_header",
+    "middle_event=deep_100k",
+    "trace:empty",
+]
+
+
+@pytest.mark.parametrize("name", REPLAYED)
+def test_ci_replay_of_a_damaged_trace(
+    name: str, recorded: Recorded, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`ci --replay DIR` reads the exported traces in DIR the way `trace import` does."""
+    (found,) = [v for v in _all(recorded) if v.id == name]
+    traces = tmp_path / "traces"
+    traces.mkdir()
+    (traces / "good.jsonl").write_bytes(found.data)
+    argv = ["ci", str(recorded.workflow), "--replay", str(traces), "--state", str(tmp_path / "s")]
+    outcome = run_inprocess([*argv, "--report-dir", str(tmp_path / "r")], capsys)
+    assert_clean(outcome, allowed=BAD)

@@ -310,3 +310,20 @@ def test_odd_paths(
         outcome,
         allowed=(0, 2) if what == "directory_empty" and command in ("validate", "ci") else BAD,
     )
+
+
+@pytest.mark.parametrize(
+    "target", ["missing_folder", "a_folder"], ids=lambda target: f"-o {target}"
+)
+@pytest.mark.parametrize("command", ["compile", "graph"])
+def test_output_cannot_be_written(
+    command: str, target: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = _write(tmp_path, "good.yaml", GOOD_YAML.encode())
+    output = {
+        "missing_folder": str(tmp_path / "no" / "such" / "out.json"),
+        "a_folder": str(tmp_path),
+    }[target]
+    # Missing folders are made; a folder where the file should go is an error.
+    allowed = BAD if target == "a_folder" else None
+    assert_clean(run_inprocess([command, path, "-o", output], capsys), allowed=allowed)
