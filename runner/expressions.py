@@ -3,7 +3,9 @@
 Workflows see only the names the runner hands them (``inputs``, ``outputs``, loop and expand
 variables, ``iteration``, declared ``env`` entries): no files, no network, no Python objects. The
 environment is immutable, undefined names are errors, and the sources of randomness Jinja ships
-(the ``random`` filter, ``lipsum``) are removed so that a replay renders the same text.
+(the ``random`` filter, ``lipsum``) are removed so that a replay renders the same text. What one
+operation may build is bounded (``runner.limits``): the operators that multiply sizes, the
+filters and string methods that take a width or a count, and ``~``.
 """
 
 from __future__ import annotations
@@ -15,8 +17,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from jinja2 import StrictUndefined, TemplateSyntaxError, meta, nodes
+from jinja2.compiler import CodeGenerator, Frame
 from jinja2.parser import Parser
+from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from runner import limits
 
 ROOT_NAMES = frozenset({"inputs", "outputs", "env"})
 """Names every expression and template sees."""
@@ -47,9 +53,42 @@ class Reads:
     """Whether ``outputs`` is indexed by a computed key, which cannot be checked statically."""
 
 
+class _BoundedCodeGenerator(CodeGenerator):
+    """Compiles ``a ~ b`` to a join that checks its size (Jinja's own join cannot be hooked)."""
+
+    def visit_Concat(self, node: nodes.Concat, frame: Frame) -> None:
+        self.write("environment.bounded_join((")
+        for arg in node.nodes:
+            self.visit(arg, frame)
+            self.write(", ")
+        self.write("))")
+
+
 class _Environment(ImmutableSandboxedEnvironment):
     """The sandbox, reading ``a.b`` on a mapping as its key first: workflow data is JSON, so
-    ``outputs.items`` or ``reply.keys`` mean the node or field of that name, not a dict method."""
+    ``outputs.items`` or ``reply.keys`` mean the node or field of that name, not a dict method.
+    Operations that could build something huge check its size first."""
+
+    code_generator_class = _BoundedCodeGenerator
+    intercepted_binops = limits.INTERCEPTED
+
+    def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
+        return limits.binop(operator, left, right)
+
+    def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
+        limits.check_method(__obj, args, kwargs)
+        return super().call(__context, __obj, *args, **kwargs)
+
+    @staticmethod
+    def bounded_join(parts: tuple[Any, ...]) -> str:
+        """``a ~ b ~ ...``, once the text is known to fit."""
+        texts = [str(part) for part in parts]
+        size = sum(map(len, texts))
+        if size > limits.MAX_TEXT:
+            raise limits.LimitError(
+                f"~ would make {size:,} characters, more than the limit of {limits.MAX_TEXT:,}"
+            )
+        return "".join(texts)
 
     def make_globals(self, d: MutableMapping[str, Any] | None) -> MutableMapping[str, Any]:
         """A template's globals as one plain dict rather than Jinja's ChainMap: every render
@@ -72,6 +111,7 @@ def environment() -> ImmutableSandboxedEnvironment:
     env = _Environment(undefined=StrictUndefined, autoescape=False)
     env.filters.pop("random", None)
     env.globals.pop("lipsum", None)
+    env.filters.update(limits.checked_filters(env.filters))
     return env
 
 
