@@ -37,6 +37,7 @@ Then = Callable[[], None] | None
 
 T = TypeVar("T")
 _PAGE = os.sysconf("SC_PAGE_SIZE")
+_TOO_LONG = f"rendering took longer than {RENDER_SECONDS:g} s, the limit for one template"
 _LIMIT: contextvars.ContextVar[tuple[float, str, Then] | None] = contextvars.ContextVar(
     "branchleaf_render_limit", default=None
 )
@@ -149,16 +150,12 @@ def clear_stop() -> None:
 def enter() -> Slot:
     """Start watching a render in this thread; pair with ``leave``. A slot that comes back
     already ``fired`` (a stop was requested) is not watched: the render must not start."""
-    now = time.monotonic()
+    deadline = time.monotonic() + RENDER_SECONDS
     outer = _LIMIT.get()
-    if outer is not None and outer[0] < now + RENDER_SECONDS:
+    if outer is not None and outer[0] < deadline:
         slot = Slot(*outer)
     else:
-        slot = Slot(
-            now + RENDER_SECONDS,
-            f"rendering took longer than {RENDER_SECONDS:g} s, the limit for one template",
-            None,
-        )
+        slot = Slot(deadline, _TOO_LONG, None)
     if _watch.stop is not None:
         slot.fired = _watch.stop
         return slot
