@@ -47,9 +47,10 @@ def run_bounded(work: Callable[[], T], *, seconds: float, memory_mb: int) -> T:
         os.close(read)
         _child(work, write, memory_mb)
     os.close(write)
+    data: bytes | None = None
     try:
         data = _read(read, time.monotonic() + seconds)
-    finally:
+    finally:  # an interrupted parent (Ctrl-C) leaves no child behind either
         os.close(read)
         if data is None:
             os.kill(pid, signal.SIGKILL)

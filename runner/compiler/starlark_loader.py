@@ -7,7 +7,7 @@ other I/O, no ``print`` and no clock.
 
 Bounds: evaluation runs in a forked child (``runner.sandbox``) that may take ``EVAL_SECONDS``
 and grow by ``EVAL_MEMORY_MB``; the document comes back through a pipe. Values handed to a
-builtin must be JSON: string keys, finite numbers, at most ``MAX_DEPTH`` levels deep.
+builtin must be JSON (``runner.compiler.starlark_values``).
 
 Positions: Starlark hands a Python builtin no call site. Every builtin call is numbered; when a
 diagnostic needs a position, the file is evaluated once more with each builtin wrapped in a
@@ -19,7 +19,6 @@ diagnostic needs a position.
 
 from __future__ import annotations
 
-import math
 import os
 import re
 import time
@@ -32,6 +31,7 @@ from typing import Any, Literal
 import starlark as sl
 
 from runner.compiler.source import Document, Location, pointer_join
+from runner.compiler.starlark_values import MAX_DEPTH, finite_float, infinite_literals, plain
 from runner.errors import CompileError, Diagnostic
 from runner.sandbox import ChildFailed, run_bounded
 
@@ -54,8 +54,6 @@ EVAL_SECONDS = 10.0
 """Longest a workflow file may take to evaluate."""
 EVAL_MEMORY_MB = 512
 """How much memory evaluating a workflow file may take."""
-MAX_DEPTH = 100
-"""Deepest nesting of lists and dicts a builtin accepts."""
 EVALUATIONS: Counter[str] = Counter()
 """How many times files were evaluated, by pass (``document``, ``positions``)."""
 _MARK = "__branchleaf_call__"
@@ -68,6 +66,7 @@ _PRELUDE = "; ".join(
 where it was called from."""
 _FRAME = re.compile(r"^\s*\* (?P<file>.+):(?P<line>\d+), in ", re.MULTILINE)
 _SPAN = re.compile(r"-->\s*(?P<file>.+?):(?P<line>\d+):(?P<col>\d+)")
+_TOO_DEEP = re.compile(r"Maximum depth of \d+ exceeded while converting")
 _ERROR_LINE = re.compile(r"^error:\s*(?:[A-Za-z_]+Error:\s*)?(?P<message>.*)$", re.MULTILINE)
 
 
@@ -91,6 +90,8 @@ class _Evaluation:
     texts: dict[str, list[str]] = field(default_factory=dict)
     """The lines of every file evaluated, by the name Starlark gives it."""
     seen: Counter[tuple[str, int, str]] = field(default_factory=Counter)
+    problems: list[Diagnostic] = field(default_factory=list)
+    """Problems found in the source text of the files evaluated."""
 
     def module(self) -> Any:
         module = sl.Module()
@@ -98,7 +99,7 @@ class _Evaluation:
         for kind in NODE_BUILTINS:
             module.add_callable(prefix + kind, self._builtin(kind))
         module.add_callable(prefix + "workflow", self._workflow)
-        module.add_callable("float", _finite_float)
+        module.add_callable("float", finite_float)
         return module
 
     def _count(self, args: tuple[Any, ...], name: str) -> tuple[int, tuple[Any, ...]]:
@@ -135,7 +136,7 @@ class _Evaluation:
         for key, value in kwargs.items():
             if value is not None:
                 field_name = RESERVED_FIELDS.get(key, key)
-                out[field_name] = _plain(value, f"{name}(): {field_name}", 1)
+                out[field_name] = plain(value, f"{name}(): {field_name}", 1)
         return out
 
     def _builtin(self, kind: str) -> Callable[..., dict[str, Any]]:
@@ -154,6 +155,7 @@ class _Evaluation:
     def evaluate(self, path: Path, display: str) -> Any:
         """Evaluate one file and return its module, frozen."""
         text = _read(path, display)
+        self.problems.extend(infinite_literals(display, text))
         module = self.module()
         globals_ = sl.Globals.standard()
         if self.locating:
@@ -223,6 +225,8 @@ def _starlark_diagnostic(display: str, exc: Exception) -> Diagnostic:
     span = _SPAN.search(text)
     found = _ERROR_LINE.search(text)
     message = found.group("message") if found else text.strip().splitlines()[0]
+    if _TOO_DEEP.search(message):  # starlark-pyo3's own bound on what it hands to a builtin
+        message = f"a value given here is nested more than {MAX_DEPTH} levels deep"
     return Diagnostic(
         file=span.group("file") if span else display,
         line=int(span.group("line")) if span else None,
@@ -378,42 +382,9 @@ def _run(file: Path, display: str, root: Path, *, locating: bool) -> _Evaluation
         raise CompileError(
             [Diagnostic(file=display, rule="starlark", message="evaluation recursed too deeply")]
         ) from exc
+    if evaluation.problems:
+        raise CompileError(evaluation.problems)
     return evaluation
-
-
-def _finite_float(*args: Any) -> float:
-    """Starlark's ``float()``, refusing NaN and infinity: the document is JSON, and Starlark
-    would hand them over as ``None``, silently dropping the field."""
-    if not args:
-        return 0.0
-    if len(args) > 1 or not isinstance(args[0], int | float | str):
-        raise _BuiltinError("float() takes one number or string")
-    value = float(args[0])
-    if not math.isfinite(value):
-        raise _BuiltinError(f"float({args[0]!r}) is {value}, which is not a JSON number")
-    return value
-
-
-def _plain(value: Any, where: str, depth: int) -> Any:
-    """A builtin's argument as JSON (lists for tuples), or a _BuiltinError saying why not."""
-    if isinstance(value, dict):
-        if depth > MAX_DEPTH:
-            raise _BuiltinError(f"{where} is nested more than {MAX_DEPTH} levels deep")
-        out = {}
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise _BuiltinError(
-                    f"{where} has the key {key!r}, which is not a string; JSON keys are strings"
-                )
-            out[key] = _plain(item, f"{where}.{key}", depth + 1)
-        return out
-    if isinstance(value, list | tuple):
-        if depth > MAX_DEPTH:
-            raise _BuiltinError(f"{where} is nested more than {MAX_DEPTH} levels deep")
-        return [_plain(item, f"{where}[{i}]", depth + 1) for i, item in enumerate(value)]
-    if isinstance(value, float) and not math.isfinite(value):
-        raise _BuiltinError(f"{where} is {value}, which is not a JSON number; give a finite one")
-    return value
 
 
 def _strip_marks(value: Any, pointer: str, calls: dict[str, int]) -> Any:
