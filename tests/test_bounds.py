@@ -20,6 +20,7 @@ from runner.compiler.pipeline import compile_file
 from runner.config import DEFAULT
 from runner.executor.engine import Engine
 from runner.expressions import analyze_template
+from runner.main import main
 from runner.providers.mock import MockProvider
 from runner.render import RenderError, Scope, evaluate, render
 
@@ -185,8 +186,8 @@ def test_a_runaway_prompt_ends_the_run_when_budget_wall_s_runs_out(tmp_path: Pat
     assert "spin=failed: rendering ran past budget.wall_s 1 s" in outcome
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_a_signal_stops_a_runaway_prompt_at_once(tmp_path: Path, sig: signal.Signals) -> None:
+@pytest.mark.parametrize("stop", ["SIGINT", "SIGTERM", "cancel"])
+def test_a_signal_or_cancel_stops_a_runaway_prompt_at_once(tmp_path: Path, stop: str) -> None:
     text = LEAF.format(budget="", timeout="", prompt=SILENT_LOOPS)
     # A command first, so that the test knows when the run has reached the prompt.
     text = text.replace(
@@ -209,9 +210,30 @@ def test_a_signal_stops_a_runaway_prompt_at_once(tmp_path: Path, sig: signal.Sig
             assert time.monotonic() < deadline, "the run never started"
             time.sleep(0.02)
         time.sleep(0.5)  # into the render, which runs for 5 s unless stopped
-        process.send_signal(sig)
+        if stop == "cancel":
+            assert main(["cancel", "last", "--state", str(tmp_path / "state")]) == 0
+        else:
+            process.send_signal(signal.Signals[stop])
         out, _ = process.communicate(timeout=30)
     finally:
         process.kill()
     assert process.returncode == 130, out
-    assert f"rendering was interrupted by {sig.name}" in out
+    assert f"rendering was interrupted by {'SIGTERM' if stop == 'cancel' else stop}" in out
+
+
+@pytest.mark.parametrize(
+    ("prompt", "reason"),
+    [
+        ("{{ 'abcdefgh' | truncate(-5) }}", "truncate's length -5 is shorter than its end"),
+        ("{{ (10 ** 100000) | string }}", "a number of more than 4300 digits cannot be"),
+        ("{{ 'a' * 10**9 }}", "repeating a text would make 1,000,000,000 characters"),
+        ("{% macro f(n) %}{{ f(n) }}{% endmacro %}{{ f(1) }}", "the template recurses too"),
+    ],
+)
+def test_a_prompt_past_a_bound_is_a_failed_node_with_its_reason(
+    tmp_path: Path, prompt: str, reason: str
+) -> None:
+    text = LEAF.format(budget="", timeout="", prompt=prompt)
+    outcome = in_child(lambda: run_workflow(tmp_path, text))
+    assert outcome.startswith(f"ok: failed ({reason}")
+    assert f"main=failed: leaf 'spin' failed; spin=failed: {reason}" in outcome
