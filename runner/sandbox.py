@@ -77,11 +77,13 @@ def _child(work: Callable[[], object], write: int, memory_mb: int) -> None:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, 2)
         faulthandler.disable()  # it writes to its own copy of stderr
-        _, hard = resource.getrlimit(resource.RLIMIT_AS)
-        limit = _address_space() + memory_mb * 2**20
-        if hard != resource.RLIM_INFINITY:
-            limit = min(limit, hard)
-        resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+        size = _address_space()
+        if size is not None:  # without /proc (not Linux) only the time limit holds
+            _, hard = resource.getrlimit(resource.RLIMIT_AS)
+            limit = size + memory_mb * 2**20
+            if hard != resource.RLIM_INFINITY:
+                limit = min(limit, hard)
+            resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
         try:
             data = pickle.dumps(("ok", work()))
         except MemoryError:
@@ -108,7 +110,10 @@ def _read(fd: int, deadline: float) -> bytes | None:
         chunks.append(chunk)
 
 
-def _address_space() -> int:
-    """This process's virtual size in bytes."""
-    with open("/proc/self/statm", "rb") as file:
-        return int(file.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+def _address_space() -> int | None:
+    """This process's virtual size in bytes, where /proc tells it."""
+    try:
+        with open("/proc/self/statm", "rb") as file:
+            return int(file.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return None
