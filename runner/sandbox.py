@@ -3,22 +3,23 @@ memory.
 
 Starlark evaluates in native code: a Python thread cannot stop it, and an allocation that fails
 there aborts the whole process. So it runs in a child forked after the imports (cheap on
-Linux), under ``RLIMIT_AS``; its result comes back pickled through a pipe, and the parent kills
-it when its time is up.
+Linux), under ``RLIMIT_AS``; its result comes back through a pipe, and the parent kills
+it when its time is up. Results are plain data (``marshal``: JSON-like values and tuples),
+which is all a document or a diagnostic needs.
 """
 
 from __future__ import annotations
 
 import faulthandler
+import marshal
 import os
-import pickle
 import resource
 import select
 import signal
 import time
 import warnings
 from collections.abc import Callable
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 T = TypeVar("T")
 
@@ -34,7 +35,8 @@ class ChildFailed(Exception):
 def run_bounded(work: Callable[[], T], *, seconds: float, memory_mb: int) -> T:
     """``work()`` in a forked child that may take ``seconds`` and grow by ``memory_mb``.
 
-    ``work`` must return a picklable value and raise nothing (turn its failures into values);
+    ``work`` must return plain data (what ``marshal`` writes) and raise nothing (turn its
+    failures into values);
     raises ChildFailed when the child is killed at its deadline, runs out of memory or dies.
     """
     read, write = os.pipe()
@@ -59,7 +61,7 @@ def run_bounded(work: Callable[[], T], *, seconds: float, memory_mb: int) -> T:
         raise ChildFailed("time")
     if not data:
         raise ChildFailed("memory")  # it died without answering: an aborted allocation
-    outcome = pickle.loads(data)
+    outcome = marshal.loads(data)
     if outcome == _OUT_OF_MEMORY:
         raise ChildFailed("memory")
     result: T = outcome[1]
@@ -69,7 +71,7 @@ def run_bounded(work: Callable[[], T], *, seconds: float, memory_mb: int) -> T:
 _OUT_OF_MEMORY = "out of memory"
 
 
-def _child(work: Callable[[], object], write: int, memory_mb: int) -> None:
+def _child(work: Callable[[], Any], write: int, memory_mb: int) -> None:
     code = 0
     try:
         # A native allocation that fails prints a backtrace before it aborts; the parent says
@@ -85,9 +87,9 @@ def _child(work: Callable[[], object], write: int, memory_mb: int) -> None:
                 limit = min(limit, hard)
             resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
         try:
-            data = pickle.dumps(("ok", work()))
+            data = marshal.dumps(("ok", work()))
         except MemoryError:
-            data = pickle.dumps(_OUT_OF_MEMORY)
+            data = marshal.dumps(_OUT_OF_MEMORY)
         view = memoryview(data)
         while view:
             view = view[os.write(write, view) :]

@@ -323,7 +323,8 @@ def loaded_files(path: str) -> frozenset[Path]:
     return frozenset(found)
 
 
-_Answer = tuple[Literal["ok"], Any] | tuple[Literal["error"], tuple[Diagnostic, ...]]
+_Answer = tuple[Literal["ok"], Any] | tuple[Literal["error"], list[dict[str, Any]]]
+"""What a child evaluation sends back: its result, or its diagnostics as JSON objects."""
 
 
 def _bounded(display: str, work: Callable[[], _Answer], kind: str) -> Any:
@@ -341,7 +342,7 @@ def _bounded(display: str, work: Callable[[], _Answer], kind: str) -> Any:
             [Diagnostic(file=display, rule="starlark", message=message, hint=hint)]
         ) from exc
     if answer[0] == "error":
-        raise CompileError(answer[1])
+        raise CompileError([Diagnostic(**found) for found in answer[1]])
     return answer[1]
 
 
@@ -350,7 +351,7 @@ def _document_pass(file: Path, display: str, root: Path) -> _Answer:
     try:
         return "ok", _run(file, display, root, locating=False).workflows
     except CompileError as exc:
-        return "error", exc.diagnostics
+        return "error", [found.to_json() for found in exc.diagnostics]
 
 
 def _positions_pass(file: Path, display: str, root: Path) -> _Answer:
@@ -358,7 +359,7 @@ def _positions_pass(file: Path, display: str, root: Path) -> _Answer:
     try:
         return "ok", _run(file, display, root, locating=True).sites
     except CompileError as exc:
-        return "error", exc.diagnostics
+        return "error", [found.to_json() for found in exc.diagnostics]
 
 
 def _run(file: Path, display: str, root: Path, *, locating: bool) -> _Evaluation:
