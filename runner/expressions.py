@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateSyntaxError, meta, nodes
+from jinja2 import StrictUndefined, Template, TemplateSyntaxError, meta, nodes
 from jinja2.compiler import CodeGenerator, Frame
 from jinja2.parser import Parser
 from jinja2.runtime import Context
@@ -82,6 +82,8 @@ class _Environment(ImmutableSandboxedEnvironment):
     @staticmethod
     def bounded_join(parts: tuple[Any, ...]) -> str:
         """``a ~ b ~ ...``, once the text is known to fit."""
+        for part in parts:
+            limits.check_weight("~", part)
         texts = [str(part) for part in parts]
         size = sum(map(len, texts))
         if size > limits.MAX_TEXT:
@@ -105,14 +107,52 @@ class _Environment(ImmutableSandboxedEnvironment):
         return super().getattr(obj, attribute)
 
 
+def _finalize(value: Any) -> Any:
+    """What ``{{ value }}`` prints, once it is known to fit."""
+    if isinstance(value, _CONTAINERS):
+        limits.check_weight("printing the value", value)
+    return value
+
+
+_CONTAINERS = (list, tuple, dict)
+
+
 @functools.cache
 def environment() -> ImmutableSandboxedEnvironment:
     """The one sandboxed Jinja environment used for every workflow."""
-    env = _Environment(undefined=StrictUndefined, autoescape=False)
+    env = _Environment(undefined=StrictUndefined, autoescape=False, finalize=_finalize)
     env.filters.pop("random", None)
     env.globals.pop("lipsum", None)
     env.filters.update(limits.checked_filters(env.filters))
     return env
+
+
+UNWATCHED_STEPS = 4
+"""Filters, tests and calls a template without loops or macros may have and still render
+without the watchdog: each step is bounded in size, so a few of them cannot run long."""
+
+
+def may_run_long(tree: nodes.Node) -> bool:
+    """Whether a template or expression needs the watchdog (``runner.watchdog``) to bound
+    its time: it loops, defines macros (which may recurse), or chains many steps."""
+    if tree.find(nodes.For) or tree.find(nodes.Macro) or tree.find(nodes.CallBlock):
+        return True
+    steps = tree.find_all((nodes.Filter, nodes.Test, nodes.Call))
+    return sum(1 for _ in steps) > UNWATCHED_STEPS
+
+
+def compile_template(source: str) -> tuple[Template, bool]:
+    """A template compiled for rendering, and whether it ``may_run_long``."""
+    env = environment()
+    tree = env.parse(source)
+    return env.from_string(tree), may_run_long(tree)
+
+
+def compile_watched_expression(source: str) -> tuple[Callable[..., Any], bool]:
+    """An expression compiled for evaluating, and whether it ``may_run_long``."""
+    compiled = compile_expression(source)
+    tree = Parser(environment(), source, state="variable").parse_expression()
+    return compiled, may_run_long(tree)
 
 
 def compile_expression(source: str) -> Callable[..., Any]:

@@ -6,6 +6,10 @@ One operation of the sandbox runs in C and cannot be interrupted (``'a' * 10**9`
 bits; a width, count or length given to a filter or a string method at most ``MAX_TEXT``. The
 rendered text of a whole template is held to ``MAX_TEXT`` too. What grows step by step, or
 takes long, is the watchdog's (``runner.watchdog``).
+
+A list may hold the same list many times (``[x, x]`` doubled in a loop): small in memory, huge
+once printed or written as JSON, which happens in C. So a value is weighed (``weigh``: its
+characters and items, each repeat counted) before it is printed, joined, summed or returned.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ MAX_TEXT = 10_000_000
 """Longest text (characters) one operation, or one whole template, may make."""
 MAX_ITEMS = 1_000_000
 """Most items one operation may put in a list."""
+MAX_VALUE = 100_000_000
+"""Largest value (in characters of its JSON) an expression may return: outputs are stored."""
 MAX_INT_BITS = 1_000_000
 """Largest integer (in bits, about 300,000 digits) one operation may make."""
 
@@ -35,6 +41,48 @@ def _too_long(what: str, size: int) -> LimitError:
 
 def _too_many(what: str, size: int) -> LimitError:
     return LimitError(f"{what} would make {size:,} items, more than the limit of {MAX_ITEMS:,}")
+
+
+def weigh(value: Any) -> int:
+    """About how many characters ``value`` makes printed: every repeat of a shared part
+    counted, each distinct part visited once."""
+    if not _is_container(value):
+        return len(value) if isinstance(value, str) else 1
+    weights: dict[int, int] = {}
+    pending: list[tuple[Any, bool]] = [(value, False)]
+    while pending:
+        node, ready = pending.pop()
+        if ready:
+            weights[id(node)] = 2 + sum(
+                2 + (weights[id(part)] if _is_container(part) else weigh(part))
+                for part in _children(node)
+            )
+        elif id(node) not in weights:
+            pending.append((node, True))
+            pending.extend(
+                (part, False)
+                for part in _children(node)
+                if _is_container(part) and id(part) not in weights
+            )
+    return weights[id(value)]
+
+
+def _is_container(value: Any) -> bool:
+    return isinstance(value, list | tuple | dict)
+
+
+def _children(node: Any) -> Iterable[Any]:
+    return [*node.keys(), *node.values()] if isinstance(node, dict) else node
+
+
+def check_weight(what: str, value: Any, limit: int = MAX_TEXT) -> None:
+    """Fail when ``value`` printed would pass ``limit`` characters."""
+    if isinstance(value, list | tuple | dict):
+        weight = weigh(value)
+        if weight > limit:
+            raise LimitError(
+                f"{what} would make {weight:,} characters, more than the limit of {limit:,}"
+            )
 
 
 def _width(what: str, value: Any) -> None:
@@ -115,6 +163,8 @@ def check_percent_format(text: str, args: Any) -> None:
     """A ``%`` format whose widths and precisions fit (``*`` takes them from the arguments)."""
     if "%" not in text:
         return
+    for arg in args if isinstance(args, tuple) else (args,):
+        check_weight("formatting", arg)
     starred = False
     for found in _PERCENT_SPEC.finditer(text):
         for number in found.groups():
@@ -164,6 +214,8 @@ def check_method(method: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) 
         values = [*args, *kwargs.values()]
         if name == "format_map" and args and isinstance(args[0], Mapping):
             values = list(args[0].values())
+        for value in values:
+            check_weight(f"{name}()", value)
         check_brace_format(owner, values)
     elif name == "join" and args:
         _check_join(owner, args[0])
@@ -236,10 +288,38 @@ def _count(argument: str, fill: str | None = None) -> Callable[[dict[str, Any]],
 
 def _join(bound: dict[str, Any]) -> None:
     separator = bound.get("d", "")
+    if not isinstance(bound.get("value"), Sized):  # a generator: count what it gives
+        bound["value"] = list(bound.get("value") or ())
     if isinstance(separator, str) and separator:
-        if not isinstance(bound.get("value"), Sized):  # a generator: count what it gives
-            bound["value"] = list(bound.get("value") or ())
         _check_join(separator, bound["value"])
+    if bound.get("attribute") is None:
+        for item in bound["value"]:
+            check_weight("join", item)
+
+
+def _sum(bound: dict[str, Any]) -> None:
+    start = bound.get("start", 0)
+    if not isinstance(start, list | tuple | str):
+        return
+    items = list(bound.get("iterable") or ())
+    bound["iterable"] = items
+    size = len(start) + sum(len(item) for item in items if isinstance(item, Sized))
+    limit = MAX_TEXT if isinstance(start, str) else MAX_ITEMS
+    if size > limit:
+        raise _too_many("sum", size) if limit == MAX_ITEMS else _too_long("sum", size)
+
+
+def _printed(what: str) -> Callable[[dict[str, Any]], None]:
+    def check(bound: dict[str, Any]) -> None:
+        for value in bound.values():  # the printed value, whatever the filter names it
+            check_weight(what, value)
+
+    return check
+
+
+def _tojson(bound: dict[str, Any]) -> None:
+    _width("the indent of tojson", bound.get("indent"))
+    check_weight("tojson", bound.get("value"))
 
 
 _FILTER_CHECKS: dict[str, Callable[[dict[str, Any]], None]] = {
@@ -251,8 +331,11 @@ _FILTER_CHECKS: dict[str, Callable[[dict[str, Any]], None]] = {
     "truncate": _truncate,
     "batch": _count("linecount", "fill_with"),
     "slice": _count("slices"),
-    "tojson": lambda bound: _width("the indent of tojson", bound.get("indent")),
+    "tojson": _tojson,
     "join": _join,
+    "sum": _sum,
+    "string": _printed("string"),
+    "pprint": _printed("pprint"),
 }
 
 

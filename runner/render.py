@@ -17,8 +17,8 @@ from jinja2.exceptions import TemplateError
 from runner import ir, watchdog
 from runner.canonical import thaw
 from runner.errors import UsageError
-from runner.expressions import compile_expression, environment
-from runner.limits import MAX_TEXT, LimitError
+from runner.expressions import compile_template, compile_watched_expression
+from runner.limits import MAX_TEXT, MAX_VALUE, LimitError, check_weight
 from runner.schemas import compiled
 
 
@@ -63,13 +63,13 @@ class Scope:
 
 
 @functools.lru_cache(maxsize=4096)
-def _template(source: str) -> Template:
-    return environment().from_string(source)
+def _template(source: str) -> tuple[Template, bool]:
+    return compile_template(source)
 
 
 @functools.lru_cache(maxsize=4096)
-def _expression(source: str) -> Any:
-    return compile_expression(source)
+def _expression(source: str) -> tuple[Any, bool]:
+    return compile_watched_expression(source)
 
 
 _NAME_TAG = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
@@ -107,7 +107,9 @@ def render(source: str, scope: Scope) -> str:
             return "".join(out)
     names = scope.names()
     try:
-        template = _template(source)
+        template, watched = _template(source)
+        if not watched:
+            return _bounded_render(template, names)
         return watchdog.guarded(lambda: _bounded_render(template, names))
     except _FAILURES as exc:
         raise RenderError(_reason(exc)) from exc
@@ -119,8 +121,9 @@ def evaluate(source: str, scope: Scope) -> Any:
     """Evaluate an expression; raises RenderError with Jinja's reason."""
     names = scope.names()
     try:
-        expression = _expression(source)
-        value = watchdog.guarded(lambda: expression(**names))
+        expression, watched = _expression(source)
+        value = watchdog.guarded(lambda: expression(**names)) if watched else expression(**names)
+        check_weight("the value", value, MAX_VALUE)  # outputs are written as JSON, in C
         if isinstance(value, Undefined):
             str(value)  # a strict undefined raises its own, precise, error when used
         return value

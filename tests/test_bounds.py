@@ -28,6 +28,10 @@ from runner.render import RenderError, Scope, evaluate, render
 SCOPE = Scope(inputs={"n": 3}, outputs={})
 LOOPS = "{% for i in range(100000) %}{% for j in range(100000) %}X{% endfor %}{% endfor %}"
 SILENT_LOOPS = LOOPS.replace("X", "")
+SHARED = (
+    "{% set ns = namespace(x=[0] * 10) %}"
+    "{% for i in range(40) %}{% set ns.x = [ns.x, ns.x] %}{% endfor %}"
+)
 
 
 def rendered(source: str) -> str:
@@ -80,6 +84,14 @@ def evaluated(source: str) -> str:
         (LOOPS, "the rendered text is longer than the limit of 10,000,000 characters"),
         ("{{ (10 ** 100000) | string }}", "a number of more than 4300 digits cannot be"),
         ("{{ 'abcdefgh' | truncate(-5) }}", "truncate's length -5 is shorter than its end '...'"),
+        # A list that holds the same list twice, doubled: small in memory, not when printed.
+        (SHARED + "{{ ns.x }}", "printing the value would make 41,781,441,855,482 characters"),
+        (SHARED + "{{ ns.x | string }}", "string would make 41,781,441,855,482 characters"),
+        (SHARED + "{{ ns.x | tojson }}", "tojson would make 41,781,441,855,482 characters"),
+        (SHARED + "{{ ns.x ~ '' }}", "~ would make 41,781,441,855,482 characters"),
+        (SHARED + "{{ [ns.x] | join }}", "join would make 41,781,441,855,482 characters"),
+        (SHARED + "{{ '%s' % (ns.x,) }}", "formatting would make 41,781,441,855,482 characters"),
+        ("{{ ([[0] * 1000000] * 1000) | sum(start=[]) | length }}", "sum would make 1,000,000,000"),
         ("{% macro f(n) %}{{ f(n) }}{% endmacro %}{{ f(1) }}", "the template recurses too deeply"),
     ],
 )
@@ -96,6 +108,7 @@ def test_a_template_that_would_build_too_much_is_a_clear_render_error(
         ("(10 ** 100000) | string", "a number of more than 4300 digits cannot be turned"),
         ("'abc' | truncate(-5)", "truncate's length -5 is shorter than its end"),
         ("'a' * 10**9", "repeating a text would make 1,000,000,000 characters"),
+        ("[[0] * 1000000] * 1000", "the value would make 3,000,004,002 characters, more than"),
     ],
 )
 def test_an_expression_that_would_build_too_much_is_a_clear_render_error(
