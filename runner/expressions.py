@@ -3,7 +3,9 @@
 Workflows see only the names the runner hands them (``inputs``, ``outputs``, loop and expand
 variables, ``iteration``, declared ``env`` entries): no files, no network, no Python objects. The
 environment is immutable, undefined names are errors, and the sources of randomness Jinja ships
-(the ``random`` filter, ``lipsum``) are removed so that a replay renders the same text.
+(the ``random`` filter, ``lipsum``) are removed so that a replay renders the same text. What one
+operation may build is bounded (``runner.limits``): the operators that multiply sizes, the
+filters and string methods that take a width or a count, and ``~``.
 """
 
 from __future__ import annotations
@@ -14,9 +16,13 @@ from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateSyntaxError, meta, nodes
+from jinja2 import StrictUndefined, Template, TemplateSyntaxError, meta, nodes
+from jinja2.compiler import CodeGenerator, Frame
 from jinja2.parser import Parser
+from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from runner import limits
 
 ROOT_NAMES = frozenset({"inputs", "outputs", "env"})
 """Names every expression and template sees."""
@@ -47,9 +53,44 @@ class Reads:
     """Whether ``outputs`` is indexed by a computed key, which cannot be checked statically."""
 
 
+class _BoundedCodeGenerator(CodeGenerator):
+    """Compiles ``a ~ b`` to a join that checks its size (Jinja's own join cannot be hooked)."""
+
+    def visit_Concat(self, node: nodes.Concat, frame: Frame) -> None:
+        self.write("environment.bounded_join((")
+        for arg in node.nodes:
+            self.visit(arg, frame)
+            self.write(", ")
+        self.write("))")
+
+
 class _Environment(ImmutableSandboxedEnvironment):
     """The sandbox, reading ``a.b`` on a mapping as its key first: workflow data is JSON, so
-    ``outputs.items`` or ``reply.keys`` mean the node or field of that name, not a dict method."""
+    ``outputs.items`` or ``reply.keys`` mean the node or field of that name, not a dict method.
+    Operations that could build something huge check its size first."""
+
+    code_generator_class = _BoundedCodeGenerator
+    intercepted_binops = limits.INTERCEPTED
+
+    def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
+        return limits.binop(operator, left, right)
+
+    def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
+        limits.check_method(__obj, args, kwargs)
+        return super().call(__context, __obj, *args, **kwargs)
+
+    @staticmethod
+    def bounded_join(parts: tuple[Any, ...]) -> str:
+        """``a ~ b ~ ...``, once the text is known to fit."""
+        for part in parts:
+            limits.check_weight("~", part)
+        texts = [str(part) for part in parts]
+        size = sum(map(len, texts))
+        if size > limits.MAX_TEXT:
+            raise limits.LimitError(
+                f"~ would make {size:,} characters, more than the limit of {limits.MAX_TEXT:,}"
+            )
+        return "".join(texts)
 
     def make_globals(self, d: MutableMapping[str, Any] | None) -> MutableMapping[str, Any]:
         """A template's globals as one plain dict rather than Jinja's ChainMap: every render
@@ -66,13 +107,52 @@ class _Environment(ImmutableSandboxedEnvironment):
         return super().getattr(obj, attribute)
 
 
+def _finalize(value: Any) -> Any:
+    """What ``{{ value }}`` prints, once it is known to fit."""
+    if isinstance(value, _CONTAINERS):
+        limits.check_weight("printing the value", value)
+    return value
+
+
+_CONTAINERS = (list, tuple, dict)
+
+
 @functools.cache
 def environment() -> ImmutableSandboxedEnvironment:
     """The one sandboxed Jinja environment used for every workflow."""
-    env = _Environment(undefined=StrictUndefined, autoescape=False)
+    env = _Environment(undefined=StrictUndefined, autoescape=False, finalize=_finalize)
     env.filters.pop("random", None)
     env.globals.pop("lipsum", None)
+    env.filters.update(limits.checked_filters(env.filters))
     return env
+
+
+UNWATCHED_STEPS = 4
+"""Filters, tests and calls a template without loops or macros may have and still render
+without the watchdog: each step is bounded in size, so a few of them cannot run long."""
+
+
+def may_run_long(tree: nodes.Node) -> bool:
+    """Whether a template or expression needs the watchdog (``runner.watchdog``) to bound
+    its time: it loops, defines macros (which may recurse), or chains many steps."""
+    if tree.find(nodes.For) or tree.find(nodes.Macro) or tree.find(nodes.CallBlock):
+        return True
+    steps = tree.find_all((nodes.Filter, nodes.Test, nodes.Call))
+    return sum(1 for _ in steps) > UNWATCHED_STEPS
+
+
+def compile_template(source: str) -> tuple[Template, bool]:
+    """A template compiled for rendering, and whether it ``may_run_long``."""
+    env = environment()
+    tree = env.parse(source)
+    return env.from_string(tree), may_run_long(tree)
+
+
+def compile_watched_expression(source: str) -> tuple[Callable[..., Any], bool]:
+    """An expression compiled for evaluating, and whether it ``may_run_long``."""
+    compiled = compile_expression(source)
+    tree = Parser(environment(), source, state="variable").parse_expression()
+    return compiled, may_run_long(tree)
 
 
 def compile_expression(source: str) -> Callable[..., Any]:

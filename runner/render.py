@@ -14,11 +14,12 @@ from typing import Any
 from jinja2 import Template, Undefined
 from jinja2.exceptions import TemplateError
 
-from runner import ir
+from runner import ir, watchdog
 from runner.canonical import thaw
 from runner.errors import UsageError
-from runner.expressions import compile_expression, environment
+from runner.expressions import compile_template, compile_watched_expression
 from runner.jsontext import JSONProblem, escape_surrogates, has_lone_surrogate, parse_json
+from runner.limits import MAX_TEXT, MAX_VALUE, LimitError, check_weight
 from runner.schemas import compiled
 
 
@@ -63,13 +64,13 @@ class Scope:
 
 
 @functools.lru_cache(maxsize=4096)
-def _template(source: str) -> Template:
-    return environment().from_string(source)
+def _template(source: str) -> tuple[Template, bool]:
+    return compile_template(source)
 
 
 @functools.lru_cache(maxsize=4096)
-def _expression(source: str) -> Any:
-    return compile_expression(source)
+def _expression(source: str) -> tuple[Any, bool]:
+    return compile_watched_expression(source)
 
 
 _NAME_TAG = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
@@ -105,25 +106,75 @@ def render(source: str, scope: Scope) -> str:
             out.append(parts[i + 1])
         else:
             return "".join(out)
+    names = scope.names()
     try:
-        return _template(source).render(scope.names())
-    except (TemplateError, TypeError, ValueError, ArithmeticError, LookupError) as exc:
-        raise RenderError(f"{type(exc).__name__}: {exc}") from exc
+        template, watched = _template(source)
+        if not watched:
+            return _bounded_render(template, names)
+        return watchdog.guarded(lambda: _bounded_render(template, names))
+    except _FAILURES as exc:
+        raise RenderError(_reason(exc)) from exc
     except NameError as exc:
         raise RenderError(_non_finite(exc)) from exc
 
 
 def evaluate(source: str, scope: Scope) -> Any:
     """Evaluate an expression; raises RenderError with Jinja's reason."""
+    names = scope.names()
     try:
-        value = _expression(source)(**scope.names())
+        expression, watched = _expression(source)
+        value = watchdog.guarded(lambda: expression(**names)) if watched else expression(**names)
+        check_weight("the value", value, MAX_VALUE)  # outputs are written as JSON, in C
         if isinstance(value, Undefined):
             str(value)  # a strict undefined raises its own, precise, error when used
         return value
-    except (TemplateError, TypeError, ValueError, ArithmeticError, LookupError) as exc:
-        raise RenderError(f"{type(exc).__name__}: {exc}") from exc
+    except _FAILURES as exc:
+        raise RenderError(_reason(exc)) from exc
     except NameError as exc:
         raise RenderError(_non_finite(exc)) from exc
+
+
+_FAILURES = (
+    TemplateError,
+    TypeError,
+    ValueError,
+    ArithmeticError,
+    LookupError,
+    AssertionError,
+    RecursionError,
+    MemoryError,
+    LimitError,
+    watchdog.Stopped,
+)
+
+
+def _bounded_render(template: Template, names: dict[str, Any]) -> str:
+    """``template.render(names)``, stopped once the text passes MAX_TEXT characters."""
+    parts = []
+    size = 0
+    for part in template.root_render_func(template.new_context(names)):
+        size += len(part)
+        if size > MAX_TEXT:
+            raise LimitError(
+                f"the rendered text is longer than the limit of {MAX_TEXT:,} characters"
+            )
+        parts.append(part)
+    return "".join(parts)
+
+
+def _reason(exc: BaseException) -> str:
+    """What went wrong, as the node's failure says it."""
+    if isinstance(exc, LimitError | watchdog.Stopped):
+        return str(exc)
+    if isinstance(exc, RecursionError):
+        return "the template recurses too deeply (a macro that calls itself without end?)"
+    if isinstance(exc, MemoryError):
+        return "the template ran out of memory"
+    if isinstance(exc, ValueError) and "integer string conversion" in str(exc):
+        return "a number of more than 4300 digits cannot be turned into text"
+    if isinstance(exc, AssertionError):
+        return f"a filter was given a value it cannot use: {exc}"
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _non_finite(exc: NameError) -> str:

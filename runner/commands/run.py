@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import signal
@@ -18,7 +19,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from runner import ir
+from runner import ir, watchdog
 from runner.compiler.pipeline import check_file, dependents, existing
 from runner.config import DEFAULT, Config, load_config
 from runner.errors import CompileError, UsageError
@@ -281,15 +282,23 @@ def execute(
 async def _run_with_signals(engine: Engine, inputs: dict[str, Any]) -> RunResult:
     """Run, turning SIGINT and SIGTERM into a clean cancellation of everything in flight."""
     loop = asyncio.get_running_loop()
+    watchdog.clear_stop()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(
-            sig, engine.halt, Status.CANCELLED, f"interrupted by {signal.Signals(sig).name}"
-        )
+        why = f"interrupted by {signal.Signals(sig).name}"
+        loop.add_signal_handler(sig, engine.halt, Status.CANCELLED, why)
+        # A rendering template holds the loop, so the handler above waits for it; the signal's
+        # own handler (the loop is still woken) has the watchdog stop the render at once.
+        signal.signal(sig, functools.partial(_stop_renders, engine, why))
     try:
         return await engine.run(inputs)
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
+        watchdog.clear_stop()
+
+
+def _stop_renders(engine: Engine, why: str, signum: int, frame: object) -> None:
+    watchdog.request_stop(f"rendering was {why}", lambda: engine.halt(Status.CANCELLED, why))
 
 
 def _print(result: RunResult, console: Console) -> None:

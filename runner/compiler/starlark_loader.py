@@ -5,10 +5,15 @@ return pieces of the workflow document, and ``workflow(...)`` is called exactly 
 reaches other ``.star`` files under the workflow's own directory and nothing else; there is no
 other I/O, no ``print`` and no clock.
 
-Positions: Starlark hands a Python builtin no call site, but an error raised inside a builtin
-carries one. Every builtin call is numbered; to place a diagnostic, the file is evaluated again
-with the numbered call raising, and the span of that error is the call's file:line:col. Starlark
-is deterministic, so the numbering is the same every time, and this costs nothing unless a
+Bounds: evaluation runs in a forked child (``runner.sandbox``) that may take ``EVAL_SECONDS``
+and grow by ``EVAL_MEMORY_MB``; the document comes back through a pipe. Values handed to a
+builtin must be JSON (``runner.compiler.starlark_values``).
+
+Positions: Starlark hands a Python builtin no call site. Every builtin call is numbered; when a
+diagnostic needs a position, the file is evaluated once more with each builtin wrapped in a
+Starlark lambda that passes ``call_stack()`` along, which gives the file and line of every call
+in that one pass (the column is where the builtin's name stands on that line). Starlark is
+deterministic, so the numbering is the same every time, and this costs nothing unless a
 diagnostic needs a position.
 """
 
@@ -17,16 +22,18 @@ from __future__ import annotations
 import os
 import re
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import starlark as sl
 
-from runner.canonical import thaw
 from runner.compiler.source import Document, Location, pointer_join
+from runner.compiler.starlark_values import MAX_DEPTH, finite_float, infinite_literals, plain
 from runner.errors import CompileError, Diagnostic
+from runner.sandbox import ChildFailed, run_bounded
 
 NODE_BUILTINS = (
     "leaf",
@@ -45,8 +52,21 @@ RESERVED_FIELDS = {"as_": "as", "if_": "if", "else_": "else"}
 """Document fields whose names are Starlark keywords take a trailing underscore."""
 EVAL_SECONDS = 10.0
 """Longest a workflow file may take to evaluate."""
+EVAL_MEMORY_MB = 512
+"""How much memory evaluating a workflow file may take."""
+EVALUATIONS: Counter[str] = Counter()
+"""How many times files were evaluated, by pass (``document``, ``positions``)."""
 _MARK = "__branchleaf_call__"
+_PREFIX = "_branchleaf_"
+_PRELUDE = "; ".join(
+    f"{name} = lambda *a, **k: {_PREFIX}{name}(call_stack(), *a, **k)"
+    for name in (*NODE_BUILTINS, "workflow")
+)
+"""The first line of every file in the positions pass: each builtin wrapped so that it hears
+where it was called from."""
+_FRAME = re.compile(r"^\s*\* (?P<file>.+):(?P<line>\d+), in ", re.MULTILINE)
 _SPAN = re.compile(r"-->\s*(?P<file>.+?):(?P<line>\d+):(?P<col>\d+)")
+_TOO_DEEP = re.compile(r"Maximum depth of \d+ exceeded while converting")
 _ERROR_LINE = re.compile(r"^error:\s*(?:[A-Za-z_]+Error:\s*)?(?P<message>.*)$", re.MULTILINE)
 
 
@@ -54,34 +74,56 @@ class _BuiltinError(Exception):
     """Raised inside a builtin; Starlark attaches the call's span to it."""
 
 
-class _Stop(Exception):
-    """Raised by the numbered call being located."""
-
-
 @dataclass(slots=True)
 class _Evaluation:
     """One evaluation of a workflow file and the files it loads."""
 
     root: Path
-    stop_at: int | None = None
+    locating: bool = False
+    """The positions pass: builtins hear their call sites, recorded in ``sites``."""
     deadline: float = 0.0
     calls: int = 0
     workflows: list[dict[str, Any]] = field(default_factory=list)
     modules: dict[Path, Any] = field(default_factory=dict)
     loading: list[Path] = field(default_factory=list)
+    sites: dict[int, Location] = field(default_factory=dict)
+    texts: dict[str, list[str]] = field(default_factory=dict)
+    """The lines of every file evaluated, by the name Starlark gives it."""
+    seen: Counter[tuple[str, int, str]] = field(default_factory=Counter)
+    problems: list[Diagnostic] = field(default_factory=list)
+    """Problems found in the source text of the files evaluated."""
 
     def module(self) -> Any:
         module = sl.Module()
+        prefix = _PREFIX if self.locating else ""
         for kind in NODE_BUILTINS:
-            module.add_callable(kind, self._builtin(kind))
-        module.add_callable("workflow", self._workflow)
+            module.add_callable(prefix + kind, self._builtin(kind))
+        module.add_callable(prefix + "workflow", self._workflow)
+        module.add_callable("float", finite_float)
         return module
 
-    def _count(self) -> int:
+    def _count(self, args: tuple[Any, ...], name: str) -> tuple[int, tuple[Any, ...]]:
+        """The call's number and its own arguments (in the positions pass, where it stands)."""
         self.calls += 1
-        if self.calls == self.stop_at:
-            raise _Stop()
-        return self.calls
+        if self.locating:
+            self._site(self.calls, str(args[0]), name)
+            args = args[1:]
+        return self.calls, args
+
+    def _site(self, call: int, stack: str, name: str) -> None:
+        frames = _FRAME.findall(stack)
+        if len(frames) < 2:  # the caller's frame, then the wrapper's
+            return
+        file, line_text = frames[-2]
+        line = int(line_text) - 1  # the prelude's line comes first
+        lines = self.texts.get(file, [])
+        text = lines[line - 1] if 0 < line <= len(lines) else ""
+        # Several calls of one builtin on one line: the n-th call, the n-th occurrence.
+        columns = [m.start() + 1 for m in re.finditer(rf"\b{name}\s*\(", text)]
+        nth = self.seen[(file, line, name)]
+        self.seen[(file, line, name)] += 1
+        col = columns[nth % len(columns)] if columns else len(text) - len(text.lstrip()) + 1
+        self.sites[call] = (file, line, col)
 
     def _fields(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
         if args:
@@ -93,29 +135,36 @@ class _Evaluation:
         out: dict[str, Any] = {}
         for key, value in kwargs.items():
             if value is not None:
-                out[RESERVED_FIELDS.get(key, key)] = thaw(value)
+                field_name = RESERVED_FIELDS.get(key, key)
+                out[field_name] = plain(value, f"{name}(): {field_name}", 1)
         return out
 
     def _builtin(self, kind: str) -> Callable[..., dict[str, Any]]:
         def build(*args: Any, **kwargs: Any) -> dict[str, Any]:
-            call = self._count()
+            call, args = self._count(args, kind)
             return {"kind": kind, **self._fields(kind, args, kwargs), _MARK: call}
 
         build.__name__ = kind
         return build
 
     def _workflow(self, *args: Any, **kwargs: Any) -> None:
-        call = self._count()
+        call, args = self._count(args, "workflow")
         document = {"version": 1, **self._fields("workflow", args, kwargs), _MARK: call}
         self.workflows.append(document)
 
     def evaluate(self, path: Path, display: str) -> Any:
         """Evaluate one file and return its module, frozen."""
         text = _read(path, display)
+        self.problems.extend(infinite_literals(display, text))
         module = self.module()
+        globals_ = sl.Globals.standard()
+        if self.locating:
+            self.texts[display] = text.splitlines()
+            text = f"{_PRELUDE}\n{text}"
+            globals_ = sl.Globals.extended_by([sl.LibraryExtension.CallStack])
         ast = sl.parse(display, text)
         options = sl.EvalOptions(check_cancelled=lambda: time.monotonic() > self.deadline)
-        sl.eval_with(options, module, ast, sl.Globals.standard(), self._loader(path))
+        sl.eval_with(options, module, ast, globals_, self._loader(path))
         return module.freeze()
 
     def _loader(self, current: Path) -> Any:
@@ -176,6 +225,8 @@ def _starlark_diagnostic(display: str, exc: Exception) -> Diagnostic:
     span = _SPAN.search(text)
     found = _ERROR_LINE.search(text)
     message = found.group("message") if found else text.strip().splitlines()[0]
+    if _TOO_DEEP.search(message):  # starlark-pyo3's own bound on what it hands to a builtin
+        message = f"a value given here is nested more than {MAX_DEPTH} levels deep"
     return Diagnostic(
         file=span.group("file") if span else display,
         line=int(span.group("line")) if span else None,
@@ -194,8 +245,8 @@ def load_starlark(path: str, *, library_ok: bool = False) -> Document | None:
     """
     file = Path(path).resolve()
     root = file.parent
-    evaluation = _run(file, path, root, stop_at=None)
-    if not evaluation.workflows:
+    workflows = _bounded(path, lambda: _document_pass(file, path, root), "document")
+    if not workflows:
         if library_ok:
             return None
         raise CompileError(
@@ -209,17 +260,20 @@ def load_starlark(path: str, *, library_ok: bool = False) -> Document | None:
             ]
         )
     calls: dict[str, int] = {}
-    document = _strip_marks(evaluation.workflows[0], "", calls)
-    located: dict[int, Location | None] = {}
+    document = _strip_marks(workflows[0], "", calls)
+    sites: dict[int, Location] | None = None
 
     def locate_call(call: int) -> Location | None:
-        if call not in located:
-            located[call] = _locate(file, path, root, call)
-        return located[call]
+        nonlocal sites
+        if sites is None:  # the one positions pass, for every call at once
+            try:
+                sites = _bounded(path, lambda: _positions_pass(file, path, root), "positions")
+            except CompileError:
+                sites = {}
+        return sites.get(call)
 
-    if len(evaluation.workflows) > 1:
-        second = evaluation.workflows[1][_MARK]
-        where = locate_call(second)
+    if len(workflows) > 1:
+        where = locate_call(workflows[1][_MARK])
         file_name, line, col = where if where else (path, None, None)
         raise CompileError(
             [
@@ -269,35 +323,69 @@ def loaded_files(path: str) -> frozenset[Path]:
     return frozenset(found)
 
 
-def _run(file: Path, display: str, root: Path, *, stop_at: int | None) -> _Evaluation:
-    evaluation = _Evaluation(root=root, stop_at=stop_at, deadline=time.monotonic() + EVAL_SECONDS)
+_Answer = tuple[Literal["ok"], Any] | tuple[Literal["error"], list[dict[str, Any]]]
+"""What a child evaluation sends back: its result, or its diagnostics as JSON objects."""
+
+
+def _bounded(display: str, work: Callable[[], _Answer], kind: str) -> Any:
+    """What ``work`` found, evaluated in a child bounded in time and memory."""
+    EVALUATIONS[kind] += 1
+    try:
+        answer = run_bounded(work, seconds=EVAL_SECONDS + 1.0, memory_mb=EVAL_MEMORY_MB)
+    except ChildFailed as exc:
+        hint = "Workflow files only build the graph; move heavy computation elsewhere."
+        if exc.why == "time":
+            message = f"evaluating {display} took longer than {EVAL_SECONDS:g} s"
+        else:
+            message = f"evaluating {display} used more than {EVAL_MEMORY_MB} MB of memory"
+        raise CompileError(
+            [Diagnostic(file=display, rule="starlark", message=message, hint=hint)]
+        ) from exc
+    if answer[0] == "error":
+        raise CompileError([Diagnostic(**found) for found in answer[1]])
+    return answer[1]
+
+
+def _document_pass(file: Path, display: str, root: Path) -> _Answer:
+    """The workflow documents the file builds (in the child)."""
+    try:
+        return "ok", _run(file, display, root, locating=False).workflows
+    except CompileError as exc:
+        return "error", [found.to_json() for found in exc.diagnostics]
+
+
+def _positions_pass(file: Path, display: str, root: Path) -> _Answer:
+    """Where each numbered builtin call stands (in the child)."""
+    try:
+        return "ok", _run(file, display, root, locating=True).sites
+    except CompileError as exc:
+        return "error", [found.to_json() for found in exc.diagnostics]
+
+
+def _run(file: Path, display: str, root: Path, *, locating: bool) -> _Evaluation:
+    deadline = time.monotonic() + EVAL_SECONDS
+    evaluation = _Evaluation(root=root, locating=locating, deadline=deadline)
     try:
         evaluation.evaluate(file, display)
     except _BuiltinError as exc:  # a problem reading the top-level file itself
         raise CompileError([Diagnostic(file=display, rule="starlark", message=str(exc))]) from exc
     except sl.StarlarkError as exc:
-        if stop_at is not None and "_Stop" in str(exc):
-            raise
         diagnostic = _starlark_diagnostic(display, exc)
         if "cancelled" in diagnostic.message.lower():
             diagnostic = Diagnostic(
                 file=display,
                 rule="starlark",
-                message=f"evaluation took longer than {EVAL_SECONDS:g} s",
+                message=f"evaluating {display} took longer than {EVAL_SECONDS:g} s",
                 hint="Workflow files only build the graph; move heavy computation elsewhere.",
             )
         raise CompileError([diagnostic]) from exc
+    except RecursionError as exc:
+        raise CompileError(
+            [Diagnostic(file=display, rule="starlark", message="evaluation recursed too deeply")]
+        ) from exc
+    if evaluation.problems:
+        raise CompileError(evaluation.problems)
     return evaluation
-
-
-def _locate(file: Path, display: str, root: Path, call: int) -> Location | None:
-    try:
-        _run(file, display, root, stop_at=call)
-    except sl.StarlarkError as exc:
-        span = _SPAN.search(str(exc))
-        if span:
-            return (span.group("file"), int(span.group("line")), int(span.group("col")))
-    return None
 
 
 def _strip_marks(value: Any, pointer: str, calls: dict[str, int]) -> Any:

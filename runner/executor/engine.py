@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from runner import ir, order
+from runner import ir, order, watchdog
 from runner.budget import BudgetExceeded, Ledger
 from runner.canonical import canonical_json
 from runner.config import Config
@@ -126,13 +126,21 @@ class Engine:
         )
         output: Any = None
         self._root = asyncio.current_task()
+        ran_out = f"budget.wall_s {budget.wall_s or 0:g} s ran out"
         try:
-            async with asyncio.timeout(budget.wall_s):
-                output = await self.execute(workflow.steps, frame)
+            # A template holds the event loop while it renders, so the timeout cannot stop it;
+            # the watchdog does, and halts the run as the timeout would have.
+            with watchdog.limit(
+                budget.wall_s,
+                f"rendering ran past budget.wall_s {budget.wall_s or 0:g} s",
+                lambda: self.halt(Status.BUDGET_EXCEEDED, ran_out),
+            ):
+                async with asyncio.timeout(budget.wall_s):
+                    output = await self.execute(workflow.steps, frame)
         except NodeFailed:
             pass
         except TimeoutError:
-            self.stop.settle(Status.BUDGET_EXCEEDED, f"budget.wall_s {budget.wall_s:g} s ran out")
+            self.stop.settle(Status.BUDGET_EXCEEDED, ran_out)
         except asyncio.CancelledError:
             if not self.stop.status.terminal:
                 raise  # cancelled from outside: let the caller see it
@@ -232,7 +240,10 @@ class Engine:
                     output, spend, decision = await kinds.run(self, node, frame)
                 else:
                     async with asyncio.timeout(node.timeout_s):
-                        output, spend, decision = await kinds.run(self, node, frame)
+                        with watchdog.limit(
+                            node.timeout_s, f"rendering ran past timeout_s {node.timeout_s:g} s"
+                        ):
+                            output, spend, decision = await kinds.run(self, node, frame)
                 spent = spend if spent is _NOTHING else spent + spend
                 if node.kind == "reduce":  # the one output an expression computes; others are JSON
                     _require_json(node, output)
