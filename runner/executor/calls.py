@@ -18,6 +18,7 @@ from runner import ir
 from runner.budget import Amount, Ledger, reserve, settle, worst_case
 from runner.config import MOCK, Config, Model
 from runner.config import Provider as ProviderConfig
+from runner.executor import redaction
 from runner.executor.recording import Answers, Journal, Memo, Source
 from runner.executor.results import NodeFailed, Spend
 from runner.keys import CallKey, Unkeyable, key_of
@@ -29,6 +30,7 @@ from runner.providers.base import (
     ProviderError,
     estimate_tokens,
 )
+from runner.secrets import Redactor
 from runner.status import Status
 
 if TYPE_CHECKING:
@@ -100,6 +102,8 @@ class Caller:
         """A recorded run answering first (replay, resume)."""
         self.repeat = 0
         """Which repeat of the run this is (``ci`` repeating a workflow for its tests)."""
+        self.redactor = Redactor()
+        """The run's secrets, kept out of replies and of the requests recorded."""
         self.unkeyed: list[tuple[str, str]] = []
         """Calls made without the memo because they had no key: (path, why)."""
         self._served: dict[str, tuple[ProviderConfig, Model | None]] = {}
@@ -258,7 +262,7 @@ class Caller:
             self.journal.model_call(
                 path=path,
                 position=position,
-                request=request,
+                request=redaction.request(request, self.redactor),
                 key=key,
                 reply=reply,
                 spend=spend,
@@ -296,7 +300,8 @@ class Caller:
             while True:
                 attempt += 1
                 try:
-                    reply = await provider.complete(request)
+                    # A reply that echoes a secret is redacted before anything reads it.
+                    reply = redaction.reply(await provider.complete(request), self.redactor)
                     break
                 except ProviderError as exc:
                     if not exc.retryable or attempt > limit or provider.retries_transient:

@@ -24,7 +24,7 @@ from runner.budget import BudgetExceeded, Ledger
 from runner.canonical import canonical_json
 from runner.config import Config
 from runner.errors import RunnerError
-from runner.executor import kinds
+from runner.executor import kinds, redaction
 from runner.executor.calls import Caller, RetryPolicy
 from runner.executor.commands import CommandResult, run_command, withheld_variables
 from runner.executor.frames import Frame
@@ -90,6 +90,9 @@ class Engine:
         """Where the run is recorded; ``None``: nowhere."""
         self.environment = dict(environment) if environment is not None else declared_env(workflow)
         """The declared environment entries' values (a replay's are the recorded ones)."""
+        self.redactor = redaction.run_redactor(self.withheld, self.environment)
+        """The run's secrets, taken out of command results, replies and errors."""
+        self.caller.redactor = self.redactor
         self.answers = answers
         """A recorded run answering calls and commands first (replay, resume)."""
         self.spans = order.spans(workflow.steps)
@@ -340,7 +343,7 @@ class Engine:
             kind=node.kind,
             status=status,
             output=output,
-            error=error,
+            error=redaction.text(error, self.redactor),
             attempts=attempts,
             duration_s=time.monotonic() - started,
             spend=spend,
@@ -427,6 +430,8 @@ class Engine:
                 argv, cwd=cwd, env=env, timeout_s=node.timeout_s, withheld=withheld
             ),
         )
+        # Before anything reads it: the next prompt, the trace, and a replay all see this text.
+        result = redaction.command_result(result, self.redactor)
         if self.journal is not None:
             self.journal.command(
                 path=path, position=position, key=key, result=result, source="live"

@@ -63,7 +63,8 @@ def test_provider_keys_are_withheld_unless_a_step_passes_one_on(
     summary = json.loads((tmp_path / "reports" / "keys.summary.json").read_text("utf-8"))
     inherited, passed_on = (json.loads(text) for text in summary["output"])
     assert inherited == [None, None, None, None, "value-of-bl_plain"]
-    assert passed_on == ["value-of-team_llm_credential", None, None, None, "value-of-bl_plain"]
+    # The step got the key; what it printed of it is redacted before anything reads it.
+    assert passed_on == ["[redacted]", None, None, None, "value-of-bl_plain"]
 
 
 def test_the_withheld_names(tmp_path: Path) -> None:
@@ -73,3 +74,66 @@ def test_the_withheld_names(tmp_path: Path) -> None:
     assert {"TEAM_LLM_CREDENTIAL", "GITHUB_TOKEN", "OPENAI_API_KEY"} <= names
     assert names >= PROVIDER_KEYS
     assert {"PATH", "HOME"}.isdisjoint(names)
+
+
+KEY = 'k3y-"with\\quotes\nand a newline'
+LEAKING = """\
+version: 1
+name: leaks
+env: [TEAM_LLM_CREDENTIAL]
+permissions: {commands: ["*"]}
+roles: {writer: {}}
+steps:
+  kind: sequence
+  id: main
+  steps:
+    - kind: command
+      id: printed
+      run: ARGV
+      env: {TEAM_LLM_CREDENTIAL: "{{ env.TEAM_LLM_CREDENTIAL }}"}
+    - kind: leaf
+      id: summarize
+      role: writer
+      prompt: "The test printed: {{ outputs.printed.stdout }}"
+    - kind: command
+      id: failing
+      run: ARGV_FAIL
+      env: {TEAM_LLM_CREDENTIAL: "{{ env.TEAM_LLM_CREDENTIAL }}"}
+"""
+
+
+def test_a_key_a_step_prints_reaches_no_prompt_state_trace_or_report(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TEAM_LLM_CREDENTIAL", KEY)
+    (tmp_path / "branchleaf.yaml").write_text(
+        CONFIG.replace("default: {provider: team}", "default: {provider: mock}"), encoding="utf-8"
+    )
+    show = "import os, sys; v = os.environ['TEAM_LLM_CREDENTIAL']; print(repr(v), v)"
+    fail = show + "; sys.exit(v)"
+    workflow = LEAKING.replace("ARGV_FAIL", json.dumps([sys.executable, "-c", fail]))
+    workflow = workflow.replace("ARGV", json.dumps([sys.executable, "-c", show]))
+    (tmp_path / "wf.yaml").write_text(workflow, encoding="utf-8")
+    assert main(["run", "wf.yaml", "--plain", "--report-dir", "reports"]) == 1
+    assert main(["report", "last", "-o", "reports/run.md"]) == 0
+    assert main(["report", "last", "--format", "junit", "-o", "reports/run.xml"]) == 0
+    assert main(["trace", "export", "last", "-o", "trace.jsonl"]) == 0
+    assert main(["inspect", "last", "summarize"]) == 0
+    shown = capsys.readouterr()
+    # The replay reads the same redacted text the run read: the prompt's key is the same.
+    assert main(["replay", "last", "--plain"]) == 1
+    replayed = capsys.readouterr().out
+    assert "replay_diverged" not in replayed
+    forms = {KEY, repr(KEY)[1:-1], json.dumps(KEY)[1:-1], "k3y-"}
+    files = [p for p in tmp_path.rglob("*") if p.is_file() and p.name != "branchleaf.yaml"]
+    assert any(p.suffix == ".db" for p in files)
+    for text in [
+        shown.out,
+        shown.err,
+        replayed,
+        *(p.read_bytes().decode("utf-8", "replace") for p in files),
+    ]:
+        for form in forms:
+            assert form not in text
+    assert "[redacted]" in (tmp_path / "trace.jsonl").read_text("utf-8")
