@@ -232,7 +232,7 @@ LEAKING = """\
 version: 1
 name: leak
 env: [LLM_AUTH]
-permissions: {commands: ["sh *"]}
+permissions: {commands: ["sh -c *"]}
 steps:
   kind: command
   id: show
@@ -267,5 +267,5 @@ def test_the_public_comment_carries_no_provider_key(
     seen = zip(server.seen, server.bodies, strict=True)
     bodies = [body for (method, _, _), body in seen if method == "POST"]
     assert len(bodies) == 1
-    assert "[redacted]" in bodies[0]
+    assert "redacted" in bodies[0]  # the markdown may escape its brackets
     assert "leaky" not in bodies[0]

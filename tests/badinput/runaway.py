@@ -166,7 +166,7 @@ def _interrupted(sig: signal.Signals) -> Callable[[Path], Outcome]:
     """A run stuck in a runaway template, sent ``sig`` after a few seconds, must stop."""
 
     def run(root: Path) -> Outcome:
-        path = _file(root, "workflow.yaml", _prompt(NESTED_LOOPS, timeout_s=None))
+        path = _file(root, "workflow.yaml", _prompt(SILENT_LOOPS, timeout_s=None))
         child = start_child(
             ["run", str(path), "--mock", "--plain", "--state", str(root / "s")], cwd=root
         )
@@ -180,7 +180,7 @@ def _interrupted(sig: signal.Signals) -> Callable[[Path], Outcome]:
 
 def _cancelled(root: Path) -> Outcome:
     """`cancel` of a run stuck in a runaway template must end it."""
-    path = _file(root, "workflow.yaml", _prompt(NESTED_LOOPS, timeout_s=None))
+    path = _file(root, "workflow.yaml", _prompt(SILENT_LOOPS, timeout_s=None))
     state = ["--state", str(root / "s")]
     child = start_child(["run", str(path), "--mock", "--plain", *state], cwd=root)
     _started(root / "s", child)
@@ -228,6 +228,8 @@ def _watch_dead_writer(root: Path) -> Outcome:
 
 
 NESTED_LOOPS = "{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}"
+# Prints nothing, so no size bound ends it first: only the time bound or the signal can.
+SILENT_LOOPS = "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}"
 DEEP = "[" * 100_000 + "]" * 100_000
 
 CASES: dict[str, Case] = {
