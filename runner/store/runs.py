@@ -24,6 +24,7 @@ from runner.canonical import canonical_json
 from runner.secrets import REDACTED, Redactor, looks_secret
 from runner.status import summary_status as status_summary
 from runner.store.db import DamagedRow, NotInState, transaction
+from runner.store.stored_json import stored_value
 
 RUNNING = "running"
 CRASHED = "crashed"
@@ -344,7 +345,11 @@ machine-local ones."""
 
 def _record(row: tuple[Any, ...]) -> RunRecord:
     values = {
-        name: (json.loads(value) if name in _JSON and value is not None else value)
+        name: (
+            stored_value(value, f"the {name} of run {row[0]}")
+            if name in _JSON and value is not None
+            else value
+        )
         for name, value in zip(_FIELDS, row, strict=True)
     }
     for name, wanted in _SHAPES.items():
