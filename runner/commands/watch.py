@@ -10,7 +10,6 @@ refresh. Watching never writes to the state.
 from __future__ import annotations
 
 import argparse
-import json
 import sqlite3
 import time
 
@@ -27,6 +26,7 @@ from runner.plural import plural
 from runner.progress import Snapshot, longest_of, progress_line, progress_table
 from runner.store import runs
 from runner.store.db import opened, state_dir
+from runner.store.stored_json import stored_value
 from runner.store.trace import spend_from
 
 REFRESH_S = 0.25
@@ -76,7 +76,9 @@ class Follower:
                 self.failed += 1
                 self.failures.append(f"{status}: {path}: {error}")
             if spend is not None:
-                self.spent.add(spend_from(json.loads(spend)))
+                self.spent.add(
+                    spend_from(stored_value(spend, f"the spend of event {seq} at {path}"))
+                )
         self.record = record
         return record
 

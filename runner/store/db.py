@@ -226,6 +226,10 @@ def opened(directory: Path, *, create: bool = True) -> Iterator[sqlite3.Connecti
             raise  # a statement of ours that is wrong: a bug, not the state's fault
         except (sqlite3.DatabaseError, json.JSONDecodeError, DamagedRow) as exc:
             raise translated(directory, exc) from exc
+        except RecursionError:
+            # Rows are decoded with a bound (``runner.store.stored_json``); a value just under
+            # it can still exhaust the stack when it is walked again, to be printed or hashed.
+            raise damaged(directory, "a stored value nests too deeply to be used") from None
 
 
 @contextmanager

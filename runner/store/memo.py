@@ -7,7 +7,6 @@ finds them.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from runner.keys import CallKey
 from runner.providers.base import ModelReply
 from runner.store.db import StoreError
 from runner.store.journal import RunJournal, key_fields, reply_from
+from runner.store.stored_json import stored_value
 from runner.store.writer import Writer, insert
 
 PUT = insert(
@@ -67,7 +67,7 @@ class StoreMemo:
         row = self.conn.execute(GET_SQL, (slot_of(key), key)).fetchone()
         if row is None:
             return None
-        return reply_from(json.loads(row[0])["reply"]), row[1]
+        return reply_from(stored_value(row[0], f"the memo entry {key}")["reply"]), row[1]
 
     def put(self, key: CallKey, reply: ModelReply, *, cost_usd: float, path: str) -> None:
         """Store a live reply under its key (its model_call event is recorded just before)."""
@@ -118,7 +118,7 @@ def entries_before(conn: sqlite3.Connection, when: float, limit: int = 2000) -> 
     ).fetchall()
     entries = []
     for key, data, path, run_id, created in rows:
-        fields = key_fields(json.loads(data)["request"])
+        fields = key_fields(stored_value(data, f"the memo entry {key}")["request"])
         if fields is not None:
             entries.append(
                 Entry(key=key, fields=fields, path=path, run_id=run_id, created_at=created)

@@ -11,6 +11,7 @@ here made. The machine-local columns (process id, host, command line) are left o
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import sqlite3
@@ -301,7 +302,7 @@ def _column(value: Any) -> str | None:
 
 def _object(raw: bytes, name: str, number: int, what: str) -> dict[str, Any]:
     try:
-        value = json.loads(raw.decode("utf-8"), parse_constant=_no_constant)
+        value = json.loads(raw.decode("utf-8"), parse_constant=_no_constant, parse_float=_finite)
     except UnicodeDecodeError as exc:
         raise UsageError(f"{name}:{number}: the line is not UTF-8 text ({exc.reason})") from exc
     except RecursionError:
@@ -347,6 +348,14 @@ def _too_deep(name: str, number: int, what: str) -> str:
 
 def _no_constant(word: str) -> Any:
     raise ValueError(f"{word} is not a JSON number")
+
+
+def _finite(digits: str) -> float:
+    # Python reads 1e999 as infinity, which no export holds and no JSON writer can write back.
+    number = float(digits)
+    if not math.isfinite(number):
+        raise ValueError(f"{digits[:40]} is too large for a JSON number")
+    return number
 
 
 def _fields(value: Any, spec: dict[str, str], where: str) -> dict[str, Any]:

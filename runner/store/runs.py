@@ -21,9 +21,11 @@ from pathlib import Path
 from typing import Any
 
 from runner.canonical import canonical_json
+from runner.jsontext import has_lone_surrogate
 from runner.secrets import REDACTED, Redactor, looks_secret
 from runner.status import summary_status as status_summary
 from runner.store.db import DamagedRow, NotInState, transaction
+from runner.store.stored_json import stored_value
 
 RUNNING = "running"
 CRASHED = "crashed"
@@ -217,6 +219,9 @@ def find(conn: sqlite3.Connection, ref: str) -> RunRecord:
         if row is None:
             raise NotInState("there are no runs in this state yet: run a workflow first")
         return _record(row)
+    if has_lone_surrogate(ref) or "\x00" in ref:
+        # A byte that is not UTF-8 in the argument: SQLite cannot hold it, and no run id has it.
+        raise NotInState(f"there is no run {_shown(ref)} in this state: `runs` lists them")
     rows = conn.execute(
         f"SELECT {_COLUMNS} FROM runs WHERE id = ? OR id LIKE ? ORDER BY id LIMIT 3",
         (ref, ref.replace("%", "").replace("_", "\\_") + "%"),
@@ -227,8 +232,15 @@ def find(conn: sqlite3.Connection, ref: str) -> RunRecord:
     if len(rows) == 1:
         return _record(rows[0])
     if not rows:
-        raise NotInState(f"there is no run {ref!r} in this state: `runs` lists them")
-    raise NotInState(f"{ref!r} names more than one run ({rows[0][0]}, {rows[1][0]}, ...)")
+        raise NotInState(f"there is no run {_shown(ref)} in this state: `runs` lists them")
+    raise NotInState(f"{_shown(ref)} names more than one run ({rows[0][0]}, {rows[1][0]}, ...)")
+
+
+def _shown(ref: str) -> str:
+    """A run argument as a message can print it: quoted, control characters and bytes that are
+    not UTF-8 escaped, and cut short when long."""
+    shown = repr(ref[:80] + ("..." if len(ref) > 80 else ""))
+    return shown.encode("ascii", "backslashreplace").decode("ascii")
 
 
 def alive(record: RunRecord) -> bool:
@@ -344,7 +356,11 @@ machine-local ones."""
 
 def _record(row: tuple[Any, ...]) -> RunRecord:
     values = {
-        name: (json.loads(value) if name in _JSON and value is not None else value)
+        name: (
+            stored_value(value, f"the {name} of run {row[0]}")
+            if name in _JSON and value is not None
+            else value
+        )
         for name, value in zip(_FIELDS, row, strict=True)
     }
     for name, wanted in _SHAPES.items():

@@ -16,6 +16,7 @@ from runner.keys import CALL_FIELDS, CallKey, differences
 from runner.providers.base import ModelReply
 from runner.store.db import DamagedRow
 from runner.store.journal import key_fields, reply_from
+from runner.store.stored_json import stored_value
 
 DIFF_LINES = 40
 """The most lines a divergence's diff shows."""
@@ -46,7 +47,15 @@ _EVENT_COLUMNS = "SELECT seq, position, path, type, key, data, at FROM events WH
 
 def _read(rows: list[tuple[Any, ...]]) -> list[Event]:
     found = [
-        Event(seq=seq, position=pos, path=path, type=kind, key=key, data=json.loads(data), at=at)
+        Event(
+            seq=seq,
+            position=pos,
+            path=path,
+            type=kind,
+            key=key,
+            data=stored_value(data, f"the data of event {seq} at {path}"),
+            at=at,
+        )
         for seq, pos, path, kind, key, data, at in rows
     ]
     for event in found:
