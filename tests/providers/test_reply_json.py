@@ -8,15 +8,19 @@ import json
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import GOOD_YAML
 
 from runner.config import Model
 from runner.config import Provider as ProviderConfig
+from runner.main import main
 from runner.providers.anthropic import AnthropicProvider
 from runner.providers.base import ChatMessage, ModelRequest, ProviderError
 from runner.providers.openai import OpenAIProvider
+from runner.render import OutputError, parse_reply
 
 ENV = "BRANCHLEAF_REPLY_JSON_KEY"
 REQUEST = ModelRequest(
@@ -128,3 +132,45 @@ def test_a_success_that_is_not_utf8_says_so(kind: str) -> None:
 
 def test_a_success_with_a_byte_order_mark_is_read(kind: str) -> None:
     assert _complete(kind, 200, b"\xef\xbb\xbf" + json.dumps(_reply(kind)).encode()) == "ok"
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        ("[" * 100_000 + "]" * 100_000, "the reply cannot be used: the value nests lists"),
+        ("[" * 150 + "]" * 150, "the reply cannot be used: the value nests lists"),
+        ('{"score": NaN}', "the reply cannot be used: NaN is not a JSON number"),
+        ('{"score": ', "the reply is not JSON (Expecting value at line 1 column 11)"),
+    ],
+    ids=["deep", "deeper-than-the-bound", "nan", "garbled"],
+)
+@pytest.mark.parametrize("schema", [{}, {"type": "array"}], ids=["any", "array"])
+def test_a_reply_text_is_read_as_bounded_strict_json(
+    text: str, said: str, schema: dict[str, Any]
+) -> None:
+    with pytest.raises(OutputError) as caught:
+        parse_reply(text, schema)
+    assert str(caught.value).startswith(said)
+
+
+def test_a_run_whose_model_replies_too_deep_fails_the_node(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    deep = "[" * 100_000 + "]" * 100_000
+    reply = {**OPENAI_REPLY, "choices": [{"message": {"content": deep}, "finish_reason": "stop"}]}
+    for base_url in _serving(200, json.dumps(reply).encode()):
+        (tmp_path / "branchleaf.yaml").write_text(
+            "providers:\n"
+            f"  peer: {{type: openai, base_url: '{base_url}', api_key_env: {ENV},"
+            " max_retries: 0, models: {m: {capabilities: [json_mode]}}}\n"
+            "roles:\n  reviewer: {provider: peer, model: m}\n",
+            encoding="utf-8",
+        )
+        (tmp_path / "good.yaml").write_text(GOOD_YAML, encoding="utf-8")
+        monkeypatch.chdir(tmp_path)
+        code = main(["run", "good.yaml", "--plain", "--state", "s"])
+    captured = capsys.readouterr()
+    said = captured.out + captured.err
+    assert code == 1, said
+    assert "the reply cannot be used: the value nests lists and mappings more than 100" in said
+    assert "internal error" not in said
