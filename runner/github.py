@@ -22,7 +22,6 @@ connect and as long for each read of the answer; a request that timed out is not
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import urllib.parse
@@ -41,6 +40,7 @@ from urllib3.exceptions import MaxRetryError
 from urllib3.exceptions import TimeoutError as Urllib3Timeout
 from urllib3.util import Retry
 
+from runner.jsontext import JSONProblem, parse_json
 from runner.plural import plural
 from runner.secrets import Redactor
 
@@ -180,10 +180,7 @@ def _post(markdown: str, env: Mapping[str, str]) -> CommentResult:
             f"{where}: no token; set the environment variable GITHUB_TOKEN "
             "(for example to ${{ github.token }}, with the permission pull-requests: write)"
         )
-    api_url = (env.get("GITHUB_API_URL", "").strip() or DEFAULT_API_URL).rstrip("/")
-    parsed = urllib.parse.urlsplit(api_url)
-    if parsed.scheme not in ("http", "https") or not parsed.netloc:
-        raise _Skip(f"{where}: GITHUB_API_URL is {api_url!r}, not an http(s) address")
+    api_url = _api_url(env, where)
 
     timeout = _timeout(env, where)
     client = github.Github(
@@ -218,6 +215,14 @@ def _post(markdown: str, env: Mapping[str, str]) -> CommentResult:
             f"{where}: cannot reach GitHub at {api_url} "
             f"({_network_failure(exc, timeout)}); {_IN_SUMMARY}"
         ) from exc
+    except RecursionError as exc:
+        # PyGithub reads answers with the standard reader, which gives up past about a
+        # thousand levels of nesting; no answer of the API nests that deep.
+        raise _Skip(
+            f"{where}: {api_url} answered with JSON nested too deep to read, which GitHub's "
+            f"REST API does not send; check that GITHUB_API_URL is the API's address; "
+            f"{_IN_SUMMARY}"
+        ) from exc
     except RuntimeError as exc:
         # PyGithub's words for a redirect to another host or scheme, which it does not follow.
         raise _Skip(
@@ -230,6 +235,25 @@ def _post(markdown: str, env: Mapping[str, str]) -> CommentResult:
         raise _Skip(f"{where}: {_not_the_api(api_url)}; {_IN_SUMMARY}") from exc
     finally:
         client.close()
+
+
+def _api_url(env: Mapping[str, str], where: str) -> str:
+    """The API's base URL from ``$GITHUB_API_URL``, or :data:`DEFAULT_API_URL` when unset."""
+    api_url = (env.get("GITHUB_API_URL", "").strip() or DEFAULT_API_URL).rstrip("/")
+    fix = f"set it to the API's address, or unset it for {DEFAULT_API_URL}"
+    try:
+        parsed = urllib.parse.urlsplit(api_url)
+        # Reading the port checks its range, which urlsplit leaves to whoever connects.
+        parsed.port  # noqa: B018
+    except ValueError as exc:  # "Port out of range 0-65535", "Invalid IPv6 URL"
+        reason = str(exc).rstrip(".")
+        raise _Skip(
+            f"{where}: GITHUB_API_URL is {api_url!r}, not a valid address "
+            f"({reason[:1].lower() + reason[1:]}); {fix}"
+        ) from exc
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise _Skip(f"{where}: GITHUB_API_URL is {api_url!r}, not an http(s) address; {fix}")
+    return api_url
 
 
 def _timeout(env: Mapping[str, str], where: str) -> int:
@@ -267,10 +291,18 @@ def _pull_request_number(env: Mapping[str, str]) -> int:
             "so this run has no pull request to comment on"
         )
     try:
-        with open(path, encoding="utf-8") as file:
-            event = json.load(file)
-    except (OSError, ValueError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        with open(path, "rb") as file:
+            # An event file is GitHub's JSON, read like every JSON from outside: strictly and
+            # with bounded nesting, so a damaged one cannot exhaust the stack.
+            event = parse_json(file.read().decode("utf-8"))
+    except (OSError, UnicodeDecodeError, JSONProblem) as exc:
+        if isinstance(exc, OSError):
+            reason = exc.strerror or str(exc)
+        elif isinstance(exc, UnicodeDecodeError):
+            reason = "it is not UTF-8 text"
+        else:
+            at = f" at line {exc.line}, column {exc.col}" if exc.line is not None else ""
+            reason = f"{exc.message}{at}"
         raise _Skip(
             f"no pull-request comment: cannot read the event file {path} "
             f"named by GITHUB_EVENT_PATH ({reason})"

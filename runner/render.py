@@ -5,7 +5,6 @@ workflow's declared inputs."""
 from __future__ import annotations
 
 import functools
-import json
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -195,8 +194,8 @@ def parse_reply(text: str, schema: Any) -> Any:
     check = checker.check
     if check is not None:  # the usual reply: plain JSON that fits a simple schema
         try:
-            value = json.loads(text)
-        except json.JSONDecodeError:
+            value = parse_json(text)
+        except JSONProblem:
             pass
         else:
             if check(value):
@@ -204,9 +203,15 @@ def parse_reply(text: str, schema: Any) -> Any:
     problem = ""
     for attempt in _readings(text):
         try:
-            value = json.loads(attempt)
-        except json.JSONDecodeError as exc:
-            problem = f"the reply is not JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
+            # A model's text is read like any JSON from outside: nested past the bound, it
+            # would exhaust the stack here or in every later stage that walks it.
+            value = parse_json(attempt)
+        except JSONProblem as exc:
+            if exc.line is None:
+                problem = f"the reply cannot be used: {exc.message}"
+            else:
+                reason = exc.message.removeprefix("invalid JSON: ")
+                problem = f"the reply is not JSON ({reason} at line {exc.line} column {exc.col})"
             continue
         if checker.check is not None and checker.check(value):
             return value

@@ -269,3 +269,77 @@ def test_the_public_comment_carries_no_provider_key(
     assert len(bodies) == 1
     assert "redacted" in bodies[0]  # the markdown may escape its brackets
     assert "leaky" not in bodies[0]
+
+
+# --- JSON from outside read with bounded nesting; addresses that cannot be used --------------
+
+TOO_DEEP = "the value nests lists and mappings more than 100 levels deep"
+
+
+def test_an_answer_nested_too_deep_is_a_warning(
+    tmp_path: Path, github: Callable[[Handler], _GitHub]
+) -> None:
+    server = github(_answer(200, b"[" * 100_000 + b"]" * 100_000))
+    result = post_report("report", _env(tmp_path, server.url))
+    assert result.action == "skipped"
+    assert result.warning is not None
+    assert result.warning.startswith(f"{WHERE}: {server.url} answered with ")
+    assert "check that GITHUB_API_URL is the API's address" in result.warning
+    assert "redirect" not in result.warning
+
+
+@pytest.mark.parametrize(
+    ("event", "reason"),
+    [
+        (b"[" * 100_000 + b"]" * 100_000, TOO_DEEP),
+        (b'{"pull_request": ' * 150 + b"7" + b"}" * 150, TOO_DEEP),
+        (b'{"pull_request": {"number": NaN}}', "NaN is not a JSON number"),
+        (b'{"pull_request": {"number": 7, "title": "\xff"}}', "it is not UTF-8 text"),
+        (b'{"pull_request": {', "invalid JSON: Expecting property name enclosed in double"),
+    ],
+    ids=["deep", "deeper-than-the-bound", "nan", "not-utf8", "garbled"],
+)
+def test_an_event_file_that_cannot_be_read_is_a_warning(
+    tmp_path: Path, github: Callable[[Handler], _GitHub], event: bytes, reason: str
+) -> None:
+    server = github(_answer(200, b"[]"))
+    env = _env(tmp_path, server.url)
+    Path(env["GITHUB_EVENT_PATH"]).write_bytes(event)
+    result = post_report("report", env)
+    assert result.action == "skipped"
+    assert result.warning is not None
+    assert result.warning.startswith(
+        f"no pull-request comment: cannot read the event file {env['GITHUB_EVENT_PATH']} "
+        f"named by GITHUB_EVENT_PATH ({reason}"
+    )
+    assert server.seen == []
+
+
+@pytest.mark.parametrize(
+    ("api_url", "reason"),
+    [
+        ("http://127.0.0.1:99999", "port out of range 0-65535"),
+        ("http://[::1", "invalid IPv6 URL"),
+        ("http://:8080", None),
+    ],
+    ids=["port-out-of-range", "broken-ipv6", "no-host"],
+)
+def test_an_api_url_that_is_not_an_address_is_a_warning(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    api_url: str,
+    reason: str | None,
+) -> None:
+    for name, value in _env(tmp_path, api_url).items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "flows").mkdir()
+    (tmp_path / "flows" / "greet.yaml").write_text(PASSING, encoding="utf-8")
+    argv = ["ci", "flows", "--comment", "--state", "state", "--report-dir", "out"]
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    what = f"not a valid address ({reason})" if reason else "not an http(s) address"
+    assert f"warning: {WHERE}: GITHUB_API_URL is {api_url!r}, {what}; set it to the API's" in err
+    assert "internal error" not in err
+    assert "Traceback" not in err

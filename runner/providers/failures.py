@@ -10,8 +10,41 @@ from __future__ import annotations
 import http.client
 import socket
 import ssl
+from typing import Any
 
 import requests
+
+from runner.jsontext import JSONProblem, parse_json
+
+_NOT_UTF8 = "not UTF-8 text"
+
+
+def read_json(response: requests.Response) -> Any:
+    """The body's JSON value, or the :class:`JSONProblem` that keeps it from being used.
+
+    Read strictly and with bounded nesting (:func:`runner.jsontext.parse_json`): an answer
+    nested thousands of levels deep would otherwise exhaust the interpreter's stack, and NaN or
+    a lone surrogate would travel on into usage counts, traces and reports.
+    """
+    try:
+        # JSON between machines is UTF-8 (RFC 8259, section 8.1), whatever the header claims;
+        # a byte order mark, which some servers put first, is skipped.
+        text = response.content.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return JSONProblem(_NOT_UTF8, "Send UTF-8.")
+    try:
+        return parse_json(text)
+    except JSONProblem as exc:
+        return exc
+
+
+def unusable_body(response: requests.Response, problem: JSONProblem) -> str:
+    """What a body :func:`read_json` refused was, as a phrase."""
+    if problem.message.startswith("invalid JSON"):
+        return not_json(response)
+    if problem.message == _NOT_UTF8:
+        return "a body that is not UTF-8 text"
+    return f"JSON that cannot be used ({problem.message})"
 
 
 def not_json(response: requests.Response) -> str:

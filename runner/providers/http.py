@@ -31,9 +31,10 @@ import requests
 
 from runner.config import Provider as ProviderConfig
 from runner.errors import ConfigError
+from runner.jsontext import JSONProblem
 from runner.providers.abortable import AbortableAdapter, Aborted, Call, aborted, running
 from runner.providers.base import ProviderError, public_url
-from runner.providers.failures import connection_failure, not_json
+from runner.providers.failures import connection_failure, read_json, unusable_body
 from runner.secrets import Redactor
 
 DEFAULT_TIMEOUT_S = 60.0
@@ -341,15 +342,12 @@ class HttpClient:
         status = response.status_code
         if 300 <= status < 400:
             raise self.error(path, self._redirect(response), status=status)
-        try:
-            data: Any = response.json()
-        except ValueError as exc:
-            data = exc
+        data = read_json(response)
         if 200 <= status < 300:
             if isinstance(data, dict):
                 return data
-            if isinstance(data, Exception):
-                what = not_json(response)
+            if isinstance(data, JSONProblem):
+                what = unusable_body(response, data)
             else:
                 what = f"JSON {type(data).__name__} instead of an object"
             raise self.error(path, f"returned HTTP {status} with {what}", status=status)
