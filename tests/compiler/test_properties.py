@@ -988,7 +988,10 @@ def test_a_schema_error_in_a_node_brings_no_other_error(data: st.DataObject) -> 
         if data.draw(st.booleans()):
             node.setdefault(data.draw(st.sampled_from(["unknown_field", "Kind", "as_"])), 1)
         else:
-            field = data.draw(st.sampled_from(sorted(set(node) - {"kind"})))
+            fields = sorted(set(node) - {"kind"})
+            if not fields:
+                continue  # an output schema's property named "kind", not a node
+            field = data.draw(st.sampled_from(fields))
             if field in ("steps", "children", "candidates", "body", "then", "else"):
                 continue  # its nodes would go: reads of them are not checked, rightly
             old = node[field]
