@@ -396,8 +396,8 @@ def test_command_steps_do_not_inherit_the_ci_credentials(
     inherited, passed_on = (json.loads(text) for text in summary(workdir, "credentials")["output"])
     assert inherited == [None, None, None, None, "kept"]
     # A step gets a credential only when it names it in its env, from a variable the workflow
-    # declares.
-    assert passed_on == [None, "secret-gh_token", None, None, "kept"]
+    # declares; what it prints of it is redacted before anything reads it.
+    assert passed_on == [None, "[redacted]", None, None, "kept"]
 
 
 LIBRARY = """\
