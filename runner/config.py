@@ -1,11 +1,14 @@
 """``branchleaf.yaml``: which provider and model serve each role, and what they can do.
 
 Workflows name roles, never providers. Without a configuration every role is served by the
-deterministic ``mock`` provider, which has every capability.
+deterministic ``mock`` provider, which has every capability; with one, every role must be mapped
+(or covered by ``roles.default``), so that a misspelt role is never answered by the mock
+unnoticed.
 """
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import stat
@@ -19,6 +22,15 @@ from runner.errors import CompileError, ConfigError
 CONFIG_FILE = "branchleaf.yaml"
 MOCK = "mock"
 ALL_CAPABILITIES = frozenset({"json_mode", "tools", "long_context", "vision"})
+DEFAULT_ROLE = "default"
+
+
+class UnmappedRole(ConfigError):
+    """A configuration exists but neither maps a role nor has a default for it."""
+
+    def __init__(self, message: str, hint: str) -> None:
+        super().__init__(message)
+        self.hint = hint
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -67,17 +79,36 @@ class Config:
     """Providers by name, ``mock`` always among them."""
     roles: dict[str, tuple[str, str | None]]
     """Role -> (provider, model)."""
+    all_mock: str | None = None
+    """Why every role is on the mock, in a few words, when no configuration is used."""
 
     def serve(self, role: str) -> tuple[Provider, Model | None]:
         """The provider and model serving ``role``."""
-        provider_name, model_name = self.roles.get(role, self.roles.get("default", (MOCK, None)))
+        provider_name, model_name = self.roles.get(role, self.roles.get(DEFAULT_ROLE, (MOCK, None)))
         provider = self.providers[provider_name]
         if model_name is None and len(provider.models) == 1:
             model_name = next(iter(provider.models))
         return provider, None if model_name is None else provider.models[model_name]
 
+    def check_mapped(self, role: str) -> None:
+        """UnmappedRole when this configuration came from a file that neither maps ``role``
+        nor has a default role: the mock stands in only when there is no file at all."""
+        if self.path is None or role in self.roles or DEFAULT_ROLE in self.roles:
+            return
+        close = difflib.get_close_matches(role, list(self.roles), n=1)
+        guess = f": did you mean {close[0]!r}?" if close else ""
+        mapped = ", ".join(sorted(self.roles)) or "none"
+        raise UnmappedRole(
+            f"role {role!r} is not mapped in {self.path}, which has no default role{guess} "
+            f"(mapped: {mapped})",
+            f"Map {role!r} under roles: in {self.path}, or add roles.default; "
+            "--mock plays every role on the mock.",
+        )
+
     def capabilities(self, role: str) -> tuple[str, frozenset[str]]:
-        """Where ``role`` is served, in words, and what it can do there."""
+        """Where ``role`` is served, in words, and what it can do there; UnmappedRole when
+        the configuration does not serve it."""
+        self.check_mapped(role)
         provider, model = self.serve(role)
         if provider.type == MOCK:
             return f"the mock provider {provider.name!r}", ALL_CAPABILITIES
@@ -95,7 +126,9 @@ _MOCK = Provider(
     max_retries=None,
     models={},
 )
-DEFAULT = Config(path=None, providers={MOCK: _MOCK}, roles={})
+DEFAULT = Config(path=None, providers={MOCK: _MOCK}, roles={}, all_mock=f"no {CONFIG_FILE}")
+MOCK_ONLY = Config(path=None, providers={MOCK: _MOCK}, roles={}, all_mock="--mock")
+"""What ``--mock`` runs with: every role on the mock, whatever the configuration says."""
 
 
 def load_config(path: str | None = None) -> Config:

@@ -24,7 +24,7 @@ from rich.console import Console
 
 from runner.commands.run import files_to_run, nothing_to_run, parse_inputs
 from runner.compiler.pipeline import check_file
-from runner.config import DEFAULT, load_config
+from runner.config import MOCK_ONLY, load_config
 from runner.errors import CompileError, RunnerError, UsageError
 from runner.providers.registry import build_providers
 from runner.render import resolve_inputs
@@ -71,7 +71,7 @@ def start(args: argparse.Namespace, console: Console) -> int:
     """Check every workflow given, start one detached run per workflow and print their ids."""
     if args.run_id is not None and len(args.workflow) > 1:
         raise UsageError("--run-id names one run: give one workflow file with it")
-    config = DEFAULT if args.mock else load_config(args.config)
+    config = MOCK_ONLY if args.mock else load_config(args.config)
     capabilities = config.capabilities if config.path is not None else None
     wanted: list[tuple[str, str]] = []
     # Everything a run checks before it starts is checked here, so a mistake fails at once.

@@ -16,6 +16,7 @@ from runner.errors import UsageError
 from runner.humanize import duration
 from runner.plural import plural
 from runner.reports.divergences import kind_of
+from runner.reports.model import served_line
 from runner.status import Status, tests_note
 from runner.store import runs as store
 from runner.store.db import opened, state_dir
@@ -42,6 +43,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
         f"{plural(record.memo_misses, 'miss', 'misses')})"
         + (f" — {escape(reason)}" if reason else "")
     )
+    console.print(served_line(record.providers), markup=False)
     if args.node:
         return _node(args.node, recorded, console)
     console.print(_tree(record.workflow, recorded, running=status == store.RUNNING))

@@ -21,7 +21,7 @@ from rich.table import Table
 
 from runner import ir, watchdog
 from runner.compiler.pipeline import check_file, dependents, existing
-from runner.config import DEFAULT, Config, load_config
+from runner.config import MOCK_ONLY, Config, load_config
 from runner.errors import CompileError, UsageError
 from runner.executor.engine import Engine, declared_env, run_sync
 from runner.executor.results import RunResult
@@ -31,7 +31,7 @@ from runner.progress import LiveProgress, PlainProgress
 from runner.providers.base import Provider
 from runner.providers.registry import build_providers
 from runner.render import resolve_inputs
-from runner.reports import divergences
+from runner.reports import divergences, model
 from runner.status import Status, summary_status, tests_note
 from runner.store import runs
 from runner.store.db import state_dir
@@ -66,7 +66,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
         from runner.commands import background  # it imports this module
 
         return background.start(args, console)
-    config = DEFAULT if args.mock else load_config(args.config)
+    config = MOCK_ONLY if args.mock else load_config(args.config)
     capabilities = config.capabilities if config.path is not None else None
     worst, ran = 0, 0
     # Every file is checked before the first one runs: a typo in the last file given should
@@ -253,6 +253,7 @@ def execute(
             f"running {workflow.name} ({workflow.source}) as run {recording.run_id}",
             markup=False,
         )
+    console.print(model.served_line(recording.served), markup=False)
     result: RunResult | None = None
     recording.writer.on_cancel = lambda: engine.halt(
         Status.CANCELLED, "cancelled from another process (cancel)"
@@ -272,7 +273,7 @@ def execute(
             f"(first: {path}: {why})",
             markup=False,
         )
-    summary = _write_summary(result, report_dir(args))
+    summary = _write_summary(result, report_dir(args), recording.served)
     console.print(f"run {recording.run_id}; summary written to {summary}", markup=False)
     if result.status is Status.CANCELLED:
         return 130
@@ -339,8 +340,8 @@ def _print(result: RunResult, console: Console) -> None:
     )
 
 
-def summary_json(result: RunResult) -> dict[str, Any]:
-    """The run summary as JSON."""
+def summary_json(result: RunResult, served: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The run summary as JSON; ``served``: the run's provider map, for who served each role."""
     return {
         "workflow": result.workflow,
         "workflow_hash": result.workflow_hash,
@@ -372,10 +373,12 @@ def summary_json(result: RunResult) -> dict[str, Any]:
             for n in result.nodes
         ],
         "output": result.output,
+        "roles": model.served_roles(served or {}),
+        "all_mock": (served or {}).get("all_mock"),
     }
 
 
-def _write_summary(result: RunResult, report_dir: Path) -> Path:
+def _write_summary(result: RunResult, report_dir: Path, served: dict[str, Any]) -> Path:
     """Write the summary atomically, so a crash never leaves half a file."""
     target = report_dir / f"{result.workflow}.summary.json"
     try:
@@ -383,7 +386,7 @@ def _write_summary(result: RunResult, report_dir: Path) -> Path:
         with tempfile.NamedTemporaryFile(
             "w", dir=report_dir, delete=False, suffix=".tmp", encoding="utf-8"
         ) as handle:
-            json.dump(summary_json(result), handle, indent=2, sort_keys=True, default=str)
+            json.dump(summary_json(result, served), handle, indent=2, sort_keys=True, default=str)
         os.replace(handle.name, target)
     except OSError as exc:
         raise UsageError(f"cannot write the run summary to {report_dir}: {exc.strerror}") from exc

@@ -22,13 +22,15 @@ from runner.canonical import thaw
 from runner.compiler import references, scopes, shape
 from runner.compiler.expression_fields import TextField, scope_names, text_fields
 from runner.compiler.source import Document, pointer_join
+from runner.config import UnmappedRole
 from runner.errors import Diagnostic
 from runner.expressions import ROOT_NAMES, ExpressionError, analyze_expression, analyze_template
 from runner.tree import Visit, walk
 from runner.userfiles import not_readable
 
 RoleCapabilities = Callable[[str], tuple[str, frozenset[str]]]
-"""Role -> (where it is served, e.g. ``provider local, model small``, its capabilities)."""
+"""Role -> (where it is served, e.g. ``provider local, model small``, its capabilities);
+UnmappedRole when a configuration exists and does not serve the role."""
 
 _RESERVED_NAMES = ROOT_NAMES | {"iteration", "candidate", "sample"}
 """Names the runner binds itself, which an expand's ``as`` must not hide."""
@@ -216,7 +218,11 @@ class Checker:
         if self.capabilities is None:
             return
         for name, spec in self.roles.items():
-            served_by, available = self.capabilities(name)
+            try:
+                served_by, available = self.capabilities(name)
+            except UnmappedRole as exc:
+                self.report(f"/roles/{name}", str(exc), rule="roles", hint=exc.hint)
+                continue
             missing = [need for need in spec.needs or () if need not in available]
             if missing:
                 self.report(

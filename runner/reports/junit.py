@@ -15,7 +15,7 @@ import junit_xml  # type: ignore[import-untyped]  # ships no type information
 
 from runner.plural import plural
 from runner.reports import divergences
-from runner.reports.model import RunReport
+from runner.reports.model import RunReport, served_line, served_roles
 from runner.status import Status
 from runner.store.runs import RUNNING
 
@@ -115,6 +115,14 @@ def _properties(reports: list[RunReport]) -> dict[str, str]:
         "saved_tokens": str(sum(r.saved_tokens for r in reports)),
         "saved_usd": f"{sum(r.saved_usd for r in reports):.6f}",
     }
+    # Who played each role: a green suite whose reviewer was the mock is not a review.
+    properties["roles"] = " | ".join(dict.fromkeys(served_line(r.served) for r in reports))
+    for report in reports:
+        for role, spec in served_roles(report.served).items():
+            properties.setdefault(
+                f"role.{role}",
+                f"{spec['provider']}" + (f"/{spec['model']}" if spec["model"] else ""),
+            )
     if hits + misses:  # no rate when the memo could answer nothing
         properties["memo_hit_rate"] = f"{hits / (hits + misses):.4f}"
     return properties

@@ -18,7 +18,7 @@ from runner.graph import mermaid
 from runner.humanize import duration
 from runner.plural import plural
 from runner.reports import divergences
-from runner.reports.model import RunReport
+from runner.reports.model import RunReport, served_line
 from runner.status import Status
 
 MESSAGE_CHARS = 300
@@ -77,7 +77,13 @@ def _overall(reports: Sequence[RunReport]) -> str:
 
 
 def _run(report: RunReport, *, graphs: bool) -> list[str]:
-    lines = [f"### {_mark(report.passed)} {_text(report.workflow)}", "", _about(report)]
+    lines = [
+        f"### {_mark(report.passed)} {_text(report.workflow)}",
+        "",
+        _about(report),
+        "",
+        _text(served_line(report.served)),
+    ]
     if report.shown_reason:
         # A divergence's reason holds its diff, which has a section of its own below.
         first = report.shown_reason.splitlines()[0]

@@ -7,7 +7,7 @@ from __future__ import annotations
 import sqlite3
 from bisect import bisect_right
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from runner.status import Status, run_status, summary_status, tests_note
@@ -178,6 +178,9 @@ class RunReport:
     """Each node id's status, its copies combined (the most severe wins), for the graph."""
     document: dict[str, Any]
     """The compiled workflow document, as run."""
+    served: dict[str, Any] = field(default_factory=dict)
+    """Which provider and model served each role, as the run recorded it (its provider map:
+    ``roles``, ``providers``, ``all_mock``)."""
     repeats: tuple[str, ...] = ()
     """Other runs of the workflow, repeated for its tests, whose usage and memo figures are
     summed into this report's (``ci``); their tests are counted in :attr:`tests`."""
@@ -252,6 +255,33 @@ def load(conn: sqlite3.Connection, run_id: str) -> RunReport:
         paretos=tuple(_paretos(ended)),
         statuses=_statuses(recorded, running=status == runs.RUNNING),
         document=record.document,
+        served=record.providers,
+    )
+
+
+def served_roles(served: dict[str, Any]) -> dict[str, dict[str, str | None]]:
+    """Role -> ``{"provider": ..., "model": ...}`` from a run's provider map."""
+    roles = served.get("roles")
+    if not isinstance(roles, dict):
+        return {}
+    return {
+        str(role): {"provider": spec.get("provider"), "model": spec.get("model")}
+        for role, spec in sorted(roles.items())
+        if isinstance(spec, dict)
+    }
+
+
+def served_line(served: dict[str, Any]) -> str:
+    """Who served the roles, in one line: ``roles: reviewer on openai (gpt-4o), writer on
+    mock``, or ``every role on the mock: no branchleaf.yaml`` (or ``--mock``)."""
+    if served.get("all_mock"):
+        return f"every role on the mock: {served['all_mock']}"
+    roles = served_roles(served)
+    if not roles:
+        return "roles: none"
+    return "roles: " + ", ".join(
+        f"{role} on {spec['provider']}" + (f" ({spec['model']})" if spec["model"] else "")
+        for role, spec in roles.items()
     )
 
 

@@ -42,6 +42,7 @@ def provider_map(
             for name, provider in providers.items()
         },
         "mock_script": mock_script,
+        **({"all_mock": config.all_mock} if config.all_mock else {}),
         **({"repeat": repeat} if repeat else {}),
     }
 
@@ -68,6 +69,8 @@ class Recording:
         self.directory = directory
         self.conn: sqlite3.Connection = connect(directory)
         self.run_id = run_id or runs.new_run_id()
+        self.served = provider_map(workflow, config, providers, mock_script, repeat)
+        """Which provider and model serve each role (the run's recorded provider map)."""
         runs.create(
             self.conn,
             run_id=self.run_id,
@@ -78,7 +81,7 @@ class Recording:
             inputs=inputs,
             env=runs.recorded_env(env, key_variables(config)),
             config=to_data(config),
-            providers=provider_map(workflow, config, providers, mock_script, repeat),
+            providers=self.served,
             mode=mode,
             parent=parent,
             argv=argv,
