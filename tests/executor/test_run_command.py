@@ -319,6 +319,8 @@ def test_a_role_served_by_an_openai_compatible_server(
     }
     [leaf] = [node for node in data["nodes"] if node["id"] == "one"]
     assert leaf["tokens"] == 130
+    assert data["roles"] == {"reviewer": {"provider": "local", "model": "small"}}
+    assert "roles: reviewer on local (small)" in capsys.readouterr().out
     [(path, body)] = chat_server.received
     assert path == "/v1/chat/completions"
     assert body["model"] == "small"
