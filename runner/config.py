@@ -21,7 +21,7 @@ from runner.errors import CompileError, ConfigError
 
 CONFIG_FILE = "branchleaf.yaml"
 MOCK = "mock"
-ALL_CAPABILITIES = frozenset({"json_mode", "tools", "long_context", "vision"})
+ALL_CAPABILITIES = frozenset({"json_mode", "json_schema", "tools", "long_context", "vision"})
 DEFAULT_ROLE = "default"
 
 

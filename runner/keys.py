@@ -34,9 +34,11 @@ CALL_FIELDS = (
     "output_schema",
     "sample",
     "repeat",
+    "structured",
 )
 """What a model call's key covers, in the order its fields are hashed. ``repeat`` is hashed
-only when it is not 0, so that the keys of calls outside repeats stay what they were."""
+only when it is not 0, and ``structured`` only when true, so that the keys of other calls stay
+what they were."""
 
 
 class Unkeyable(Exception):
@@ -70,6 +72,7 @@ def call_key(*, provider: str, endpoint: str | None, request: ModelRequest) -> C
         output_schema=request.output_schema,
         sample=request.sample,
         repeat=request.repeat,
+        structured=request.structured,
     )
 
 
@@ -85,6 +88,7 @@ def key_of(
     output_schema: Any,
     sample: int,
     repeat: int = 0,
+    structured: bool = False,
 ) -> CallKey:
     """The key of a call made of these parts (:data:`CALL_FIELDS`); raises Unkeyable."""
     try:
@@ -102,10 +106,15 @@ def key_of(
         schema_digest,
         sample,
         repeat,
+        structured,
     )
     try:
         # Positional and versioned: a list hashes faster than an object with sorted keys.
-        hashed = [KEY_VERSION, *fields] if repeat else [KEY_VERSION, *fields[:-1]]
+        # The lengths differ, so no shorter form can collide with a longer one.
+        if structured:
+            hashed = [KEY_VERSION, *fields]
+        else:
+            hashed = [KEY_VERSION, *fields[:-1]] if repeat else [KEY_VERSION, *fields[:-2]]
         # The fields hold no objects, and no float but the temperature.
         alike = temperature is None or temperature == 0 or 1e-4 <= abs(temperature) < 1e16
         digest = content_hash(hashed, floats_alike=alike)

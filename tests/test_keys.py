@@ -36,6 +36,7 @@ CHANGES: dict[str, Any] = {
     "output_schema": {"type": "array"},
     "sample": 1,
     "repeat": 1,
+    "structured": True,
 }
 
 
@@ -55,9 +56,18 @@ def test_every_field_changes_the_key_and_is_named_as_the_difference(field: str) 
 def test_a_call_outside_repeats_keeps_the_key_it_had_before_repeats_were_keyed() -> None:
     key = key_of(**BASE)
     assert key.named()["repeat"] == 0
-    assert key.digest == content_hash([KEY_VERSION, *key.fields[:-1]])  # repeat not hashed
+    assert key.digest == content_hash([KEY_VERSION, *key.fields[:-2]])  # repeat not hashed
     assert key_of(**{**BASE, "repeat": 2}).digest == content_hash(
-        [KEY_VERSION, *key.fields[:-1], 2]
+        [KEY_VERSION, *key.fields[:-2], 2]
+    )
+
+
+def test_a_call_without_a_native_schema_keeps_the_key_it_had_before() -> None:
+    key = key_of(**BASE)
+    assert key.named()["structured"] is False
+    assert key.digest == content_hash([KEY_VERSION, *key.fields[:-2]])
+    assert key_of(**{**BASE, "structured": True}).digest == content_hash(
+        [KEY_VERSION, *key.fields[:-1], True]
     )
 
 
@@ -97,4 +107,6 @@ def test_the_key_is_the_hash_of_the_canonical_json_of_its_fields(
         with pytest.raises(UnicodeEncodeError, match="surrogates"):
             content.encode("utf-8")
         return
-    assert key.digest == content_hash([KEY_VERSION, *key.fields[:-1]])  # repeat 0: not hashed
+    assert key.digest == content_hash(
+        [KEY_VERSION, *key.fields[:-2]]
+    )  # repeat, structured: not hashed

@@ -30,6 +30,7 @@ from runner.providers.base import (
     ProviderError,
     estimate_tokens,
 )
+from runner.providers.structured import with_instruction
 from runner.secrets import Redactor
 from runner.status import Status
 
@@ -135,6 +136,11 @@ class Caller:
         )
         model_name = model.name if model else None
         json_mode = output_schema is not None and json_capable
+        # The mock is sent nothing: it answers from the schema itself.
+        sent = output_schema is not None and provider.type != MOCK
+        structured = sent and model is not None and "json_schema" in model.capabilities
+        if sent and not structured:
+            messages = with_instruction(messages, output_schema)
         try:
             key: CallKey | str = key_of(
                 provider=provider.name,
@@ -147,6 +153,7 @@ class Caller:
                 output_schema=output_schema,
                 sample=sample,
                 repeat=self.repeat,
+                structured=structured,
             )
         except Unkeyable as exc:
             key = str(exc)
@@ -159,6 +166,7 @@ class Caller:
             max_tokens=max_tokens,
             output_schema=output_schema,
             json_mode=json_mode,
+            structured=structured,
             sample=sample,
             repeat=self.repeat,
             key=key.digest if isinstance(key, CallKey) else None,

@@ -9,7 +9,9 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
+from runner.canonical import canonical_json
 from runner.config import Provider as ProviderConfig
+from runner.providers import structured
 from runner.providers.base import ModelReply, ModelRequest, Usage
 from runner.providers.http import (
     JSON_ONLY,
@@ -72,7 +74,8 @@ class AnthropicProvider:
     def body(self, request: ModelRequest) -> dict[str, Any]:
         """The JSON body sent for ``request``."""
         system = [m.content for m in request.messages if m.role == "system"]
-        if request.json_mode:
+        native = request.structured and request.output_schema is not None
+        if request.json_mode and not native:
             # The messages API has no JSON mode; the instruction is the nearest equivalent.
             system.append(JSON_ONLY)
         body: dict[str, Any] = {
@@ -88,6 +91,18 @@ class AnthropicProvider:
             body["system"] = "\n\n".join(system)
         if request.temperature is not None:
             body["temperature"] = request.temperature
+        if native:
+            # The documented way to get JSON of a given shape: one tool whose input is the
+            # schema, and a tool_choice that makes the model call it.
+            schema, _ = structured.tool_schema(request.output_schema)
+            body["tools"] = [
+                {
+                    "name": structured.NAME,
+                    "description": "Give the answer, in the shape the schema requires.",
+                    "input_schema": schema,
+                }
+            ]
+            body["tool_choice"] = {"type": "tool", "name": structured.NAME}
         return body
 
     async def complete(self, request: ModelRequest) -> ModelReply:
@@ -95,12 +110,12 @@ class AnthropicProvider:
         body = self.body(request)
         data = await self._client.post_json_async(PATH, body)
         try:
-            return self._reply(body["model"], data)
+            return self._reply(request, body["model"], data)
         except Malformed as exc:
             detail = f"returned a malformed reply: {self._client.short(str(exc))}"
             raise self._client.error(PATH, detail) from exc
 
-    def _reply(self, model: str, data: dict[str, Any]) -> ModelReply:
+    def _reply(self, request: ModelRequest, model: str, data: dict[str, Any]) -> ModelReply:
         if data.get("type") == "error":
             raise Malformed(f"an error instead of a message: {provider_message(data)}")
         blocks = dig(data, "content")
@@ -113,6 +128,8 @@ class AnthropicProvider:
                 if not isinstance(text, str):
                     raise Malformed("a text block has no text")
                 parts.append(text)
+        if request.structured and request.output_schema is not None:
+            parts = [_tool_answer(request.output_schema, blocks)]
         usage = dig(data, "usage")
         fresh = required_count(usage, "input_tokens")
         completion = required_count(usage, "output_tokens")
@@ -133,3 +150,24 @@ class AnthropicProvider:
             model=answered if isinstance(answered, str) else model,
             finish_reason=stop if isinstance(stop, str) else None,
         )
+
+
+def _tool_answer(schema: object, blocks: list[object]) -> str:
+    """The JSON text of the forced tool call's input, unwrapped where it was wrapped."""
+    for block in blocks:
+        if (
+            isinstance(block, dict)
+            and block.get("type") == "tool_use"
+            and block.get("name") == structured.NAME
+        ):
+            answer = block.get("input")
+            _, wrapped = structured.tool_schema(schema)
+            if wrapped:
+                if not isinstance(answer, dict) or structured.VALUE not in answer:
+                    raise Malformed(f"the {structured.NAME} tool input has no {structured.VALUE!r}")
+                answer = answer[structured.VALUE]
+            try:
+                return canonical_json(answer)
+            except (TypeError, ValueError) as exc:  # NaN or infinity in the input
+                raise Malformed(f"the {structured.NAME} tool input is not JSON: {exc}") from exc
+    raise Malformed(f"no tool_use block calls the {structured.NAME} tool")

@@ -47,6 +47,9 @@ class ModelRequest:
     """JSON Schema the reply must satisfy, when the node has one (a plain JSON value)."""
     json_mode: bool = False
     """Ask for a JSON reply, where the model has the ``json_mode`` capability."""
+    structured: bool = False
+    """Send ``output_schema`` natively, where the model has the ``json_schema`` capability
+    (otherwise the executor states it in the messages)."""
     sample: int = 0
     """Rollout index: the same request with another sample is a different call."""
     repeat: int = 0

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from runner.config import Provider as ProviderConfig
+from runner.providers import structured
 from runner.providers.base import ModelReply, ModelRequest, Usage, estimate_tokens
 from runner.providers.http import (
     JSON_ONLY,
@@ -71,7 +72,16 @@ class OpenAIProvider:
             body["temperature"] = request.temperature
         if request.max_tokens is not None:
             body["max_tokens"] = request.max_tokens
-        if request.json_mode:
+        if request.structured and request.output_schema is not None:
+            body["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {
+                    "name": structured.NAME,
+                    "schema": request.output_schema,
+                    "strict": structured.strict_ready(request.output_schema),
+                },
+            }
+        elif request.json_mode:
             body["response_format"] = {"type": "json_object"}
             # OpenAI rejects json_object mode unless a message mentions JSON.
             if not any("json" in m["content"].lower() for m in messages):

@@ -107,6 +107,8 @@ def request_json(request: ModelRequest, key: CallKey | None) -> dict[str, Any]:
     }
     if request.repeat:  # written only in repeats, so that other requests read as before
         out["repeat"] = request.repeat
+    if request.structured:  # written only when the schema was sent natively, likewise
+        out["structured"] = True
     return out
 
 
@@ -143,6 +145,7 @@ def key_fields(request: dict[str, Any]) -> dict[str, Any] | None:
         "output_schema": fields["output_schema"],
         "sample": request["sample"],
         "repeat": request.get("repeat", 0),
+        "structured": request.get("structured", False),
     }
 
 
