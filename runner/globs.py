@@ -12,7 +12,6 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import NamedTuple, TypeAlias, TypeVar
 
 GLOBSTAR = "**"
-_SLASH = "\ue000"
 
 _T = TypeVar("_T")
 _State: TypeAlias = tuple[int, int]
@@ -46,21 +45,6 @@ def overlaps(a: str, b: str) -> bool:
 def covers(outer: str, inner: str) -> bool:
     """True when every path covered by ``inner`` is covered by ``outer`` (sound; may say False)."""
     return _within(split(inner), split(outer), GLOBSTAR, _segment_within, prefix=True)
-
-
-def text_overlaps(a: str, b: str) -> bool:
-    """True when some text matches both one-piece globs (command lines, where `*` crosses `/`)."""
-    return _segments_meet(_unsegment(a), _unsegment(b))
-
-
-def text_covers(outer: str, inner: str) -> bool:
-    """True when every text matching one-piece glob ``inner`` matches ``outer`` (sound)."""
-    return _segment_within(_unsegment(inner), _unsegment(outer))
-
-
-def _unsegment(text: str) -> str:
-    # One-piece globs read `/` as an ordinary character: stand it in by one no path holds.
-    return text.replace("/", _SLASH)
 
 
 def covered_by_any(outers: Iterable[str], inner: str) -> bool:
