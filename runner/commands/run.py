@@ -11,7 +11,7 @@ import json
 import os
 import signal
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -258,11 +258,23 @@ def execute(
     recording.writer.on_cancel = lambda: engine.halt(
         Status.CANCELLED, "cancelled from another process (cancel)"
     )
-    try:
-        with progress if isinstance(progress, LiveProgress) else contextlib.nullcontext():
-            result = run_sync(_run_with_signals(engine, inputs))
-    finally:
-        recording.close(result)
+    with _held_signals():
+        try:
+            with progress if isinstance(progress, LiveProgress) else contextlib.nullcontext():
+                result = run_sync(_run_with_signals(engine, inputs))
+        finally:
+            recording.close(result)
+        return _finish(result, recording, args, engine, console)
+
+
+def _finish(
+    result: RunResult,
+    recording: Recording,
+    args: argparse.Namespace,
+    engine: Engine,
+    console: Console,
+) -> int:
+    """Print the result, write the summary, return the exit code."""
     _print(result, console)
     unkeyed = engine.caller.unkeyed
     if unkeyed:
@@ -280,11 +292,34 @@ def execute(
     return 0 if result.passed else 1
 
 
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+@contextlib.contextmanager
+def _held_signals() -> Iterator[None]:
+    """From the run's start to its summary, SIGINT and SIGTERM do not kill the process: while
+    the engine runs they cancel it (``_run_with_signals``), and once it has ended they are
+    ignored, so that a signal landing as the run finishes (``cancel`` sends one) cannot leave it
+    without its summary. The handlers from before are restored at the end."""
+    before = {sig: signal.getsignal(sig) for sig in SIGNALS}
+    for sig in SIGNALS:
+        signal.signal(sig, _ended_already)
+    try:
+        yield
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
+
+
+def _ended_already(signum: int, frame: object) -> None:
+    """A stop asked for once the run has ended: there is nothing left to stop."""
+
+
 async def _run_with_signals(engine: Engine, inputs: dict[str, Any]) -> RunResult:
     """Run, turning SIGINT and SIGTERM into a clean cancellation of everything in flight."""
     loop = asyncio.get_running_loop()
     watchdog.clear_stop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in SIGNALS:
         why = f"interrupted by {signal.Signals(sig).name}"
         loop.add_signal_handler(sig, engine.halt, Status.CANCELLED, why)
         # A rendering template holds the loop, so the handler above waits for it; the signal's
@@ -293,8 +328,9 @@ async def _run_with_signals(engine: Engine, inputs: dict[str, Any]) -> RunResult
     try:
         return await engine.run(inputs)
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in SIGNALS:
             loop.remove_signal_handler(sig)
+            signal.signal(sig, _ended_already)
         watchdog.clear_stop()
 
 

@@ -482,3 +482,21 @@ def test_every_file_is_checked_before_any_runs(
     err = capsys.readouterr().err
     assert "bad.yaml:3" in err
     assert not (workdir / ".branchleaf").exists()  # the good workflow did not run
+
+
+def test_a_signal_after_the_run_ended_does_not_lose_its_summary() -> None:
+    """`cancel` may signal a run just as it finishes: from the run's start to its summary the
+    process must not die of SIGTERM or SIGINT; the handlers from before come back afterwards."""
+    import os
+    import signal
+
+    from runner.commands import run
+
+    before = signal.getsignal(signal.SIGTERM)
+    with run._held_signals():
+        os.kill(os.getpid(), signal.SIGTERM)
+        os.kill(os.getpid(), signal.SIGINT)
+        alive = True
+    assert alive
+    assert signal.getsignal(signal.SIGTERM) is before
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
