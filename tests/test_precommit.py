@@ -1,14 +1,15 @@
-"""The ``branchleaf-validate`` pre-commit hook, installed and run the way a user tries it.
+"""The pre-commit hooks, installed and run the way a user runs them.
 
-Each test runs the real ``pre-commit try-repo`` against a throwaway git repository holding
-workflow files. ``try-repo`` builds the hook's environment (a virtualenv with branchleaf and its
-dependencies installed from the package index) in a store of its own that it deletes afterwards,
-so every run builds it again: these tests are slow, and they fail when the index is unreachable.
+Each test runs the real ``pre-commit run`` in a throwaway git repository holding workflow files
+and a ``.pre-commit-config.yaml`` that names this project's hooks. pre-commit clones the hook
+repository and builds the hooks' environment (a virtualenv with branchleaf and its dependencies
+installed from the package index) once in the module's pre-commit home and reuses it for every
+test, as it does on a developer's machine; the first test is slow, and the tests fail when the
+index is unreachable.
 
 The hook repository is a commit of this checkout's working tree (tracked and untracked files that
-git does not ignore), made in a temporary folder: ``try-repo`` on the checkout itself would only
-see committed and modified tracked files, not new ones, so the hook definition and code under
-test would not match the working tree before they are committed.
+git does not ignore), made in a temporary folder, so that the hook definitions and code under test
+are those of the working tree even before they are committed.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 """The checkout root, which holds ``.pre-commit-hooks.yaml``."""
 HOOK = "branchleaf-validate"
 TIMEOUT_S = 900
-"""Longest one ``try-repo`` may take, environment build included."""
+"""Longest one ``pre-commit run`` may take, environment build included."""
 
 pytestmark = pytest.mark.slow
 
@@ -111,7 +112,8 @@ def _commit_all(repo: Path) -> None:
 
 @pytest.fixture(scope="module")
 def pre_commit_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One pre-commit home for the module, so nothing is written to the user's cache."""
+    """One pre-commit home for the module: the hooks' environment is built once, and nothing is
+    written to the user's cache."""
     return tmp_path_factory.mktemp("pre-commit-home")
 
 
@@ -139,17 +141,26 @@ def _project(root: Path, files: dict[str, str]) -> Path:
     return root
 
 
-def _try_repo(
+def _pre_commit(
     hook_repo: Path, home: Path, project: Path, *files: str, hook: str = HOOK
 ) -> subprocess.CompletedProcess[str]:
+    """``pre-commit run HOOK --files FILES`` in ``project``, with a configuration naming the hook
+    repository at its commit (written outside the project, so its files stay as they were)."""
+    rev = _git(hook_repo, "rev-parse", "HEAD").strip()
+    config = home / f"config-{hook}.yaml"
+    config.write_text(
+        f"repos:\n  - repo: {hook_repo}\n    rev: {rev}\n    hooks:\n      - id: {hook}\n",
+        encoding="utf-8",
+    )
     return subprocess.run(
         [
             sys.executable,
             "-m",
             "pre_commit",
-            "try-repo",
-            str(hook_repo),
+            "run",
             hook,
+            "--config",
+            str(config),
             "--verbose",
             "--color",
             "never",
@@ -168,7 +179,7 @@ def _try_repo(
 def test_valid_workflow_passes(hook_repo: Path, pre_commit_home: Path, tmp_path: Path) -> None:
     project = _project(tmp_path, {"workflows/good.yaml": GOOD, "workflows/broken.yaml": BROKEN})
 
-    done = _try_repo(hook_repo, pre_commit_home, project, "workflows/good.yaml")
+    done = _pre_commit(hook_repo, pre_commit_home, project, "workflows/good.yaml")
 
     output = done.stdout + done.stderr
     assert done.returncode == 0, output
@@ -182,7 +193,7 @@ def test_invalid_workflow_fails_with_its_location(
 ) -> None:
     project = _project(tmp_path, {"workflows/good.yaml": GOOD, "workflows/broken.yaml": BROKEN})
 
-    done = _try_repo(
+    done = _pre_commit(
         hook_repo, pre_commit_home, project, "workflows/good.yaml", "workflows/broken.yaml"
     )
 
@@ -201,7 +212,7 @@ def test_starlark_library_passes(hook_repo: Path, pre_commit_home: Path, tmp_pat
         {"workflows/greetings.star": LIBRARY, "workflows/uses_library.star": USES_LIBRARY},
     )
 
-    done = _try_repo(
+    done = _pre_commit(
         hook_repo,
         pre_commit_home,
         project,
@@ -231,7 +242,7 @@ def test_dry_run_runs_workflows_on_the_mock(
         },
     )
 
-    passed = _try_repo(
+    passed = _pre_commit(
         hook_repo,
         pre_commit_home,
         project,
@@ -239,7 +250,7 @@ def test_dry_run_runs_workflows_on_the_mock(
         "workflows/greetings.star",
         hook="branchleaf-dry-run",
     )
-    failed = _try_repo(
+    failed = _pre_commit(
         hook_repo, pre_commit_home, project, "workflows/failing.yaml", hook="branchleaf-dry-run"
     )
 
@@ -265,10 +276,10 @@ def test_dry_run_of_a_library_or_a_mock_script_alone_passes(
         },
     )
 
-    library = _try_repo(
+    library = _pre_commit(
         hook_repo, pre_commit_home, project, "workflows/greetings.star", hook="branchleaf-dry-run"
     )
-    script = _try_repo(
+    script = _pre_commit(
         hook_repo,
         pre_commit_home,
         project,
