@@ -36,6 +36,7 @@ from runner.status import Status
 from runner.store import portable
 from runner.store.db import opened, state_dir
 from runner.store.recording import Recording
+from runner.trace_match import Unmatched, match
 
 JUNIT_FILE = "branchleaf.junit.xml"
 MARKDOWN_FILE = "branchleaf.md"
@@ -49,6 +50,7 @@ class _Runs:
     ids: list[str] = field(default_factory=list)
     worst: int = 0
     repeated: list[tuple[ir.Workflow, list[str]]] = field(default_factory=list)
+    unmatched: list[Unmatched] = field(default_factory=list)
 
     def started(self, recording: Recording) -> None:
         self.ids.append(recording.run_id)
@@ -202,8 +204,8 @@ def _replay_all(
     made: _Runs,
     console: Console,
 ) -> None:
-    """Import each trace in ``directory`` and replay it against the workflow of the same name
-    found now (the recorded document when no file found has that name)."""
+    """Import each trace in ``directory`` and replay it against the workflow file it was
+    recorded from, found now with the same name; a trace that matches none is unmatched."""
     if not directory.is_dir():
         raise UsageError(f"--replay {directory}: no such directory of traces")
     traces = sorted(directory.glob("*.jsonl"))
@@ -211,16 +213,28 @@ def _replay_all(
         raise UsageError(
             f"--replay {directory}: no traces (*.jsonl, written by `branchleaf trace export`)"
         )
-    by_name = {workflow.name: workflow for workflow in workflows}
     for path in traces:
         trace = portable.loads(portable.read_file(str(path)), str(path))
         with opened(state_dir(options.state)) as conn:
             imported = portable.store(conn, trace)
-        current = by_name.get(str(trace.run["workflow"]))
+        source = trace.run["source"]
+        current = match(
+            trace=str(path),
+            name=str(trace.run["workflow"]),
+            source=source,
+            workflows=workflows,
+            here=os.getcwd(),
+            exists=bool(source) and Path(source).is_file(),
+        )
+        if isinstance(current, Unmatched):
+            console.print(f"error: {current.message}", markup=False)
+            made.unmatched.append(current)
+            made.worst = max(made.worst, 1)
+            continue
         replay_args = argparse.Namespace(
             **vars(options),
             run=imported.run_id,
-            workflow=current.source if current is not None else None,
+            workflow=current.source,
             allow_live=False,
             config=None,
         )
@@ -243,16 +257,16 @@ def _report(made: _Runs, args: argparse.Namespace, console: Console, config: Con
     directory = report_dir(args)
     junit_path = directory / JUNIT_FILE
     markdown_path = directory / MARKDOWN_FILE
-    text = markdown.render(shown)
+    text = markdown.render(shown, made.unmatched)
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        junit_path.write_text(junit.render(shown), encoding="utf-8")
+        junit_path.write_text(junit.render(shown, made.unmatched), encoding="utf-8")
         markdown_path.write_text(text, encoding="utf-8")
     except OSError as exc:
         raise UsageError(f"cannot write the reports to {directory}: {exc.strerror}") from exc
     console.print(f"reports written to {junit_path} and {markdown_path}", markup=False)
     # A repeated workflow's runs may fail tests its pass rates forgive: the reports decide.
-    passed = all(report.passed for report in shown)
+    passed = all(report.passed for report in shown) and not made.unmatched
     _append(os.environ.get("GITHUB_STEP_SUMMARY"), text + "\n")
     _append(
         os.environ.get("GITHUB_OUTPUT"),
