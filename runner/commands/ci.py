@@ -13,7 +13,6 @@ edited in place on later runs.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shlex
 from dataclasses import dataclass, field, replace
@@ -22,7 +21,7 @@ from pathlib import Path
 from rich.console import Console
 
 from runner import ir
-from runner.canonical import thaw
+from runner.ci_block import with_ci_settings
 from runner.commands import replay as replay_command
 from runner.commands.run import report_dir, run_workflow
 from runner.commands.validate import check_paths
@@ -108,38 +107,6 @@ def run(args: argparse.Namespace, console: Console) -> int:
     if made.worst == 130:
         return 130
     return _report(made, args, console, config)
-
-
-def with_ci_settings(workflow: ir.Workflow, options: argparse.Namespace) -> argparse.Namespace:
-    """``options`` with the inputs and the mock script of the workflow's ``ci`` block, as
-    ``run --input name=value --mock-script FILE`` would take them."""
-    settings = workflow.ci or ir.CiSettings()
-    given = {name: _input_text(value) for name, value in (settings.inputs or {}).items()}
-    missing = [
-        name for name, spec in workflow.inputs or () if not spec.has_default and name not in given
-    ]
-    if missing:
-        raise UsageError(
-            f"{workflow.source}: the workflow {workflow.name!r} needs the input {missing[0]!r}, "
-            "which has no default: give it a value under ci: inputs: in the workflow"
-        )
-    script = None
-    if settings.mock_script is not None:
-        script = (Path(workflow.source).parent / settings.mock_script).as_posix()
-    return argparse.Namespace(
-        **{
-            **vars(options),
-            "input": [f"{name}={value}" for name, value in given.items()],
-            "mock_script": script,
-        }
-    )
-
-
-def _input_text(value: object) -> str:
-    """A ``ci.inputs`` value as ``--input`` takes it: a string as it is, anything else as
-    JSON (the compiler has checked its type)."""
-    plain = thaw(value)
-    return plain if isinstance(plain, str) else json.dumps(plain)
 
 
 def combine(workflow: ir.Workflow, reports: list[RunReport]) -> list[RunReport]:
