@@ -135,3 +135,14 @@ def test_the_same_file_named_from_another_folder_or_checkout() -> None:
     assert not same_file("workflows/a.yaml", "workflows/b.yaml", here)
     assert not same_file("old/a.yaml", "workflows/a.yaml", here)
     assert not same_file("workflows/xa.yaml", "workflows/a.yaml", here)
+
+
+def test_replay_by_hand_against_a_file_of_another_workflow_says_so(
+    recorded: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["trace", "import", "traces/a.jsonl", "--state", "state"]) == 0
+    assert main(["replay", "last", "flows/b.yaml", "--state", "state", "--plain"]) == 0
+    assert (
+        "with flows/b.yaml (changed since the run; it is the workflow 'other', not the run's "
+        "'greet')"
+    ) in capsys.readouterr().out
