@@ -30,19 +30,24 @@ class Unmatched:
 
 
 def same_file(recorded: str, current: str, here: str) -> bool:
-    """Whether two names of a workflow file name the same file, run from different folders or
-    checkouts: once made relative to ``here`` where they are under it, one path's parts end
-    the other's (``/ci/checkout/workflows/a.yaml`` and ``workflows/a.yaml``)."""
-    a, b = _parts(recorded, here), _parts(current, here)
-    shorter, longer = sorted((a, b), key=len)
-    return bool(shorter) and longer[len(longer) - len(shorter) :] == shorter
+    """Whether a trace's recorded workflow file is ``current``, both made relative to ``here``
+    (the repository root, where ``ci`` runs) where they are under it. A run recorded in another
+    checkout (an absolute path outside ``here``) matches by the end of its path:
+    ``/ci/checkout/workflows/a.yaml`` is ``workflows/a.yaml``, whose root is not known."""
+    (theirs, elsewhere), (ours, _) = _parts(recorded, here), _parts(current, here)
+    if not elsewhere:
+        return theirs == ours
+    return bool(ours) and theirs[len(theirs) - len(ours) :] == ours
 
 
-def _parts(path: str, here: str) -> tuple[str, ...]:
+def _parts(path: str, here: str) -> tuple[tuple[str, ...], bool]:
+    """The path's parts relative to ``here`` where it can be, and whether it is elsewhere."""
     pure = PurePath(os.path.normpath(path))
-    if pure.is_absolute() and pure.is_relative_to(here):
-        pure = pure.relative_to(here)
-    return tuple(part for part in pure.parts if part != os.sep)
+    if not pure.is_absolute():
+        return pure.parts, False
+    if pure.is_relative_to(here):
+        return pure.relative_to(here).parts, False
+    return pure.parts[1:], True
 
 
 def match(

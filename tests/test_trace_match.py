@@ -131,7 +131,10 @@ def test_the_same_file_named_from_another_folder_or_checkout() -> None:
     assert same_file("/home/ci/repo/workflows/a.yaml", "workflows/a.yaml", here)
     # A trace recorded in another checkout, as the golden traces are.
     assert same_file("/work/main/workflows/a.yaml", "workflows/a.yaml", here)
-    assert same_file("a.yaml", "workflows/a.yaml", here)  # recorded from inside the folder
+    assert not same_file("/work/main/workflows/b.yaml", "workflows/a.yaml", here)
+    # Under the repository, the path is known: a moved file is another file.
+    assert not same_file("/home/ci/repo/old/workflows/a.yaml", "workflows/a.yaml", here)
+    assert not same_file("a.yaml", "workflows/a.yaml", here)
     assert not same_file("workflows/a.yaml", "workflows/b.yaml", here)
     assert not same_file("old/a.yaml", "workflows/a.yaml", here)
     assert not same_file("workflows/xa.yaml", "workflows/a.yaml", here)
