@@ -112,7 +112,8 @@ def _parser() -> argparse.ArgumentParser:
         "--changed-files",
         action="store_true",
         help="the files are those a commit changed (pre-commit): a Starlark library runs the "
-        "workflows that load it, and no workflow among them is not an error",
+        "workflows that load it, no workflow among them is not an error, and each workflow "
+        "runs with its ci block's inputs and mock script (those given win)",
     )
     run.add_argument(
         "--background",

@@ -13,7 +13,6 @@ edited in place on later runs.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shlex
 from dataclasses import dataclass, field, replace
@@ -22,7 +21,7 @@ from pathlib import Path
 from rich.console import Console
 
 from runner import ir
-from runner.canonical import thaw
+from runner.ci_block import with_ci_settings
 from runner.commands import replay as replay_command
 from runner.commands.run import report_dir, run_workflow
 from runner.commands.validate import check_paths
@@ -36,6 +35,7 @@ from runner.status import Status
 from runner.store import portable
 from runner.store.db import opened, state_dir
 from runner.store.recording import Recording
+from runner.trace_match import Unmatched, match
 
 JUNIT_FILE = "branchleaf.junit.xml"
 MARKDOWN_FILE = "branchleaf.md"
@@ -49,6 +49,7 @@ class _Runs:
     ids: list[str] = field(default_factory=list)
     worst: int = 0
     repeated: list[tuple[ir.Workflow, list[str]]] = field(default_factory=list)
+    unmatched: list[Unmatched] = field(default_factory=list)
 
     def started(self, recording: Recording) -> None:
         self.ids.append(recording.run_id)
@@ -106,38 +107,6 @@ def run(args: argparse.Namespace, console: Console) -> int:
     if made.worst == 130:
         return 130
     return _report(made, args, console, config)
-
-
-def with_ci_settings(workflow: ir.Workflow, options: argparse.Namespace) -> argparse.Namespace:
-    """``options`` with the inputs and the mock script of the workflow's ``ci`` block, as
-    ``run --input name=value --mock-script FILE`` would take them."""
-    settings = workflow.ci or ir.CiSettings()
-    given = {name: _input_text(value) for name, value in (settings.inputs or {}).items()}
-    missing = [
-        name for name, spec in workflow.inputs or () if not spec.has_default and name not in given
-    ]
-    if missing:
-        raise UsageError(
-            f"{workflow.source}: the workflow {workflow.name!r} needs the input {missing[0]!r}, "
-            "which has no default: give it a value under ci: inputs: in the workflow"
-        )
-    script = None
-    if settings.mock_script is not None:
-        script = (Path(workflow.source).parent / settings.mock_script).as_posix()
-    return argparse.Namespace(
-        **{
-            **vars(options),
-            "input": [f"{name}={value}" for name, value in given.items()],
-            "mock_script": script,
-        }
-    )
-
-
-def _input_text(value: object) -> str:
-    """A ``ci.inputs`` value as ``--input`` takes it: a string as it is, anything else as
-    JSON (the compiler has checked its type)."""
-    plain = thaw(value)
-    return plain if isinstance(plain, str) else json.dumps(plain)
 
 
 def combine(workflow: ir.Workflow, reports: list[RunReport]) -> list[RunReport]:
@@ -202,8 +171,8 @@ def _replay_all(
     made: _Runs,
     console: Console,
 ) -> None:
-    """Import each trace in ``directory`` and replay it against the workflow of the same name
-    found now (the recorded document when no file found has that name)."""
+    """Import each trace in ``directory`` and replay it against the workflow file it was
+    recorded from, found now with the same name; a trace that matches none is unmatched."""
     if not directory.is_dir():
         raise UsageError(f"--replay {directory}: no such directory of traces")
     traces = sorted(directory.glob("*.jsonl"))
@@ -211,16 +180,28 @@ def _replay_all(
         raise UsageError(
             f"--replay {directory}: no traces (*.jsonl, written by `branchleaf trace export`)"
         )
-    by_name = {workflow.name: workflow for workflow in workflows}
     for path in traces:
         trace = portable.loads(portable.read_file(str(path)), str(path))
         with opened(state_dir(options.state)) as conn:
             imported = portable.store(conn, trace)
-        current = by_name.get(str(trace.run["workflow"]))
+        source = trace.run["source"]
+        current = match(
+            trace=str(path),
+            name=str(trace.run["workflow"]),
+            source=source,
+            workflows=workflows,
+            here=os.getcwd(),
+            exists=bool(source) and Path(source).is_file(),
+        )
+        if isinstance(current, Unmatched):
+            console.print(f"error: {current.message}", markup=False)
+            made.unmatched.append(current)
+            made.worst = max(made.worst, 1)
+            continue
         replay_args = argparse.Namespace(
             **vars(options),
             run=imported.run_id,
-            workflow=current.source if current is not None else None,
+            workflow=current.source,
             allow_live=False,
             config=None,
         )
@@ -243,16 +224,16 @@ def _report(made: _Runs, args: argparse.Namespace, console: Console, config: Con
     directory = report_dir(args)
     junit_path = directory / JUNIT_FILE
     markdown_path = directory / MARKDOWN_FILE
-    text = markdown.render(shown)
+    text = markdown.render(shown, made.unmatched)
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        junit_path.write_text(junit.render(shown), encoding="utf-8")
+        junit_path.write_text(junit.render(shown, made.unmatched), encoding="utf-8")
         markdown_path.write_text(text, encoding="utf-8")
     except OSError as exc:
         raise UsageError(f"cannot write the reports to {directory}: {exc.strerror}") from exc
     console.print(f"reports written to {junit_path} and {markdown_path}", markup=False)
     # A repeated workflow's runs may fail tests its pass rates forgive: the reports decide.
-    passed = all(report.passed for report in shown)
+    passed = all(report.passed for report in shown) and not made.unmatched
     _append(os.environ.get("GITHUB_STEP_SUMMARY"), text + "\n")
     _append(
         os.environ.get("GITHUB_OUTPUT"),

@@ -91,9 +91,13 @@ def _say(
         # The ci block says how `ci` runs the workflow, not what it does: a replay answers the
         # same calls and commands whatever it holds.
         if _without_ci(to_document(workflow)) == _without_ci(record.document):
-            what = f"{args.workflow} (only its ci block differs from the run's)"
+            how = "only its ci block differs from the run's"
         else:
-            what = f"{args.workflow} (changed since the run)"
+            how = "changed since the run"
+        if workflow.name != record.workflow:
+            # Said, not refused: a renamed workflow may be checked against its old runs.
+            how += f"; it is the workflow {workflow.name!r}, not the run's {record.workflow!r}"
+        what = f"{args.workflow} ({how})"
     live = "; calls and commands it does not answer are made live" if args.allow_live else ""
     console.print(f"replaying run {record.id} with {what}{live}", markup=False)
 

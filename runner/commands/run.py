@@ -20,6 +20,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from runner import ir, watchdog
+from runner.ci_block import added, with_ci_settings
 from runner.compiler.pipeline import check_file, dependents, existing
 from runner.config import MOCK_ONLY, Config, load_config
 from runner.errors import CompileError, UsageError
@@ -78,11 +79,17 @@ def run(args: argparse.Namespace, console: Console) -> int:
     diagnostics = [d for _, checked in checked_files for d in checked.diagnostics]
     if diagnostics:
         raise CompileError(diagnostics)
-    for path, checked in checked_files:
+    planned = [(path, checked, _options(args, checked.workflow)) for path, checked in checked_files]
+    for path, checked, options in planned:
         if checked.workflow is None:  # a Starlark library, or YAML that is not a workflow
             console.print(f"- {path} skipped: not a workflow ({checked.kind})", markup=False)
             continue
-        code = run_workflow(checked.workflow, config, args, console)
+        words = added(args, options)
+        if words:
+            console.print(
+                f"{checked.workflow.name}: from its ci block: {' '.join(words)}", markup=False
+            )
+        code = run_workflow(checked.workflow, config, options, console)
         ran += 1
         if code == 130:
             return 130
@@ -90,6 +97,15 @@ def run(args: argparse.Namespace, console: Console) -> int:
     if not ran:
         return nothing_to_run(args, console)
     return worst
+
+
+def _options(args: argparse.Namespace, workflow: ir.Workflow | None) -> argparse.Namespace:
+    """The options a workflow runs with: with ``--changed-files`` (the pre-commit dry run),
+    with the inputs and the mock script of its ``ci`` block, as ``ci`` runs it, so that one
+    hook serves every workflow (issue 12); ``--input`` and ``--mock-script`` given win."""
+    if workflow is None or not getattr(args, "changed_files", False):
+        return args
+    return with_ci_settings(workflow, args)
 
 
 def files_to_run(args: argparse.Namespace, console: Console) -> list[str]:

@@ -4,25 +4,72 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
+from pathlib import Path
 
 from rich.console import Console
 from rich.markup import escape
 
 from runner.compiler.pipeline import Checked, check_file, discover
 from runner.config import Config, load_config
-from runner.errors import UsageError
+from runner.errors import Diagnostic, UsageError
 from runner.plural import plural
 
 
 def check_paths(paths: list[str], config: Config) -> list[Checked]:
     """Every workflow file named or found under ``paths``, checked against ``config``'s role
-    capabilities when a configuration file was loaded; UsageError when a path does not exist
-    or there is no workflow file."""
+    capabilities when a configuration file was loaded, each of two workflows with the same name
+    given a diagnostic; UsageError when a path does not exist or there is no workflow file."""
     capabilities = config.capabilities if config.path is not None else None
     files = discover(paths)
     if not files:
         raise UsageError(f"no workflow files (.yaml, .yml, .json, .star) under {' '.join(paths)}")
-    return [check_file(path, capabilities=capabilities, lenient=True) for path in files]
+    return same_names([check_file(path, capabilities=capabilities, lenient=True) for path in files])
+
+
+def same_names(results: list[Checked]) -> list[Checked]:
+    """``results`` with a diagnostic on each workflow whose name another one has too: the
+    JUnit suites, the test history and the traces of a workflow are keyed by its name."""
+    by_name: dict[str, dict[Path, Checked]] = {}
+    for result in results:
+        if result.workflow is not None:
+            # A file named twice (a folder and a file in it) is still one workflow.
+            files = by_name.setdefault(result.workflow.name, {})
+            files.setdefault(Path(result.path).resolve(), result)
+    clashes = {
+        file: (name, list(same.values()))
+        for name, same in by_name.items()
+        if len(same) > 1
+        for file in same
+    }
+    return [
+        replace(result, diagnostics=(_same_name(result, *clashes[file]),))
+        if result.workflow is not None and (file := Path(result.path).resolve()) in clashes
+        else result
+        for result in results
+    ]
+
+
+def _same_name(result: Checked, name: str, same: list[Checked]) -> Diagnostic:
+    file, line, col = result.name_location or (result.path, None, None)
+    here = Path(result.path).resolve()
+    others = [_where(other) for other in same if Path(other.path).resolve() != here]
+    return Diagnostic(
+        file=file,
+        line=line,
+        col=col,
+        pointer="/name",
+        rule="names",
+        message=f"the workflow name {name!r} is also the name of {', '.join(others)}",
+        hint="Rename one: JUnit suites, test history and traces are keyed by the workflow name.",
+    )
+
+
+def _where(result: Checked) -> str:
+    if result.name_location is None:
+        return result.path
+    file, line, _ = result.name_location
+    return f"{file}:{line}"
 
 
 def run(args: argparse.Namespace, console: Console) -> int:

@@ -13,7 +13,7 @@ from runner.compiler.build import build_workflow
 from runner.compiler.repair import mend
 from runner.compiler.schema import schema_diagnostics, workflow_validator
 from runner.compiler.semantic import Checker, RoleCapabilities
-from runner.compiler.source import Document
+from runner.compiler.source import Document, Location
 from runner.errors import CompileError, Diagnostic, UsageError
 from runner.userfiles import UnreadableFile, read_user_text
 
@@ -34,6 +34,8 @@ class Checked:
     """``workflow``; ``library`` for a Starlark file that only defines helpers (it never calls
     ``workflow()``); ``skipped`` for a YAML or JSON file found in a folder that is not a
     workflow (no ``version`` and no ``steps``), such as a mock script."""
+    name_location: Location | None = None
+    """Where the workflow's ``name`` is set in the source, when it is valid and that is known."""
 
 
 def load_source(path: str, *, library_ok: bool = False) -> Document | None:
@@ -146,7 +148,9 @@ def check_file(
                 ),
             ),
         )
-    return Checked(path=path, workflow=workflow, diagnostics=())
+    return Checked(
+        path=path, workflow=workflow, diagnostics=(), name_location=document.locate("/name")
+    )
 
 
 def _looks_like_workflow(data: object) -> bool:

@@ -3,7 +3,8 @@
 One test suite per workflow (the runs of one workflow share it), a test case per workflow test
 and one per node that failed by itself, and a case for the run itself when nothing else says
 why it did not succeed (a budget ran out, it was cancelled) or when it has nothing else to
-show. The run's usage, cost and memo figures are the suite's properties.
+show. The run's usage, cost and memo figures are the suite's properties. A trace ``ci --replay``
+could match to no workflow file is an erroring case of its workflow's suite.
 """
 
 from __future__ import annotations
@@ -18,27 +19,42 @@ from runner.reports import divergences
 from runner.reports.model import RunReport, served_line, served_roles
 from runner.status import Status
 from runner.store.runs import RUNNING
+from runner.trace_match import Unmatched
 
 MESSAGE_CHARS = 300
 """The longest failure message attribute; the whole text is the failure's body."""
 
 
-def render(reports: Sequence[RunReport]) -> str:
-    """The JUnit XML document of ``reports``."""
+def render(reports: Sequence[RunReport], unmatched: Sequence[Unmatched] = ()) -> str:
+    """The JUnit XML document of ``reports`` and of the traces ``unmatched``."""
     by_workflow: dict[str, list[RunReport]] = {}
     for report in reports:
         by_workflow.setdefault(report.workflow, []).append(report)
-    suites = [_suite(name, runs) for name, runs in by_workflow.items()]
-    return str(junit_xml.to_xml_report_string(suites, encoding="utf-8"))
+    suites = {name: _suite(name, runs) for name, runs in by_workflow.items()}
+    for trace in unmatched:
+        suite = suites.setdefault(
+            trace.workflow, junit_xml.TestSuite(trace.workflow, [], file=trace.source)
+        )
+        # Named after the trace, so that a trace's history stays one test's.
+        case = junit_xml.TestCase(f"trace {trace.trace}", classname=trace.workflow)
+        case.add_error_info(
+            message=_one_line(trace.message), output=trace.message, error_type="unmatched_trace"
+        )
+        suite.test_cases.append(case)
+    return str(junit_xml.to_xml_report_string(list(suites.values()), encoding="utf-8"))
 
 
 def _suite(workflow: str, reports: list[RunReport]) -> junit_xml.TestSuite:
-    several = len(reports) > 1
-    cases = []
+    cases: list[junit_xml.TestCase] = []
+    names: set[str] = set()
     for report in reports:
-        # Cases of several runs in one suite would share names without the run's id.
-        suffix = f" (run {report.run_id})" if several else ""
-        cases += _cases(report, suffix)
+        for case in _cases(report):
+            # Test-history tools key a case by its name: it keeps it unless an earlier run's
+            # case in the suite (a repeat that broke, two traces of one workflow) has it.
+            if case.name in names:
+                case.name = f"{case.name} (run {report.run_id})"
+            names.add(case.name)
+            cases.append(case)
     first = reports[0]
     return junit_xml.TestSuite(
         workflow,
@@ -49,10 +65,10 @@ def _suite(workflow: str, reports: list[RunReport]) -> junit_xml.TestSuite:
     )
 
 
-def _cases(report: RunReport, suffix: str) -> list[junit_xml.TestCase]:
+def _cases(report: RunReport) -> list[junit_xml.TestCase]:
     cases = []
     for test in report.tests:
-        case = junit_xml.TestCase(test.name + suffix, classname=report.workflow)
+        case = junit_xml.TestCase(test.name, classname=report.workflow)
         if not test.passed:
             why = test.message or "failed"
             if test.runs > 1:
@@ -65,9 +81,7 @@ def _cases(report: RunReport, suffix: str) -> list[junit_xml.TestCase]:
         report.failures, lambda node: node.status, lambda node: node.error
     )
     for node in listed:
-        case = junit_xml.TestCase(
-            node.path + suffix, classname=report.workflow, elapsed_sec=node.seconds
-        )
+        case = junit_xml.TestCase(node.path, classname=report.workflow, elapsed_sec=node.seconds)
         # The first line says what went wrong; the rest (a diff, a command's output) is the body.
         headline = node.error.splitlines()[0] if node.error.strip() else node.status
         case.add_failure_info(
@@ -77,9 +91,7 @@ def _cases(report: RunReport, suffix: str) -> list[junit_xml.TestCase]:
         )
         cases.append(case)
     if others is not None:
-        case = junit_xml.TestCase(
-            f"{plural(len(left), 'more divergence')}{suffix}", classname=report.workflow
-        )
+        case = junit_xml.TestCase(plural(len(left), "more divergence"), classname=report.workflow)
         listing = "\n".join(f"{node.path}: {node.error.splitlines()[0]}" for node in left)
         case.add_failure_info(
             message=_one_line(others), output=listing, failure_type=Status.REPLAY_DIVERGED.value
@@ -87,9 +99,8 @@ def _cases(report: RunReport, suffix: str) -> list[junit_xml.TestCase]:
         cases.append(case)
     succeeded = report.status == Status.SUCCEEDED
     if not report.failures and (not report.tests or not succeeded):
-        case = junit_xml.TestCase(
-            f"run {report.run_id}", classname=report.workflow, elapsed_sec=report.duration_s
-        )
+        # Named ``run``, not after the run's id, so that its history is one test's.
+        case = junit_xml.TestCase("run", classname=report.workflow, elapsed_sec=report.duration_s)
         if not succeeded:
             ended = "has not ended" if report.status == RUNNING else f"ended {report.status}"
             why = report.reason or f"the run {ended}"

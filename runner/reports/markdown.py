@@ -20,6 +20,7 @@ from runner.plural import plural
 from runner.reports import divergences
 from runner.reports.model import RunReport, served_line
 from runner.status import Status
+from runner.trace_match import Unmatched
 
 MESSAGE_CHARS = 300
 """The longest message shown in a table cell or a list item."""
@@ -45,16 +46,28 @@ FAILED = "\N{CROSS MARK}"
 _MARKUP = re.compile(r"([\\`*_\[\]<>|~&])")
 
 
-def render(reports: Sequence[RunReport]) -> str:
-    """The markdown report of ``reports``."""
-    text = _render(reports, graphs=True)
+def render(reports: Sequence[RunReport], unmatched: Sequence[Unmatched] = ()) -> str:
+    """The markdown report of ``reports`` and of the traces ``unmatched``."""
+    text = _render(reports, unmatched, graphs=True)
     if len(text) > COMMENT_CHARS:
-        text = _render(reports, graphs=False)
+        text = _render(reports, unmatched, graphs=False)
     return text
 
 
-def _render(reports: Sequence[RunReport], *, graphs: bool) -> str:
-    lines = ["## Branchleaf report", "", _overall(reports)]
+def _render(reports: Sequence[RunReport], unmatched: Sequence[Unmatched], *, graphs: bool) -> str:
+    lines = ["## Branchleaf report", ""]
+    if unmatched:
+        failing = sum(not report.passed for report in reports) + len(unmatched)
+        lines += [
+            f"{FAILED} **failed**: {failing} of {plural(len(reports) + len(unmatched), 'trace')} "
+            "did not pass",
+            "",
+            f"### {FAILED} {plural(len(unmatched), 'trace')} with no workflow file",
+            "",
+            *(f"- {_text(trace.message)}" for trace in unmatched),
+        ]
+    else:
+        lines.append(_overall(reports))
     for report in reports:
         lines += ["", *_run(report, graphs=graphs)]
     return "\n".join(lines) + "\n"
