@@ -75,3 +75,15 @@ def test_ci_runs_nothing_when_two_workflows_share_a_name(
     err = capsys.readouterr().err
     assert "[names] the workflow name 'greet' is also the name of flows/b.yaml:3" in err
     assert not (tmp_path / "out").exists()
+
+
+def test_a_file_named_and_inside_a_folder_given_runs_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "flows").mkdir()
+    (tmp_path / "flows" / "a.yaml").write_text(FLOW)
+    code = main(["ci", "flows", "flows/a.yaml", "./flows/a.yaml", "--state", "s"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert out.count("running greet") == 1, out

@@ -165,20 +165,20 @@ def existing(paths: list[str]) -> None:
 
 
 def discover(paths: list[str]) -> list[str]:
-    """Workflow files named or found under folders (hidden ones left out), sorted per folder;
-    UsageError when a path does not exist."""
+    """Workflow files named or found under folders (hidden ones left out), sorted per folder,
+    each once however many of the paths reach it; UsageError when a path does not exist."""
     existing(paths)
-    found: list[str] = []
+    found: dict[Path, str] = {}
     for path in paths:
         root = Path(path)
         if not root.is_dir():
-            found.append(path)
+            found.setdefault(root.resolve(), path)
             continue
         for file in sorted(root.rglob("*")):
             hidden = any(part.startswith(".") for part in file.relative_to(root).parts)
             if file.is_file() and not hidden and file.suffix.lower() in WORKFLOW_SUFFIXES:
-                found.append(str(file))
-    return found
+                found.setdefault(file.resolve(), str(file))
+    return list(found.values())
 
 
 def dependents(library: str) -> list[str]:
