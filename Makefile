@@ -47,6 +47,8 @@ test: lint typecheck pytest
 
 docs: $(VENV)/.installed-dev
 	$(BIN)/python -m runner.docgen > docs/workflow-language.md
+	$(BIN)/python -m runner.docgen_config configuration > docs/configuration.md
+	$(BIN)/python -m runner.docgen_config mock-script > docs/mock-script.md
 
 bench: $(VENV)/.installed
 	$(BIN)/python bench/startup.py

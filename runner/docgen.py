@@ -101,7 +101,7 @@ def _star(value: Any, kinds: Collection[str], *, indent: int, column: int) -> st
     return start + "\n" + "".join(lines) + " " * indent + end
 
 
-def _code(value: Any) -> str:
+def code(value: Any) -> str:
     text = value if isinstance(value, str) else json.dumps(value)
     return f"`` {text} ``" if "`" in text else f"`{text}`"
 
@@ -111,27 +111,27 @@ def _link(ref: str) -> str:
     return "[node](#nodes)" if ref == _NODE_REF else f"[{name}](#{name.lower()})"
 
 
-def _type(schema: Mapping[str, Any]) -> str:
+def type_text(schema: Mapping[str, Any]) -> str:
     """Short type text: links for references, ``list of X``, ``map of name to X``, enums."""
     if "$ref" in schema:
         return _link(schema["$ref"])
     if "const" in schema:
-        return _code(schema["const"])
+        return code(schema["const"])
     if "enum" in schema:
-        return " | ".join(_code(value) for value in schema["enum"])
+        return " | ".join(code(value) for value in schema["enum"])
     kind = schema.get("type")
     items = schema.get("items")
     if kind == "array":
-        return f"list of {_type(items)}" if isinstance(items, Mapping) else "list"
+        return f"list of {type_text(items)}" if isinstance(items, Mapping) else "list"
     extra = schema.get("additionalProperties")
     if kind == "object" and isinstance(extra, Mapping):
-        return f"map of name to {_type(extra)}"
+        return f"map of name to {type_text(extra)}"
     if isinstance(kind, list):
         return " or ".join(kind)
     return str(kind) if kind else "any"
 
 
-def _limits(schema: Mapping[str, Any]) -> list[str]:
+def limits(schema: Mapping[str, Any]) -> list[str]:
     """Bounds, lengths, uniqueness and patterns of one schema, as short phrases."""
     found = [text.format(json.dumps(schema[key])) for key, text in _BOUNDS if key in schema]
     if "minItems" in schema:
@@ -144,30 +144,32 @@ def _limits(schema: Mapping[str, Any]) -> list[str]:
         found.append("no duplicates")
     # YAML 1.1 reads some bare words as booleans or numbers, and the schema then rejects them.
     words = [*schema.get("enum", ()), *([schema["const"]] if "const" in schema else [])]
-    unsafe = [_code(w) for w in words if isinstance(w, str) and yaml.safe_load(w) != w]
+    unsafe = [code(w) for w in words if isinstance(w, str) and yaml.safe_load(w) != w]
     if unsafe:
         found.append(f"in YAML, quote {' and '.join(unsafe)}")
     if "pattern" in schema:
-        found.append(f"pattern {_code(schema['pattern'])}")
+        found.append(f"pattern {code(schema['pattern'])}")
     names = schema.get("propertyNames")
     if isinstance(names, Mapping) and "pattern" in names:
-        found.append(f"names: pattern {_code(names['pattern'])}")
+        found.append(f"names: pattern {code(names['pattern'])}")
     items = schema.get("items")
     if isinstance(items, Mapping) and "$ref" not in items:
-        found.extend(f"each item: {limit}" for limit in _limits(items))
+        found.extend(f"each item: {limit}" for limit in limits(items))
     return found
 
 
-def _describe(schema: Mapping[str, Any]) -> str:
+def describe(schema: Mapping[str, Any]) -> str:
     text = str(schema.get("description", "")).strip()
-    limits = _limits(schema)
-    if limits:
-        sentence = "; ".join(limits)
+    found = limits(schema)
+    if found:
+        sentence = "; ".join(found)
         text = f"{text} {sentence[0].upper()}{sentence[1:]}.".strip()
+    if "default" in schema:
+        text = f"{text} Default: {code(schema['default'])}.".strip()
     return text
 
 
-def _table(header: tuple[str, ...], rows: Iterable[tuple[str, ...]]) -> list[str]:
+def table(header: tuple[str, ...], rows: Iterable[tuple[str, ...]]) -> list[str]:
     # A `|` ends a cell even inside a code span, so every one is escaped.
     def line(cells: tuple[str, ...]) -> str:
         escaped = (cell.replace("|", "\\|").replace("\n", " ") for cell in cells)
@@ -176,20 +178,20 @@ def _table(header: tuple[str, ...], rows: Iterable[tuple[str, ...]]) -> list[str
     return [line(header), "|" + "---|" * len(header), *(line(row) for row in rows), ""]
 
 
-def _fields(
+def field_table(
     schema: Mapping[str, Any], names: Iterable[str], required: Collection[str] | None = None
 ) -> list[str]:
     """A field table; ``required`` overrides the schema's list, as for the common node fields."""
     needed = set(schema.get("required", ()) if required is None else required)
     props = schema.get("properties", {})
     rows = [
-        (_code(n), _type(props[n]), "yes" if n in needed else "no", _describe(props[n]))
+        (code(n), type_text(props[n]), "yes" if n in needed else "no", describe(props[n]))
         for n in names
     ]
-    return _table(("field", "type", "required", "description"), rows)
+    return table(("field", "type", "required", "description"), rows)
 
 
-def _bullets(sentences: list[str]) -> list[str]:
+def bullets(sentences: list[str]) -> list[str]:
     return [*(f"- {sentence}" for sentence in sentences), ""] if sentences else []
 
 
@@ -198,7 +200,7 @@ def _choice(word: str, options: list[Mapping[str, Any]]) -> str:
     for option in options:
         if set(option) != {"required"}:
             raise ValueError(f"cannot put {word} option {option!r} in words; teach runner.docgen")
-        groups.append(" + ".join(_code(name) for name in option["required"]))
+        groups.append(" + ".join(code(name) for name in option["required"]))
     listed = " or ".join([", ".join(groups[:-1]), groups[-1]] if len(groups) > 1 else groups)
     if word == "anyOf":
         return f"Give at least one of {listed}."
@@ -207,11 +209,11 @@ def _choice(word: str, options: list[Mapping[str, Any]]) -> str:
     return f"Give exactly one of {listed}."
 
 
-def _constraints(schema: Mapping[str, Any]) -> list[str]:
+def constraints(schema: Mapping[str, Any]) -> list[str]:
     """``oneOf``/``anyOf``/``allOf``/``dependentRequired`` as sentences."""
     found = [_choice(word, schema[word]) for word in ("oneOf", "anyOf") if word in schema]
     for part in schema.get("allOf", ()):
-        found.extend(_constraints(part))
+        found.extend(constraints(part))
     dependent = schema.get("dependentRequired", {})
     said: set[frozenset[str]] = set()
     for name, needs in dependent.items():
@@ -219,9 +221,9 @@ def _constraints(schema: Mapping[str, Any]) -> list[str]:
             if name in dependent.get(need, ()):
                 if frozenset((name, need)) not in said:
                     said.add(frozenset((name, need)))
-                    found.append(f"{_code(name)} and {_code(need)} go together: both or neither.")
+                    found.append(f"{code(name)} and {code(need)} go together: both or neither.")
             else:
-                found.append(f"{_code(name)} needs {_code(need)}.")
+                found.append(f"{code(name)} needs {code(need)}.")
     return found
 
 
@@ -244,8 +246,8 @@ def _example(example: Any, kinds: Collection[str]) -> list[str]:
 
 
 def _intro(schema: Mapping[str, Any], kinds: list[str]) -> list[str]:
-    builtins = ", ".join(_code(kind) for kind in kinds)
-    renames = ", ".join(f"{_code(k)} becomes {_code(v)}" for k, v in STARLARK_RENAMES.items())
+    builtins = ", ".join(code(kind) for kind in kinds)
+    renames = ", ".join(f"{code(k)} becomes {code(v)}" for k, v in STARLARK_RENAMES.items())
     return [
         f"<!-- Generated from {SCHEMA_FILE} by `make docs`; edit the schema, not this page. -->",
         "",
@@ -282,7 +284,7 @@ def _nodes(schema: Mapping[str, Any], kinds: list[str]) -> list[str]:
     common = common_fields(schema)
     always = [n for n in common if all(n in defs[k].get("required", ()) for k in kinds)]
     out = ["## Nodes", "", str(defs["node"].get("description", "")), ""]
-    out += _table(
+    out += table(
         ("kind", "what it does"),
         (
             (f"[{k}](#{k.lower()})", defs[k]["description"].split(". ")[0].rstrip(".") + ".")
@@ -290,14 +292,14 @@ def _nodes(schema: Mapping[str, Any], kinds: list[str]) -> list[str]:
         ),
     )
     out += ["### Fields every node has", "", "Besides `kind`, every node kind takes these.", ""]
-    out += _fields(defs[kinds[0]], common, required=always)
+    out += field_table(defs[kinds[0]], common, required=always)
     for kind in kinds:
         spec = defs[kind]
         names = [name for name in spec.get("properties", {}) if name not in common]
         out += [f"### `{kind}`", "", str(spec.get("description", "")), ""]
-        out += _fields(spec, names)
+        out += field_table(spec, names)
         out += ["Also takes [the fields every node has](#fields-every-node-has).", ""]
-        out += _bullets(_constraints(spec))
+        out += bullets(constraints(spec))
         for example in spec.get("examples", ()):
             out += _example(example, kinds)
     return out
@@ -309,12 +311,11 @@ def _shared(schema: Mapping[str, Any], names: list[str]) -> list[str]:
         spec = schema["$defs"][name]
         out += [f"### `{name}`", "", str(spec.get("description", "")), ""]
         if "properties" in spec:
-            out += _fields(spec, spec["properties"])
-            out += _bullets(_constraints(spec))
+            out += field_table(spec, spec["properties"])
+            out += bullets(constraints(spec))
         else:
-            limits = _limits(spec)
-            tail = "; ".join(limits)
-            out += [f"A {_type(spec)}{': ' + tail if tail else ''}.", ""]
+            tail = "; ".join(limits(spec))
+            out += [f"A {type_text(spec)}{': ' + tail if tail else ''}.", ""]
     return out
 
 
@@ -326,8 +327,8 @@ def render(schema: Mapping[str, Any]) -> str:
     shared = [n for n in others if "properties" in schema["$defs"][n]]
     shared += [n for n in others if n not in shared]
     top = ["## Top level", "", "The fields of the workflow document.", ""]
-    top += _fields(schema, schema.get("properties", {}))
-    top += _bullets(_constraints(schema))
+    top += field_table(schema, schema.get("properties", {}))
+    top += bullets(constraints(schema))
     lines = [
         *_intro(schema, kinds),
         *_contents(kinds, shared),

@@ -11,6 +11,15 @@ from typing import Any
 
 from runner.ir import Goal, Ordering
 
+JUDGE_SCHEMA: dict[str, Any] = {
+    "anyOf": [
+        {"type": "number"},
+        {"type": "object", "required": ["score"], "properties": {"score": {"type": "number"}}},
+    ]
+}
+"""What a judge replies: a score, or an object holding one (and, say, its reasons); the
+output schema of every judge call, by which the mock knows one."""
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Entrant:

@@ -25,7 +25,7 @@ from runner.ci_block import with_ci_settings
 from runner.commands import replay as replay_command
 from runner.commands.run import report_dir, run_workflow
 from runner.commands.validate import check_paths
-from runner.config import Config, load_config
+from runner.config import MOCK, Config, load_config
 from runner.errors import CompileError, UsageError
 from runner.plural import plural
 from runner.reports import junit, markdown
@@ -88,6 +88,8 @@ def run(args: argparse.Namespace, console: Console) -> int:
                 said = [f"--input {shlex.quote(pair)}" for pair in live.input]
                 said += [f"--mock-script {shlex.quote(live.mock_script)}"] * bool(live.mock_script)
                 console.print(f"{workflow.name}: from its ci block: {' '.join(said)}", markup=False)
+            if live.mock_script:
+                console.print(scripted_roles(workflow, config, live.mock_script), markup=False)
             repeats = max((test.repeat or 1 for test in workflow.tests or ()), default=1)
             first = len(made.ids)
             for repeat in range(repeats):
@@ -107,6 +109,22 @@ def run(args: argparse.Namespace, console: Console) -> int:
     if made.worst == 130:
         return 130
     return _report(made, args, console, config)
+
+
+def scripted_roles(workflow: ir.Workflow, config: Config, script: str) -> str:
+    """Which roles of ``workflow`` the mock script plays and which are live, in one line:
+    ``greet: roles mocked by mocks/greet.yaml: judge; live: writer on openai (gpt-4o)``."""
+    mocked, live = [], []
+    for role, _ in workflow.roles or ():
+        provider, model = config.serve(role)
+        if provider.type == MOCK:
+            mocked.append(role)
+        else:
+            live.append(f"{role} on {provider.name}" + (f" ({model.name})" if model else ""))
+    return (
+        f"{workflow.name}: roles mocked by {script}: {', '.join(mocked) or 'none'}; "
+        f"live: {', '.join(live) or 'none'}"
+    )
 
 
 def combine(workflow: ir.Workflow, reports: list[RunReport]) -> list[RunReport]:

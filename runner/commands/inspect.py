@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from typing import Any
 
 from rich.console import Console
@@ -22,6 +23,7 @@ from runner.store import runs as store
 from runner.store.db import opened, state_dir
 from runner.store.trace import Event, events
 
+_JUDGE_CALL = re.compile(r"/judge\[\d+\]$")
 OUTPUT_CHARS = 120
 """How much of a node's output the tree shows."""
 
@@ -60,6 +62,7 @@ def _tree(name: str, recorded: list[Event], *, running: bool) -> Tree:
     # A replay's first divergence is shown with its diff; later ones (which mostly repeat it)
     # by their first line, with `inspect RUN NODE` a step away for the rest.
     diverged = [False]
+    retried = _retried(recorded)
     for event in recorded:
         skipped = event.type == "node_finished" and event.data.get("attempts") == 0
         if event.type != "node_started" and not skipped:
@@ -75,11 +78,45 @@ def _tree(name: str, recorded: list[Event], *, running: bool) -> Tree:
             parent.add(_label(event.path, event.data, event, running=running, diverged=diverged))
             continue
         finish = ended.get(event.path)
-        branch = parent.add(
-            _label(event.path, event.data, finish, running=running, diverged=diverged)
+        retries, earlier = _retries(retried.get(event.path, []), finish)
+        label = _label(
+            event.path, event.data, finish, running=running, diverged=diverged, extra=retries
         )
+        branch = parent.add(label + earlier)
         open_nodes.append((finish.position if finish else "\uffff", branch))
     return root
+
+
+def _retried(recorded: list[Event]) -> dict[str, list[dict[str, Any]]]:
+    """Node path -> the failures its answered model calls retried (a tournament's judge
+    calls, ``ID/judge[N]``, count for the tournament)."""
+    found: dict[str, list[dict[str, Any]]] = {}
+    for event in recorded:
+        if event.type == "model_call" and event.data.get("retried"):
+            path = _JUDGE_CALL.sub("", event.path)
+            found.setdefault(path, []).extend(event.data["retried"])
+    return found
+
+
+def _retries(failures: list[dict[str, Any]], finish: Event | None) -> tuple[str, str]:
+    """How often a node's calls were retried and why, for its line; and why its attempts
+    before the last failed (a node ``retry``), one line each, to follow it."""
+    said = earlier = ""
+    if failures:
+        why = ", ".join(
+            f"HTTP {f['status']}" if f.get("status") else _short_error(str(f.get("error", "")))
+            for f in failures
+        )
+        said += f", [yellow]{plural(len(failures), 'failed call')} retried ({escape(why)})[/]"
+    if finish is not None and finish.data.get("attempts", 1) > 1:
+        said += f", [yellow]ran {finish.data['attempts']} times (node retry)[/]"
+        for index, reason in enumerate(finish.data.get("failures", ()), start=1):
+            earlier += f"\n[yellow]attempt {index} failed: {escape(str(reason))}[/]"
+    return said, earlier
+
+
+def _short_error(error: str) -> str:
+    return "timeout" if "timed out" in error else error[:60]
 
 
 def _label(
@@ -89,7 +126,10 @@ def _label(
     *,
     running: bool,
     diverged: list[bool],
+    extra: str = "",
 ) -> str:
+    """A node's line: its path, kind, status, time and usage, ``extra`` (its retries), and
+    its output or error."""
     kind = started.get("kind", "")
     if finish is None:
         if running:
@@ -113,7 +153,7 @@ def _label(
     shown = _short(data.get("output")) if status == "succeeded" else escape(error)
     return (
         f"{escape(path)} [dim]{kind}[/] [{colour}]{status}[/] "
-        f"[dim]{duration(float(data.get('duration_s', 0)))}{usage}[/] {shown}"
+        f"[dim]{duration(float(data.get('duration_s', 0)))}{usage}[/]{extra} {shown}"
     )
 
 

@@ -163,6 +163,8 @@ def run_workflow(
     inputs = resolve_inputs(workflow, parse_inputs(args.input or []))
     roles = [name for name, _ in workflow.roles or ()]
     providers = build_providers(config, roles, mock_script=args.mock_script)
+    if repeat == 0:
+        warn_unused_entries(workflow, providers)
     progress = progress_for(console, args)
     recording = Recording(
         state_dir(args.state),
@@ -192,6 +194,18 @@ def run_workflow(
     return execute(
         engine, inputs=inputs, recording=recording, progress=progress, args=args, console=console
     )
+
+
+def warn_unused_entries(workflow: ir.Workflow, providers: Mapping[str, Provider]) -> None:
+    """A warning on standard error for each mock-script entry no call of ``workflow`` uses."""
+    from runner.providers.mock import MockProvider
+    from runner.providers.script import unused_entries
+
+    errors = Console(stderr=True, highlight=False, soft_wrap=True)
+    for provider in providers.values():
+        if isinstance(provider, MockProvider) and provider.script is not None:
+            for line in unused_entries(provider.script, workflow):
+                errors.print(f"warning: {line}", markup=False)
 
 
 def rerun(

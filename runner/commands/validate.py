@@ -12,7 +12,7 @@ from rich.markup import escape
 
 from runner.compiler.pipeline import Checked, check_file, discover
 from runner.config import Config, load_config
-from runner.errors import Diagnostic, UsageError
+from runner.errors import ConfigError, Diagnostic, UsageError
 from runner.plural import plural
 
 
@@ -75,11 +75,31 @@ def _where(result: Checked) -> str:
 def run(args: argparse.Namespace, console: Console) -> int:
     """Validate every workflow named or found; 0 when all are valid, 2 otherwise."""
     results = check_paths(args.paths, load_config(args.config))
+    _warn_unused_entries(results)
     if args.format == "json":
         console.print_json(json.dumps(_report(results)))
     else:
         _print_text(results, console)
     return 2 if any(result.diagnostics for result in results) else 0
+
+
+def _warn_unused_entries(results: list[Checked]) -> None:
+    """Warn, on standard error, of each entry of a ``ci.mock_script`` no call can use."""
+    from runner.providers.script import load_script, unused_entries
+
+    errors = Console(stderr=True, highlight=False, soft_wrap=True)
+    for result in results:
+        workflow = result.workflow
+        if workflow is None or workflow.ci is None or workflow.ci.mock_script is None:
+            continue
+        path = (Path(workflow.source).parent / workflow.ci.mock_script).as_posix()
+        try:
+            script = load_script(path)
+        except ConfigError as exc:
+            errors.print(f"warning: {exc}", markup=False)
+            continue
+        for line in unused_entries(script, workflow):
+            errors.print(f"warning: {line}", markup=False)
 
 
 def _report(results: list[Checked]) -> dict[str, object]:

@@ -66,6 +66,8 @@ class Call:
     """Its usage."""
     attempts: int
     """Provider attempts made."""
+    retried: tuple[dict[str, Any], ...] = ()
+    """The failures retried before the reply (``error``, and ``status`` when HTTP gave one)."""
 
 
 def backoff(
@@ -202,7 +204,9 @@ class Caller:
             else:
                 call = await self.bounded(frame, lambda: self._live(request, frame.ledger))
             if self.journal is not None:
-                self._record(request, key, call.reply, call.spend, path, position, "live")
+                self._record(
+                    request, key, call.reply, call.spend, path, position, "live", call.retried
+                )
             return call
         found = memo.get(known.digest)
         waiting = self._in_flight.get(known.digest)
@@ -251,7 +255,7 @@ class Caller:
             if not follower.done():
                 follower.set_result((call.reply, call.spend.cost_usd))
         spend = call.spend
-        self._record(request, known, call.reply, spend, path, position, "live")
+        self._record(request, known, call.reply, spend, path, position, "live", call.retried)
         if frame.memo == "on":  # after the record: a memo entry points at it
             memo.put(known, call.reply, cost_usd=call.spend.cost_usd, path=path)
         return call
@@ -265,6 +269,7 @@ class Caller:
         path: str,
         position: str,
         source: Source,
+        retried: tuple[dict[str, Any], ...] = (),
     ) -> Call:
         if self.journal is not None:
             self.journal.model_call(
@@ -275,6 +280,7 @@ class Caller:
                 reply=reply,
                 spend=spend,
                 source=source,
+                retried=retried,
             )
         return Call(reply=reply, spend=spend, attempts=0 if source != "live" else 1)
 
@@ -304,6 +310,7 @@ class Caller:
         retries = provider_config.max_retries
         limit = DEFAULT_PROVIDER_RETRIES if retries is None else retries
         attempt = 0
+        retried: list[dict[str, Any]] = []
         try:
             while True:
                 attempt += 1
@@ -312,8 +319,11 @@ class Caller:
                     reply = redaction.reply(await provider.complete(request), self.redactor)
                     break
                 except ProviderError as exc:
-                    if not exc.retryable or attempt > limit or provider.retries_transient:
+                    if provider.retries_transient or not exc.retryable:
                         raise
+                    if attempt > limit:
+                        raise _gave_up(exc, attempt) from exc
+                    retried.append(_failure(exc, self.redactor))
                     await asyncio.sleep(backoff(attempt, self.policy, exc.retry_after_s, self.rng))
         except BaseException:
             if held is not None:
@@ -339,7 +349,27 @@ class Caller:
             cost_usd=cost,
             memo_misses=1 if memo_miss else 0,
         )
-        return Call(reply=reply, spend=spend, attempts=attempt)
+        return Call(reply=reply, spend=spend, attempts=attempt, retried=tuple(retried))
+
+
+def _failure(exc: ProviderError, redactor: Redactor) -> dict[str, Any]:
+    """A retried failure as the trace records it."""
+    found: dict[str, Any] = {"error": redactor.redact(str(exc))}
+    if exc.status is not None:
+        found["status"] = exc.status
+    return found
+
+
+def _gave_up(exc: ProviderError, attempts: int) -> ProviderError:
+    """The last failure of a call retried until its retries ran out, saying so."""
+    if attempts == 1:  # no retries were allowed: the failure as it came
+        return exc
+    return ProviderError(
+        f"{exc} (gave up after {attempts} attempts)",
+        status=exc.status,
+        retryable=exc.retryable,
+        retry_after_s=exc.retry_after_s,
+    )
 
 
 _ONE_LEAF = Amount(leaves=1)

@@ -14,20 +14,18 @@ from runner.executor.kinds import Ran, fan_out, model_call
 from runner.executor.results import NodeFailed, Spend
 from runner.providers.base import ChatMessage
 from runner.render import OutputError, RenderError, evaluate, render
-from runner.selection import Entrant, Point, choose_winner, frontier, parse_score
+from runner.selection import (
+    JUDGE_SCHEMA,
+    Entrant,
+    Point,
+    choose_winner,
+    frontier,
+    parse_score,
+)
 from runner.status import Status
 
 if TYPE_CHECKING:
     from runner.executor.engine import Engine
-
-
-JUDGE_SCHEMA: dict[str, Any] = {
-    "anyOf": [
-        {"type": "number"},
-        {"type": "object", "required": ["score"], "properties": {"score": {"type": "number"}}},
-    ]
-}
-"""What a judge replies: a score, or an object holding one (and, say, its reasons)."""
 
 
 async def contest(engine: Engine, node: ir.Tournament | ir.Pareto, frame: Frame) -> Ran:

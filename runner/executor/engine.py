@@ -237,6 +237,7 @@ class Engine:
         started = time.monotonic()
         attempts = node.retry.attempts if node.retry else 1
         spent = _NOTHING
+        failures: list[str] = []  # why the attempts before the last failed
         for attempt in range(1, attempts + 1):
             try:
                 if node.timeout_s is None:  # most nodes: spare the timeout machinery
@@ -263,17 +264,26 @@ class Engine:
                     spend=spent,
                     output=output,
                     decision=decision,
+                    failures=failures,
                 )
                 frame.record(node.id, output)
                 return output
             except (NodeFailed, TimeoutError, RenderError, OutputError, RunnerError) as exc:
                 status, reason = _failure(node, exc)
                 if status is Status.FAILED and attempt < attempts:
+                    failures.append(reason)
                     backoff = node.retry.backoff_s if node.retry else None
                     await asyncio.sleep((backoff or 0.0) * 2 ** (attempt - 1))
                     continue
                 self.finish(
-                    node, frame, status, started, attempts=attempt, spend=spent, error=reason
+                    node,
+                    frame,
+                    status,
+                    started,
+                    attempts=attempt,
+                    spend=spent,
+                    error=reason,
+                    failures=failures,
                 )
                 raise NodeFailed(status, f"{node.kind} {node.id!r} {status.value}") from exc
             except BudgetExceeded as exc:
@@ -335,8 +345,9 @@ class Engine:
         output: Any = None,
         error: str | None = None,
         decision: Any = None,
+        failures: list[str] | None = None,
     ) -> None:
-        """Record how a node ended."""
+        """Record how a node ended (``failures``: why its attempts before the last failed)."""
         result = NodeResult(
             path=frame.path(node.id),
             node_id=node.id,
@@ -345,6 +356,7 @@ class Engine:
             output=output,
             error=redaction.text(error, self.redactor),
             attempts=attempts,
+            failures=tuple(redaction.text(f, self.redactor) or "" for f in failures or ()),
             duration_s=time.monotonic() - started,
             spend=spend,
             decision=decision,

@@ -46,6 +46,7 @@ class Journal(Protocol):
         reply: ModelReply,
         spend: Spend,
         source: Source,
+        retried: tuple[dict[str, Any], ...] = (),
     ) -> None:
         """A model call was answered (``key``: its key, or why it has none)."""
 

@@ -118,6 +118,8 @@ class NodeResult:
     """Why it did not succeed."""
     attempts: int = 1
     """Attempts made, retries included."""
+    failures: tuple[str, ...] = ()
+    """Why each attempt before the last failed (a node ``retry`` ran it again)."""
     duration_s: float = 0.0
     """Wall time from start to end."""
     spend: Spend = Spend()

@@ -1,7 +1,8 @@
 """The ``mock`` provider: deterministic, free, and the default of every run.
 
-Without a script entry, a reply is derived from SHA-256 of the request's canonical JSON, and for
-a leaf with an output schema it is a valid instance of that schema. A mock script stages
+Without a script entry, a reply is derived from SHA-256 of the request's canonical JSON: for a
+leaf with an output schema it is a valid instance of that schema, and for a judge a score in
+the range its prompt states (``runner.providers.scores``). A mock script stages
 replies, sequences, scores, failures and latencies per node id. Tests use this provider as
 their fake, so it is product code and not a test double.
 """
@@ -20,7 +21,9 @@ from runner.providers.base import (
     estimate_tokens,
 )
 from runner.providers.instances import instance_text
+from runner.providers.scores import score_text
 from runner.providers.script import MockScript, ScriptedError, ScriptEntry
+from runner.selection import JUDGE_SCHEMA
 
 
 class MockProvider:
@@ -69,6 +72,10 @@ class MockProvider:
                 raise ProviderError(
                     f"{self.name}: cannot hash the request of {request.node_id}: {exc}"
                 ) from exc
+        if request.output_schema == JUDGE_SCHEMA:
+            # A judge's score lies in the range its prompt states ("score from 0 to 10").
+            prompt = "\n".join(m.content for m in request.messages if m.role == "user")
+            return score_text(prompt, digest)
         if request.output_schema is not None:
             try:
                 return instance_text(request.output_schema, bytes.fromhex(digest))

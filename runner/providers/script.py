@@ -11,16 +11,20 @@ any scenario (replies, sequences, judge scores, failures, latencies).
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import fnmatch
 import hashlib
+import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from runner import ir
 from runner.canonical import canonical_json
 from runner.compiler.schema import schema_diagnostics
 from runner.compiler.source import Document, pointer_join
 from runner.compiler.yaml_loader import load_yaml
 from runner.errors import CompileError, ConfigError, Diagnostic
+from runner.tree import walk
 from runner.userfiles import UnreadableFile, read_user_text
 
 SCRIPT_SCHEMA = "mock-script.schema.json"
@@ -28,6 +32,15 @@ SCRIPT_SCHEMA = "mock-script.schema.json"
 
 ScriptedError = int | Literal["timeout"]
 """How a scripted call fails: an HTTP status, or ``timeout``."""
+
+
+_INDEX = re.compile(r"\[(\d+)\]")
+"""A copy index in a node id or a pattern: ``[3]``."""
+
+
+def _literal(pattern: str) -> str:
+    """``pattern`` with each copy index matching itself rather than one digit."""
+    return _INDEX.sub(r"[[]\1]", pattern)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -42,12 +55,19 @@ class ScriptEntry:
     """How the first calls fail, one per call."""
     latency_ms: float | None = None
     """Delay of each call; ``None``: the script's default."""
+    where: str = dataclasses.field(default="", compare=False)
+    """Where the entry is written (``file:line``), for messages; not what it does."""
 
     def matches(self, node_id: str) -> bool:
         """Whether this entry is for ``node_id``."""
-        # `[` starts a character class in fnmatch, so the generated id `review_one[3]` written
-        # out in full would not match itself as a glob.
-        return node_id == self.pattern or fnmatch.fnmatchcase(node_id, self.pattern)
+        # `[` starts a character class in fnmatch, so a copy index written in a pattern, as in
+        # `review_one[3]` or `best[0]/judge*`, would not match itself: it matches as written
+        # too, as well as a class.
+        return (
+            node_id == self.pattern
+            or fnmatch.fnmatchcase(node_id, self.pattern)
+            or ("[" in self.pattern and fnmatch.fnmatchcase(node_id, _literal(self.pattern)))
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -87,11 +107,20 @@ def load_script(path: str) -> MockScript:
         path=path,
         digest=hashlib.sha256(text.encode("utf-8")).hexdigest(),
         latency_ms=float(data.get("defaults", {}).get("latency_ms", 0)),
-        entries=tuple(_entry(pattern, spec) for pattern, spec in data.get("nodes", {}).items()),
+        entries=tuple(
+            _entry(pattern, spec, _where(document, pattern))
+            for pattern, spec in data.get("nodes", {}).items()
+        ),
     )
 
 
-def _entry(pattern: str, spec: dict[str, Any]) -> ScriptEntry:
+def _where(document: Document, pattern: str) -> str:
+    """``file:line`` of the entry for ``pattern``."""
+    found = document.diagnostic(pointer_join("/nodes", pattern), "", rule="schema")
+    return found.file if found.line is None else f"{found.file}:{found.line}"
+
+
+def _entry(pattern: str, spec: dict[str, Any], where: str = "") -> ScriptEntry:
     replies: tuple[str, ...]
     if "score" in spec:
         replies = (canonical_json(spec["score"]),)
@@ -104,7 +133,50 @@ def _entry(pattern: str, spec: dict[str, Any]) -> ScriptEntry:
         replies=replies,
         errors=tuple(e if e == "timeout" else int(e) for e in spec.get("errors", [])),
         latency_ms=None if latency is None else float(latency),
+        where=where,
     )
+
+
+def call_ids(workflow: ir.Workflow) -> list[str]:
+    """The ids the calls of ``workflow``'s nodes carry, each copy index written as 0:
+    ``draft``, ``review_one[0]``, ``fix[0][0]``, ``best/judge[0]``."""
+    found = []
+    for visit in walk(workflow.steps):
+        # A copy gets an index per enclosing expand and per count-based tournament or
+        # pareto whose body it is in (explicit candidates are not copies).
+        below, copies = visit, 0
+        for above in visit.ancestors():
+            if above.node.kind == "expand" or (
+                above.node.kind in ("tournament", "pareto") and below.field == "body"
+            ):
+                copies += 1
+            below = above
+        node_id = ir.instance_id(visit.node.id, (0,) * copies)
+        found.append(node_id)
+        if isinstance(visit.node, ir.Tournament) and visit.node.judge is not None:
+            found.append(f"{node_id}/judge[0]")
+    return found
+
+
+def unused_entries(script: MockScript, workflow: ir.Workflow) -> list[str]:
+    """One line for each entry of ``script`` that no call of ``workflow`` can match: where it
+    is, its pattern, and the nearest id a call carries."""
+    ids = call_ids(workflow)
+    lines = []
+    for entry in script.entries:
+        # The ids have every copy index 0: the entry for `best[3]/judge*` is used when the
+        # one for `best[0]/judge*` would be.
+        first = dataclasses.replace(entry, pattern=_INDEX.sub("[0]", entry.pattern))
+        if any(entry.matches(node_id) or first.matches(node_id) for node_id in ids):
+            continue
+        near = difflib.get_close_matches(entry.pattern, ids, n=1, cutoff=0.0)
+        nearest = f" (nearest: {near[0]})" if near else ""
+        where = entry.where or script.path or "the mock script"
+        lines.append(
+            f"{where}: the mock script entry {entry.pattern!r} matches no node of the workflow "
+            f"{workflow.name!r}{nearest}, so no call uses it"
+        )
+    return lines
 
 
 def _clashes(document: Document) -> list[Diagnostic]:

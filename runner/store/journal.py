@@ -220,23 +220,20 @@ class RunJournal:
         spend = result.spend
         if spend.calls or spend.memo_hits or spend.saved_tokens:  # containers spend nothing
             self._totals.add(spend)
-        self._event(
-            result.position,
-            result.path,
-            "node_finished",
-            None,
-            {
-                "node": result.node_id,
-                "kind": result.kind,
-                "status": result.status,  # a StrEnum: written as its value
-                "output": result.output,
-                "error": result.error,
-                "attempts": result.attempts,
-                "duration_s": round(result.duration_s, 6),
-                "spend": self._spend_json(spend),
-                "decision": result.decision,
-            },
-        )
+        data: dict[str, Any] = {
+            "node": result.node_id,
+            "kind": result.kind,
+            "status": result.status,  # a StrEnum: written as its value
+            "output": result.output,
+            "error": result.error,
+            "attempts": result.attempts,
+            "duration_s": round(result.duration_s, 6),
+            "spend": self._spend_json(spend),
+            "decision": result.decision,
+        }
+        if result.failures:
+            data["failures"] = list(result.failures)
+        self._event(result.position, result.path, "node_finished", None, data)
 
     def model_call(
         self,
@@ -248,8 +245,10 @@ class RunJournal:
         reply: ModelReply,
         spend: Spend,
         source: Source,
+        retried: tuple[dict[str, Any], ...] = (),
     ) -> None:
-        """A model call was answered (``key``: its key, or why it has none)."""
+        """A model call was answered (``key``: its key, or why it has none; ``retried``: the
+        failures retried before the reply)."""
         if source == "trace" and not self.answers_recorded:
             return
         keyed = key if isinstance(key, CallKey) else None
@@ -261,6 +260,8 @@ class RunJournal:
         }
         if keyed is None:
             data["unkeyed"] = key
+        if retried:
+            data["retried"] = list(retried)
         digest = None if keyed is None else keyed.digest
         seq = self._event(position, path, "model_call", digest, data)
         if digest is not None:

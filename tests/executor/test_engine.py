@@ -1314,8 +1314,9 @@ def test_provider_errors_that_persist_fail_the_leaf_clearly(tmp_path: Path) -> N
     result = execute(workflow, provider, tmp_path)
     assert result.status is Status.FAILED
     assert len(provider.requests) == 4  # the first call and three retries
-    assert by_path(result)["flaky"].error == "mock script: call 4 of flaky timed out"
-    assert result.reason == "mock script: call 4 of flaky timed out"
+    gave_up = "mock script: call 4 of flaky timed out (gave up after 4 attempts)"
+    assert by_path(result)["flaky"].error == gave_up
+    assert result.reason == gave_up
 
 
 def test_node_retry_runs_a_failing_command_again(tmp_path: Path) -> None:
