@@ -116,7 +116,7 @@ def test_a_failing_workflow_test_exits_1(workdir: Path, capsys: pytest.CaptureFi
     assert data["tests"][1] == {
         "name": "all ok",
         "passed": False,
-        "message": "expected 'outputs.oks == inputs.n' to hold, got False",
+        "message": "expected 'outputs.oks == inputs.n' to hold, got 1 == 2",
     }
 
 

@@ -123,8 +123,10 @@ def test_failures_name_the_node_that_failed_and_colour_the_graph(runs: Stored) -
     assert parsed.paragraphs[0] == "❌ failed: broken-sum (failed)"
     assert ("h4", "Failures") in parsed.headings
     (failure,) = [p for p in parsed.paragraphs if p.startswith("total ")]
-    assert failure.startswith("total (reduce, failed): UndefinedError:")
-    assert "has no attribute 'missing'" in failure
+    assert failure == (
+        "total (reduce, failed): `outputs.draft.missing` is undefined: "
+        "`outputs.draft` is text, which has no `missing`"
+    )
     assert _rows(parsed, TESTS) == [
         ["the total is ten", "❌ failed", "not evaluated: the run ended failed"]
     ]
@@ -142,7 +144,7 @@ def test_tournaments_pareto_fronts_and_bars_in_messages(runs: Stored) -> None:
         [
             "the front holds all three",
             "❌ failed",
-            "expected 'outputs.front.frontier | length == 3' to hold, got False",
+            "expected 'outputs.front.frontier | length == 3' to hold, got 2 == 3",
         ],
     ]
     assert len(_rows(parsed, SLOWEST)) == 5
