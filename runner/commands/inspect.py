@@ -13,7 +13,7 @@ from rich.tree import Tree
 
 from runner.commands.runs import COLOURS
 from runner.errors import UsageError
-from runner.humanize import duration
+from runner.humanize import cost, duration
 from runner.plural import plural
 from runner.reports.divergences import kind_of
 from runner.reports.model import served_line
@@ -39,7 +39,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
         f"run {escape(record.id)}: {escape(record.workflow)} [{colour}]{shown}[/]"
         f" ({record.done}/{record.total} done, {duration(record.duration_s)}, "
         f"{plural(record.calls, 'call')}, {plural(record.tokens, 'token')}, "
-        f"${record.cost_usd:.4f}, memo {plural(record.memo_hits, 'hit')} / "
+        f"{cost(record.cost_usd)}, memo {plural(record.memo_hits, 'hit')} / "
         f"{plural(record.memo_misses, 'miss', 'misses')})"
         + (f" — {escape(reason)}" if reason else "")
     )

@@ -102,7 +102,7 @@ def test_a_passing_run_shows_its_figures_tests_and_graph(runs: Stored) -> None:
     figures = dict(zip(FIGURES, row, strict=True))
     assert figures["status"] == "succeeded"
     assert figures["done"] == f"{report.done}/{report.total}"
-    assert (figures["calls"], figures["tokens"], figures["cost"]) == ("0", "0", "$0.0000")
+    assert (figures["calls"], figures["tokens"], figures["cost"]) == ("0", "0", "$0")
     assert figures["memo hit rate"] == "100% (1 of 1)"
     assert figures["memo saved"].startswith(f"{report.saved_tokens:,} tokens, $")
     # Every test passed: no column of empty messages.
