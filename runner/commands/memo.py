@@ -10,6 +10,7 @@ from rich.table import Table
 
 from runner.errors import UsageError
 from runner.humanize import cost
+from runner.jsondiff import diff
 from runner.keys import CALL_FIELDS, differences
 from runner.plural import plural
 from runner.store import memo as store_memo
@@ -137,13 +138,6 @@ def _explain(args: argparse.Namespace, console: Console) -> int:
             markup=False,
         )
         for name in changed:
-            console.print(
-                f"    {name}: was {_show(nearest.fields.get(name))}, now {_show(fields.get(name))}",
-                markup=False,
-            )
+            lines = diff(name, nearest.fields.get(name), fields.get(name), was="memo")
+            console.print("\n".join(lines), markup=False, highlight=False)
     return 0
-
-
-def _show(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= 160 else text[:159] + "…"
