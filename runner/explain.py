@@ -44,9 +44,10 @@ class Missing(UndefinedError):
         self.name = name
 
 
-def shown(value: Any) -> str:
-    """``value`` as a message shows it: its literal, cut at SHOWN characters."""
-    text = repr(value)
+def shown(value: Any, redact: Callable[[str], str] = str) -> str:
+    """``value`` as a message shows it: its literal, without secrets (``redact``, applied
+    before the cut so that no part of a secret is left), cut at SHOWN characters."""
+    text = redact(repr(value))
     return text if len(text) <= SHOWN else text[: SHOWN - 1] + "…"
 
 
@@ -129,13 +130,15 @@ def _path(node: nodes.Node) -> str | None:
     return None
 
 
-def comparison(tree: nodes.Node, side: Callable[[nodes.Expr], Any]) -> str | None:
+def comparison(
+    tree: nodes.Node, side: Callable[[nodes.Expr], Any], redact: Callable[[str], str] = str
+) -> str | None:
     """What a failed comparison at the top of ``tree`` compared (``1 == 0``), each side
     evaluated by ``side``; ``None`` when ``tree`` is no comparison."""
     if not isinstance(tree, nodes.Compare):
         return None
-    parts = [shown(side(tree.expr))]
+    parts = [shown(side(tree.expr), redact)]
     for operand in tree.ops:
         parts.append(OPERATORS.get(operand.op, operand.op))
-        parts.append(shown(side(operand.expr)))
+        parts.append(shown(side(operand.expr), redact))
     return " ".join(parts)

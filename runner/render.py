@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -148,9 +148,10 @@ def _undefined(exc: explain.Missing, tree: Any, names: dict[str, Any]) -> str:
     return explain.undefined(exc, tree, {*names, *environment().globals})
 
 
-def unmet(source: str, value: Any, scope: Scope) -> str:
+def unmet(source: str, value: Any, scope: Scope, redact: Callable[[str], str] = str) -> str:
     """Why the expectation ``source`` of a test, which evaluated to ``value``, does not hold:
-    for a comparison, the values it compared (``got 1 == 0``)."""
+    for a comparison, the values it compared (``got 1 == 0``), each without the secrets
+    ``redact`` takes out."""
     names = scope.names()
     tree = parse_expression(source)
 
@@ -160,12 +161,12 @@ def unmet(source: str, value: Any, scope: Scope) -> str:
 
     try:
         if may_run_long(tree):
-            compared = watchdog.guarded(lambda: explain.comparison(tree, side))
+            compared = watchdog.guarded(lambda: explain.comparison(tree, side, redact))
         else:
-            compared = explain.comparison(tree, side)
+            compared = explain.comparison(tree, side, redact)
     except (*_FAILURES, NameError):
         compared = None  # a side that fails alone says nothing the value does not
-    return f"expected {source!r} to hold, got {compared or explain.shown(value)}"
+    return f"expected {source!r} to hold, got {compared or explain.shown(value, redact)}"
 
 
 _FAILURES = (

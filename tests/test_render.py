@@ -220,3 +220,10 @@ def test_an_undefined_name_in_a_loop_of_a_template_names_its_path() -> None:
     with pytest.raises(RenderError) as raised:
         render("{% for r in outputs.review %}{{ r.okay }}{% endfor %}", SCOPE)
     assert str(raised.value) == "`r.okay` is undefined: `r` has no `okay`; did you mean `ok`?"
+
+
+def test_a_value_shown_is_redacted_before_it_is_cut() -> None:
+    secret = "tok-0123456789"
+    scope = Scope(inputs={"text": "a" * 75 + secret}, outputs={})
+    message = unmet("inputs.text == ''", False, scope, lambda t: t.replace(secret, "[redacted]"))
+    assert message == "expected \"inputs.text == ''\" to hold, got '" + "a" * 75 + "[re… == ''"

@@ -220,7 +220,8 @@ class Engine:
                 message = redaction.text(str(exc), self.redactor)
                 results.append(TestResult(name=test.name, passed=False, message=message))
                 continue
-            message = None if value else unmet(test.expect, value, frame.scope())
+            redact = self.redactor.redact if self.redactor else str
+            message = None if value else unmet(test.expect, value, frame.scope(), redact)
             message = redaction.text(message, self.redactor)
             results.append(TestResult(name=test.name, passed=bool(value), message=message))
         return tuple(results)
