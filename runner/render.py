@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from jinja2 import Template, Undefined
+from jinja2 import Template, Undefined, nodes
 from jinja2.exceptions import TemplateError
 
 from runner import explain, ir, watchdog
@@ -144,8 +144,15 @@ def evaluate(source: str, scope: Scope) -> Any:
         raise RenderError(_non_finite(exc)) from exc
 
 
-def _undefined(exc: explain.Missing, tree: Any, names: dict[str, Any]) -> str:
-    return explain.undefined(exc, tree, {*names, *environment().globals})
+def _undefined(exc: explain.Missing, tree: nodes.Node, names: dict[str, Any]) -> str:
+    """Why a name is undefined, the nearest among the scope's names, Jinja's globals and the
+    names the template binds itself (``{% for r in ... %}``)."""
+    bound = {
+        n.name
+        for n in tree.find_all(nodes.Name)
+        if isinstance(n, nodes.Name) and n.ctx in ("store", "param")
+    }
+    return explain.undefined(exc, tree, {*names, *environment().globals, *bound})
 
 
 def unmet(source: str, value: Any, scope: Scope, redact: Callable[[str], str] = str) -> str:

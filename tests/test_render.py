@@ -227,3 +227,9 @@ def test_a_value_shown_is_redacted_before_it_is_cut() -> None:
     scope = Scope(inputs={"text": "a" * 75 + secret}, outputs={})
     message = unmet("inputs.text == ''", False, scope, lambda t: t.replace(secret, "[redacted]"))
     assert message == "expected \"inputs.text == ''\" to hold, got '" + "a" * 75 + "[re… == ''"
+
+
+def test_an_undefined_name_suggests_a_name_the_template_binds() -> None:
+    with pytest.raises(RenderError) as raised:
+        render("{% for item in outputs.review %}{{ itme.ok }}{% endfor %}", SCOPE)
+    assert str(raised.value) == "`itme` is undefined; did you mean `item`?"
