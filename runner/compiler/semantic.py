@@ -234,7 +234,8 @@ class Checker:
                     f"/roles/{name}/needs",
                     f"role {name!r} needs {', '.join(missing)}, which {served_by} does not offer",
                     rule="roles",
-                    hint="Map the role to a model with these capabilities in branchleaf.yaml.",
+                    hint=f"Map roles.{name} in branchleaf.yaml to a model whose capabilities "
+                    f"include {', '.join(missing)}.",
                 )
 
     def check_output_schema(self, pointer: str, schema: Any) -> None:
@@ -243,12 +244,16 @@ class Checker:
             Draft202012Validator.check_schema(schema)
         except SchemaError as exc:
             where = "/".join(str(p) for p in exc.absolute_path)
+            typed = bool(exc.absolute_path) and exc.absolute_path[-1] == "type"
             self.report(
                 pointer,
                 f"output is not a valid JSON Schema: {exc.message}"
                 + (f" (at {where})" if where else ""),
                 rule="schema",
-                hint="See https://json-schema.org/understanding-json-schema/.",
+                hint="Use one of the JSON Schema types: string, integer, number, boolean, "
+                "array, object, null."
+                if typed
+                else "See https://json-schema.org/understanding-json-schema/.",
             )
 
     def check_references(self) -> None:

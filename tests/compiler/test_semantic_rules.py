@@ -460,6 +460,7 @@ DOCUMENT = {
         pointer="/steps/output",
         at="{type: objekt}",
         phrase="output is not a valid JSON Schema",
+        hint="Use one of the JSON Schema types: string, integer, number, boolean, array, object",
     ),
     "duplicate-sibling-ids": Case(
         bad=doc(seq(leaf("draft"), leaf("draft", "Again."))),
@@ -811,7 +812,9 @@ def test_role_needs_unmet_by_the_configured_model(tmp_path: Path) -> None:
     assert (found.rule, found.pointer) == ("roles", "/roles/writer/needs")
     assert (found.line, found.col) == position(NEEDS, "[json_mode]")
     assert "role 'writer' needs json_mode, which provider 'local', model 'small'" in found.message
-    assert found.hint
+    assert found.hint == (
+        "Map roles.writer in branchleaf.yaml to a model whose capabilities include json_mode."
+    )
 
 
 @pytest.mark.parametrize(
