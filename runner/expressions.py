@@ -18,11 +18,15 @@ from typing import Any
 
 from jinja2 import StrictUndefined, Template, TemplateSyntaxError, meta, nodes
 from jinja2.compiler import CodeGenerator, Frame
+from jinja2.environment import TemplateExpression
+from jinja2.exceptions import TemplateRuntimeError, UndefinedError
 from jinja2.parser import Parser
 from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.utils import missing
 
 from runner import limits
+from runner.explain import Missing
 
 ROOT_NAMES = frozenset({"inputs", "outputs", "env"})
 """Names every expression and template sees."""
@@ -51,6 +55,25 @@ class Reads:
     """Free variable names (``inputs``, ``file``, ``candidate``...)."""
     dynamic_outputs: bool
     """Whether ``outputs`` is indexed by a computed key, which cannot be checked statically."""
+
+
+class _Undefined(StrictUndefined):
+    """A strict undefined whose error keeps what was read and under which name, so that the
+    message can name the path and the nearest key (``runner.explain``)."""
+
+    __slots__ = ()
+
+    def __init__(
+        self,
+        hint: str | None = None,
+        obj: Any = missing,
+        name: str | None = None,
+        exc: type[TemplateRuntimeError] = UndefinedError,
+    ) -> None:
+        super().__init__(hint, obj, name, exc)
+        if hint is None and exc is UndefinedError:
+            # Jinja raises ``self._undefined_exception(message)``: any callable will do.
+            self._undefined_exception = functools.partial(Missing, obj=obj, name=name)  # type: ignore[assignment]
 
 
 class _BoundedCodeGenerator(CodeGenerator):
@@ -120,7 +143,7 @@ _CONTAINERS = (list, tuple, dict)
 @functools.cache
 def environment() -> ImmutableSandboxedEnvironment:
     """The one sandboxed Jinja environment used for every workflow."""
-    env = _Environment(undefined=StrictUndefined, autoescape=False, finalize=_finalize)
+    env = _Environment(undefined=_Undefined, autoescape=False, finalize=_finalize)
     env.filters.pop("random", None)
     env.globals.pop("lipsum", None)
     env.filters.update(limits.checked_filters(env.filters))
@@ -151,8 +174,21 @@ def compile_template(source: str) -> tuple[Template, bool]:
 def compile_watched_expression(source: str) -> tuple[Callable[..., Any], bool]:
     """An expression compiled for evaluating, and whether it ``may_run_long``."""
     compiled = compile_expression(source)
-    tree = Parser(environment(), source, state="variable").parse_expression()
-    return compiled, may_run_long(tree)
+    return compiled, may_run_long(parse_expression(source))
+
+
+def parse_expression(source: str) -> nodes.Expr:
+    """The tree of an expression that compiles."""
+    return Parser(environment(), source, state="variable").parse_expression()
+
+
+def compile_part(expr: nodes.Expr) -> Callable[..., Any]:
+    """One piece of a parsed expression compiled on its own, to show what it evaluates to."""
+    env = environment()
+    body = [nodes.Assign(nodes.Name("result", "store"), expr, lineno=1)]
+    tree = nodes.Template(body, lineno=1)
+    tree.set_environment(env)
+    return TemplateExpression(env.from_string(tree), undefined_to_none=False)
 
 
 def compile_expression(source: str) -> Callable[..., Any]:

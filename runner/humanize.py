@@ -1,6 +1,8 @@
-"""Durations as people read them, the same in the terminal and in reports."""
+"""Durations and costs as people read them, the same in the terminal and in reports."""
 
 from __future__ import annotations
+
+import math
 
 
 def duration(seconds: float) -> str:
@@ -14,3 +16,15 @@ def duration(seconds: float) -> str:
         return f"{minutes}m {rest:02d}s"
     hours, minutes = divmod(minutes, 60)
     return f"{hours}h {minutes:02d}m"
+
+
+def cost(usd: float) -> str:
+    """``$0`` for nothing, two significant digits below a cent (``$0.000042``, for the models
+    whose calls cost a few millionths of a dollar), cents above (``$1.25``)."""
+    if usd == 0:
+        return "$0"
+    if abs(usd) >= 0.01:
+        return f"${usd:,.2f}"
+    decimals = 1 - math.floor(math.log10(abs(usd)))
+    text = f"{usd:.{decimals}f}".rstrip("0").rstrip(".")
+    return f"${text}"

@@ -18,6 +18,7 @@ from rich.table import Table
 
 from runner import ir
 from runner.executor.results import NodeResult, Spend, SpendSum
+from runner.humanize import cost
 from runner.plural import plural
 from runner.status import Status
 
@@ -66,7 +67,7 @@ def progress_line(snapshot: Snapshot) -> str:
     spend = snapshot.spend
     return (
         f"{snapshot.done}/{snapshot.total} done, {snapshot.in_flight} in flight{slow}, "
-        f"{snapshot.failed} failed, {plural(spend.tokens, 'token')}, ${spend.cost_usd:.4f}, "
+        f"{snapshot.failed} failed, {plural(spend.tokens, 'token')}, {cost(spend.cost_usd)}, "
         f"{plural(spend.memo_hits, 'memo hit')}, {snapshot.elapsed_s:.1f}s"
     )
 
@@ -76,7 +77,7 @@ def progress_table(snapshot: Snapshot) -> Table:
     spend = snapshot.spend
     table = Table.grid(padding=(0, 2))
     table.add_row("done", f"{snapshot.done}/{snapshot.total}", "in flight", str(snapshot.in_flight))
-    table.add_row("tokens", str(spend.tokens), "cost", f"${spend.cost_usd:.4f}")
+    table.add_row("tokens", str(spend.tokens), "cost", cost(spend.cost_usd))
     table.add_row("failed", str(snapshot.failed), "memo hits", str(spend.memo_hits))
     table.add_row("elapsed", f"{snapshot.elapsed_s:.1f}s", "", "")
     if snapshot.longest is not None:

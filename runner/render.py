@@ -6,17 +6,24 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from jinja2 import Template, Undefined
+from jinja2 import Template, Undefined, nodes
 from jinja2.exceptions import TemplateError
 
-from runner import ir, watchdog
+from runner import explain, ir, watchdog
 from runner.canonical import thaw
 from runner.errors import UsageError
-from runner.expressions import compile_template, compile_watched_expression
+from runner.expressions import (
+    compile_part,
+    compile_template,
+    compile_watched_expression,
+    environment,
+    may_run_long,
+    parse_expression,
+)
 from runner.jsontext import JSONProblem, escape_surrogates, has_lone_surrogate, parse_json
 from runner.limits import MAX_TEXT, MAX_VALUE, LimitError, check_weight
 from runner.schemas import compiled
@@ -111,6 +118,8 @@ def render(source: str, scope: Scope) -> str:
         if not watched:
             return _bounded_render(template, names)
         return watchdog.guarded(lambda: _bounded_render(template, names))
+    except explain.Missing as exc:
+        raise RenderError(_undefined(exc, environment().parse(source), names)) from exc
     except _FAILURES as exc:
         raise RenderError(_reason(exc)) from exc
     except NameError as exc:
@@ -127,10 +136,44 @@ def evaluate(source: str, scope: Scope) -> Any:
         if isinstance(value, Undefined):
             str(value)  # a strict undefined raises its own, precise, error when used
         return value
+    except explain.Missing as exc:
+        raise RenderError(_undefined(exc, parse_expression(source), names)) from exc
     except _FAILURES as exc:
         raise RenderError(_reason(exc)) from exc
     except NameError as exc:
         raise RenderError(_non_finite(exc)) from exc
+
+
+def _undefined(exc: explain.Missing, tree: nodes.Node, names: dict[str, Any]) -> str:
+    """Why a name is undefined, the nearest among the scope's names, Jinja's globals and the
+    names the template binds itself (``{% for r in ... %}``)."""
+    bound = {
+        n.name
+        for n in tree.find_all(nodes.Name)
+        if isinstance(n, nodes.Name) and n.ctx in ("store", "param")
+    }
+    return explain.undefined(exc, tree, {*names, *environment().globals, *bound})
+
+
+def unmet(source: str, value: Any, scope: Scope, redact: Callable[[str], str] = str) -> str:
+    """Why the expectation ``source`` of a test, which evaluated to ``value``, does not hold:
+    for a comparison, the values it compared (``got 1 == 0``), each without the secrets
+    ``redact`` takes out."""
+    names = scope.names()
+    tree = parse_expression(source)
+
+    def side(part: Any) -> Any:
+        compiled = compile_part(part)
+        return compiled(**names)
+
+    try:
+        if may_run_long(tree):
+            compared = watchdog.guarded(lambda: explain.comparison(tree, side, redact))
+        else:
+            compared = explain.comparison(tree, side, redact)
+    except (*_FAILURES, NameError):
+        compared = None  # a side that fails alone says nothing the value does not
+    return f"expected {source!r} to hold, got {compared or explain.shown(value, redact)}"
 
 
 _FAILURES = (

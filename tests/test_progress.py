@@ -100,7 +100,7 @@ def test_the_live_view_names_the_longest_running_item(tmp_path: Path) -> None:
     final = out.getvalue().rsplit("done", 1)[1]
     assert "2/2" in final
     assert "12" in final  # tokens
-    assert "$0.2500" in final
+    assert "$0.25" in final
 
 
 def test_plain_progress_prints_failures_as_they_happen(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ from runner.render import (
     parse_reply,
     render,
     resolve_inputs,
+    unmet,
 )
 
 SCOPE = Scope(
@@ -164,3 +165,71 @@ def test_a_constant_nan_or_infinity_is_a_render_error(source: str) -> None:
         evaluate(source, SCOPE)
     with pytest.raises(RenderError, match="NaN or infinity"):
         render("{% if " + source + " %}x{% endif %}", SCOPE)
+
+
+@pytest.mark.parametrize(
+    ("expect", "got"),
+    [
+        ("outputs.review | length == 3", "2 == 3"),
+        ("outputs.review[0].ok != true", "True != True"),
+        ("inputs.files | length > 2", "2 > 2"),
+        ("1 <= inputs.files | length <= 1", "1 <= 2 <= 1"),
+        ("'c.py' in inputs.files", "'c.py' in ['a.py', 'b.py']"),
+        ("file not in inputs.files", "'a.py' not in ['a.py', 'b.py']"),
+        ("inputs.files | length < 1 or false", "False"),
+        ("'x' * 200 == ''", "'" + "x" * 78 + "… == ''"),
+    ],
+)
+def test_a_failed_expectation_shows_the_values_it_compared(expect: str, got: str) -> None:
+    assert not evaluate(expect, SCOPE)
+    assert unmet(expect, False, SCOPE) == f"expected {expect!r} to hold, got {got}"
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        (
+            "outputs.review[0].okk",
+            "`outputs.review[0].okk` is undefined: `outputs.review[0]` has no `okk`; "
+            "did you mean `ok`?",
+        ),
+        (
+            "outputs['review'][5]",
+            "`outputs.review[5]` is undefined: `outputs.review` has 2 items, indexes 0 to 1",
+        ),
+        (
+            "outputs.summary",
+            "`outputs.summary` is undefined: `outputs` has no `summary` (it has `review`)",
+        ),
+        ("fiel", "`fiel` is undefined; did you mean `file`?"),
+        ("rnage(3) | list", "`rnage` is undefined; did you mean `range`?"),
+        ("env.CI.x", "`env.CI.x` is undefined: `env.CI` is text, which has no `x`"),
+        (
+            "(inputs.files | first).name",
+            "`name` is undefined: the value is text, which has no `name`",
+        ),
+    ],
+)
+def test_an_undefined_name_says_what_was_read_and_the_nearest(source: str, message: str) -> None:
+    with pytest.raises(RenderError) as raised:
+        evaluate(source, SCOPE)
+    assert str(raised.value) == message
+
+
+def test_an_undefined_name_in_a_loop_of_a_template_names_its_path() -> None:
+    with pytest.raises(RenderError) as raised:
+        render("{% for r in outputs.review %}{{ r.okay }}{% endfor %}", SCOPE)
+    assert str(raised.value) == "`r.okay` is undefined: `r` has no `okay`; did you mean `ok`?"
+
+
+def test_a_value_shown_is_redacted_before_it_is_cut() -> None:
+    secret = "tok-0123456789"
+    scope = Scope(inputs={"text": "a" * 75 + secret}, outputs={})
+    message = unmet("inputs.text == ''", False, scope, lambda t: t.replace(secret, "[redacted]"))
+    assert message == "expected \"inputs.text == ''\" to hold, got '" + "a" * 75 + "[re… == ''"
+
+
+def test_an_undefined_name_suggests_a_name_the_template_binds() -> None:
+    with pytest.raises(RenderError) as raised:
+        render("{% for item in outputs.review %}{{ itme.ok }}{% endfor %}", SCOPE)
+    assert str(raised.value) == "`itme` is undefined; did you mean `item`?"

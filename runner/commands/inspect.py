@@ -14,7 +14,7 @@ from rich.tree import Tree
 
 from runner.commands.runs import COLOURS
 from runner.errors import UsageError
-from runner.humanize import duration
+from runner.humanize import cost, duration
 from runner.plural import plural
 from runner.reports.divergences import kind_of
 from runner.reports.model import served_line
@@ -41,7 +41,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
         f"run {escape(record.id)}: {escape(record.workflow)} [{colour}]{shown}[/]"
         f" ({record.done}/{record.total} done, {duration(record.duration_s)}, "
         f"{plural(record.calls, 'call')}, {plural(record.tokens, 'token')}, "
-        f"${record.cost_usd:.4f}, memo {plural(record.memo_hits, 'hit')} / "
+        f"{cost(record.cost_usd)}, memo {plural(record.memo_hits, 'hit')} / "
         f"{plural(record.memo_misses, 'miss', 'misses')})"
         + (f" — {escape(reason)}" if reason else "")
     )
@@ -63,9 +63,12 @@ def _tree(name: str, recorded: list[Event], *, running: bool) -> Tree:
     # by their first line, with `inspect RUN NODE` a step away for the rest.
     diverged = [False]
     retried = _retried(recorded)
+    started = {e.path for e in recorded if e.type == "node_started"}
     for event in recorded:
         skipped = event.type == "node_finished" and event.data.get("attempts") == 0
-        if event.type != "node_started" and not skipped:
+        # A call a node makes besides its own (a tournament's judges) is shown inside it.
+        extra_call = event.type == "model_call" and event.path not in started
+        if event.type != "node_started" and not skipped and not extra_call:
             continue
         # A skipped node has only its end, which may be its parent's end too.
         while open_nodes and (
@@ -74,6 +77,9 @@ def _tree(name: str, recorded: list[Event], *, running: bool) -> Tree:
         ):
             open_nodes.pop()
         parent = open_nodes[-1][1] if open_nodes else root
+        if extra_call:
+            parent.add(_call_label(event))
+            continue
         if skipped:  # it never started: it has only its end
             parent.add(_label(event.path, event.data, event, running=running, diverged=diverged))
             continue
@@ -154,6 +160,20 @@ def _label(
     return (
         f"{escape(path)} [dim]{kind}[/] [{colour}]{status}[/] "
         f"[dim]{duration(float(data.get('duration_s', 0)))}{usage}[/]{extra} {shown}"
+    )
+
+
+def _call_label(event: Event) -> str:
+    """A model call that is not a node's own, as the tree shows a leaf: its role, where its
+    reply came from, its tokens and its reply."""
+    request = event.data.get("request", {})
+    reply = event.data.get("reply", {})
+    usage = reply.get("usage", {})
+    tokens = usage.get("prompt_tokens", 0) + usage.get("completion_tokens", 0)
+    source = event.data.get("source", "")
+    return (
+        f"{escape(event.path)} [dim]model call, role {escape(str(request.get('role')))}[/] "
+        f"[green]{escape(source)}[/] [dim]{tokens} tok[/] {_short(reply.get('text'))}"
     )
 
 

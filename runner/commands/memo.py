@@ -9,6 +9,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from runner.errors import UsageError
+from runner.humanize import cost
+from runner.jsondiff import diff
 from runner.keys import CALL_FIELDS, differences
 from runner.plural import plural
 from runner.store import memo as store_memo
@@ -41,12 +43,12 @@ def _stats(args: argparse.Namespace, console: Console) -> int:
     console.print(
         f"{scope}: {plural(hits, 'hit')}, {plural(misses, 'miss', 'misses')} "
         f"(hit rate {rate}); saved {plural(sum(r.saved_tokens for r in records), 'token')} "
-        f"and ${sum(r.saved_usd for r in records):.4f}",
+        f"and {cost(sum(r.saved_usd for r in records))}",
         markup=False,
     )
     console.print(
         f"memo: {plural(entries, 'entry', 'entries')} holding {plural(tokens, 'token')} "
-        f"worth ${dollars:.4f}",
+        f"worth {cost(dollars)}",
         markup=False,
     )
     if per_node:
@@ -55,7 +57,7 @@ def _stats(args: argparse.Namespace, console: Console) -> int:
             table.add_column(column, justify="left" if column == "node" else "right")
         for path, node_hits, node_misses, saved, saved_usd in per_node:
             table.add_row(
-                escape(path), str(node_hits), str(node_misses), str(saved), f"${saved_usd:.4f}"
+                escape(path), str(node_hits), str(node_misses), str(saved), cost(saved_usd)
             )
         console.print(table)
     return 0
@@ -136,13 +138,6 @@ def _explain(args: argparse.Namespace, console: Console) -> int:
             markup=False,
         )
         for name in changed:
-            console.print(
-                f"    {name}: was {_show(nearest.fields.get(name))}, now {_show(fields.get(name))}",
-                markup=False,
-            )
+            lines = diff(name, nearest.fields.get(name), fields.get(name), was="memo")
+            console.print("\n".join(lines), markup=False, highlight=False)
     return 0
-
-
-def _show(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= 160 else text[:159] + "…"

@@ -26,7 +26,7 @@ from runner.config import MOCK_ONLY, Config, load_config
 from runner.errors import CompileError, UsageError
 from runner.executor.engine import Engine, declared_env, run_sync
 from runner.executor.results import RunResult
-from runner.humanize import duration
+from runner.humanize import cost, duration
 from runner.plural import plural
 from runner.progress import LiveProgress, PlainProgress
 from runner.providers.base import Provider
@@ -401,7 +401,7 @@ def _print(result: RunResult, console: Console) -> None:
         f"[{colour}]{result.workflow}: {summary_status(result.status.value, tested)}[/] "
         f"({plural(len(result.nodes), 'node')}, {plural(spend.calls, 'model call')}, "
         f"{plural(spend.tokens, 'token')}, "
-        f"${spend.cost_usd:.4f}, {duration(result.duration_s)})"
+        f"{cost(spend.cost_usd)}, {duration(result.duration_s)})"
         + (f" — {escape(reason)}" if reason else "")
     )
 

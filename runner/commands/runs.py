@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from runner.humanize import duration
+from runner.humanize import cost, duration
 from runner.store import runs as store
 from runner.store.db import opened, state_dir
 
@@ -59,7 +59,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
             f"{record.done}/{record.total}",
             duration(record.duration_s),
             str(record.calls),
-            f"${record.cost_usd:.4f}",
+            cost(record.cost_usd),
             f"{record.memo_hits} hit{'s' if record.memo_hits != 1 else ''}",
         )
     console.print(table, width=max(console.width, 120))

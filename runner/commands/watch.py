@@ -21,7 +21,7 @@ from rich.text import Text
 from runner.commands.background import find_run
 from runner.commands.runs import COLOURS, age
 from runner.executor.results import SpendSum
-from runner.humanize import duration
+from runner.humanize import cost, duration
 from runner.plural import plural
 from runner.progress import Snapshot, longest_of, progress_line, progress_table
 from runner.store import runs
@@ -150,7 +150,7 @@ def status_line(record: runs.RunRecord, snapshot: Snapshot | None = None) -> str
         f"run {escape(record.id)}: {escape(record.workflow)} [{colour}]{status}[/] "
         f"({done}/{total} done, {failed} failed, {duration(record.duration_s)}, "
         f"{plural(record.calls, 'call')}, {plural(record.tokens, 'token')}, "
-        f"${record.cost_usd:.4f}, {plural(record.memo_hits, 'memo hit')}{tested}){reason}"
+        f"{cost(record.cost_usd)}, {plural(record.memo_hits, 'memo hit')}{tested}){reason}"
     )
 
 

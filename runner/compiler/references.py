@@ -78,27 +78,62 @@ def hides(node: ir.Node) -> bool:
     )
 
 
-def explain_hidden(target: str, owner: ir.Node) -> str:
+def explain_hidden(target: str, owner: ir.Node) -> Refusal:
     """Why ``target``, inside ``owner``, cannot be read from outside."""
-    return f"{target!r} " + _HIDING[owner.kind].format(owner=owner.id)
+    return Refusal(
+        reason=f"{target!r} " + _HIDING[owner.kind].format(owner=owner.id),
+        fix=f"Read outputs.{owner.id} instead of outputs.{target}.",
+    )
 
 
-def explain(reader: Visit, target: str, visits: dict[str, Visit], known: Iterable[str]) -> str:
-    """Why ``reader`` may not read ``target``: one phrase, for a diagnostic."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Refusal:
+    """Why a read is not allowed, and the fix, in the reader's terms."""
+
+    reason: str
+    """One phrase, for the diagnostic's message."""
+    fix: str
+    """One sentence, for its fix line."""
+
+
+def missing(target: str, known: Iterable[str]) -> Refusal:
+    """A read of an id no node has: the nearest id, if one is near."""
+    close = difflib.get_close_matches(target, list(known), n=1)
+    if close:
+        return Refusal(
+            reason=f"no node has the id {target!r}; did you mean {close[0]!r}?",
+            fix=f"Write {close[0]!r} instead of {target!r}.",
+        )
+    return Refusal(
+        reason=f"no node has the id {target!r}",
+        fix=f"Read a node of this workflow, or give a node the id {target!r}.",
+    )
+
+
+def explain(reader: Visit, target: str, visits: dict[str, Visit], known: Iterable[str]) -> Refusal:
+    """Why ``reader`` may not read ``target``, and what to do instead."""
     if target not in visits:
-        close = difflib.get_close_matches(target, list(known), n=1)
-        guess = f"; did you mean {close[0]!r}?" if close else ""
-        return f"no node has the id {target!r}{guess}"
+        return missing(target, known)
+    after = f"Read {target!r} from a node that runs after it"
     if target == reader.node.id:
-        return f"{target!r} is this node itself, which has not finished when it is read"
+        return Refusal(
+            reason=f"{target!r} is this node itself, which has not finished when it is read",
+            fix=f"{after}; a node cannot read its own output.",
+        )
     reader_chain = [reader, *reader.ancestors()]
     target_visit = visits[target]
     target_chain = [target_visit, *target_visit.ancestors()]
     reader_ids = [v.node.id for v in reader_chain]
     if target in reader_ids:
-        return f"{target!r} encloses this node and has not finished when it is read"
+        return Refusal(
+            reason=f"{target!r} encloses this node and has not finished when it is read",
+            fix=f"{after}, outside it; inside, read the nodes before this one.",
+        )
     if reader.node.id in [v.node.id for v in target_chain]:
-        return f"{target!r} runs inside this node, after this field is read"
+        return Refusal(
+            reason=f"{target!r} runs inside this node, after this field is read",
+            fix=f"{after}, outside {reader.node.id!r}.",
+        )
     common = next(v for v in target_chain if v.node.id in reader_ids)
     below_common = target_chain[: target_chain.index(common)]
     for hider in reversed(below_common[1:]):
@@ -114,10 +149,23 @@ def explain(reader: Visit, target: str, visits: dict[str, Visit], known: Iterabl
             if looped
             else ""
         )
-        return f"{target!r} runs later in sequence {common.node.id!r}{advice}"
+        return Refusal(
+            reason=f"{target!r} runs later in sequence {common.node.id!r}{advice}",
+            fix=f"Move {target_side.node.id!r} before {reader_side.node.id!r} in sequence "
+            f"{common.node.id!r}, or read {target!r} from a node after it.",
+        )
     if common.node.kind == "cond":
-        return f"{target!r} is in the other arm of cond {common.node.id!r}"
+        return Refusal(
+            reason=f"{target!r} is in the other arm of cond {common.node.id!r}",
+            fix=f"Read outputs.{common.node.id} after the cond, which holds the arm that ran.",
+        )
     if common.node.kind in ("branch", "tournament", "pareto"):
         under = f"{common.node.kind} {common.node.id!r}"
-        return f"{target!r} may run at the same time (both under {under})"
-    return f"{target!r} is not guaranteed to have finished before this node runs"
+        return Refusal(
+            reason=f"{target!r} may run at the same time (both under {under})",
+            fix=f"{after}, after {under}, or put the two in a sequence.",
+        )
+    return Refusal(
+        reason=f"{target!r} is not guaranteed to have finished before this node runs",
+        fix="Read only nodes that finish before this one starts.",
+    )

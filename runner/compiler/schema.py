@@ -56,7 +56,7 @@ def schema_diagnostics(document: Document, schema: str = WORKFLOW_SCHEMA) -> lis
     """Every violation of ``schema`` in ``document``, in source order."""
     found: dict[tuple[str, str], Diagnostic] = {}
     for error in _validator(schema).iter_errors(document.data):
-        for pointer, message, hint in _explain(error, document.data):
+        for pointer, message, hint in _explain(error, document.data, document.language):
             key = (pointer, message)
             if key not in found:
                 found[key] = document.diagnostic(pointer, message, rule="schema", hint=hint)
@@ -176,12 +176,25 @@ def _json_type(value: Any) -> str:
     return next((name for cls, name in _JSON_TYPES if isinstance(value, cls)), "null")
 
 
+def _misplaced(key: str, pointer: str, language: str) -> str | None:
+    """The fix for a workflow field (``tests``, ``roles``...) written inside the steps."""
+    if not pointer.startswith("/steps") or key not in workflow_schema().get("properties", {}):
+        return None
+    where = {
+        "starlark": "pass it to workflow(...), beside steps",
+        "json": 'move it to the top-level object, beside "steps"',
+    }.get(language, "unindent it to the top level, beside 'steps'")
+    return f"{key!r} belongs to the workflow, not to a node: {where}."
+
+
 def _suggest(word: str, choices: Iterable[str]) -> str:
     close = difflib.get_close_matches(word, list(choices), n=1)
     return f" Did you mean {close[0]!r}?" if close else ""
 
 
-def _explain(error: ValidationError, data: Any) -> list[tuple[str, str, str | None]]:
+def _explain(
+    error: ValidationError, data: Any, language: str = "yaml"
+) -> list[tuple[str, str, str | None]]:
     """(pointer, message, hint) triples for one validator error."""
     pointer = _pointer(error)
     where = _context(data, list(error.absolute_path))
@@ -200,9 +213,12 @@ def _explain(error: ValidationError, data: Any) -> list[tuple[str, str, str | No
             (
                 pointer_join(pointer, key),
                 f"unknown field {key!r}{inside}",
-                (_suggest(key, known) + f" Allowed here: {', '.join(known)}.").strip()
-                if known
-                else "Remove it.",
+                _misplaced(key, pointer, language)
+                or (
+                    (_suggest(key, known) + f" Allowed here: {', '.join(known)}.").strip()
+                    if known
+                    else "Remove it."
+                ),
             )
             for key in extra
         ]
@@ -298,18 +314,35 @@ def _explain(error: ValidationError, data: Any) -> list[tuple[str, str, str | No
             )
         ]
     if kind == "minItems":
+        items = "item" if expected == 1 else "items"
+        what = schema.get("description", "").split(".")[0].rstrip()
+        about = f" ({what[0].lower()}{what[1:]})" if what else ""
         return [
             (
                 pointer,
-                f"{subject} needs at least {expected} item(s){owner}",
-                "Add the missing items.",
+                f"{subject} needs at least {expected} {items}{owner}",
+                f"List at least {expected} {items} in {subject}{about}.",
             )
         ]
     if kind == "minLength":
-        return [(pointer, f"{subject} must not be empty{owner}", "Give it a value.")]
+        return [(pointer, f"{subject} must not be empty{owner}", f"Give {subject} a value.")]
     if kind == "uniqueItems":
-        return [(pointer, f"{subject} lists the same item twice{owner}", "Remove the duplicate.")]
-    return [(pointer, f"{error.message}{owner}", "See docs/workflow-language.md for this field.")]
+        items_seen = list(value) if isinstance(value, list) else []
+        twice = next((x for i, x in enumerate(items_seen) if x in items_seen[:i]), None)
+        return [
+            (
+                pointer,
+                f"{subject} lists {_show(twice)} twice{owner}",
+                f"Remove the second {_show(twice)} from {subject}.",
+            )
+        ]
+    return [
+        (
+            pointer,
+            f"{error.message}{owner}",
+            f"See {field} in docs/workflow-language.md for what it may hold.",
+        )
+    ]
 
 
 def _add_hint(key: str, description: str | None) -> str:

@@ -71,6 +71,9 @@ class Checker:
         self.found: list[Diagnostic] = []
         self.visits = list(walk(workflow.steps))
         self.by_id: dict[str, Visit] = {}
+        self.duplicated: set[str] = set()
+        """Ids used twice: what reads them, or is read by one of them, is not known for sure,
+        and the error about the id says what to fix."""
         self.roles = dict(workflow.roles or ())
         self.inputs = dict(workflow.inputs or ())
 
@@ -112,12 +115,14 @@ class Checker:
         for visit in self.visits:
             first = self.by_id.setdefault(visit.node.id, visit)
             if first is not visit:
+                self.duplicated.add(visit.node.id)
                 what = "node" if first.pointer in self.stand_ins else first.node.kind
                 self.report(
                     pointer_join(visit.pointer, "id"),
                     f"the id {visit.node.id!r} is already used by the {what} at {first.pointer}",
                     rule="ids",
-                    hint="Give every node its own id.",
+                    hint=f"Rename this {visit.node.kind}, say to {visit.node.id + '_2'!r}: "
+                    "every node needs its own id.",
                 )
 
     def check_inputs(self) -> None:
@@ -229,7 +234,8 @@ class Checker:
                     f"/roles/{name}/needs",
                     f"role {name!r} needs {', '.join(missing)}, which {served_by} does not offer",
                     rule="roles",
-                    hint="Map the role to a model with these capabilities in branchleaf.yaml.",
+                    hint=f"Map roles.{name} in branchleaf.yaml to a model whose capabilities "
+                    f"include {', '.join(missing)}.",
                 )
 
     def check_output_schema(self, pointer: str, schema: Any) -> None:
@@ -238,12 +244,16 @@ class Checker:
             Draft202012Validator.check_schema(schema)
         except SchemaError as exc:
             where = "/".join(str(p) for p in exc.absolute_path)
+            typed = bool(exc.absolute_path) and exc.absolute_path[-1] == "type"
             self.report(
                 pointer,
                 f"output is not a valid JSON Schema: {exc.message}"
                 + (f" (at {where})" if where else ""),
                 rule="schema",
-                hint="See https://json-schema.org/understanding-json-schema/.",
+                hint="Use one of the JSON Schema types: string, integer, number, boolean, "
+                "array, object, null."
+                if typed
+                else "See https://json-schema.org/understanding-json-schema/.",
             )
 
     def check_references(self) -> None:
@@ -285,13 +295,15 @@ class Checker:
                 for i, target in enumerate(node.inputs):
                     if target not in self.by_id and not self.ids_complete:
                         continue
+                    if self.duplicated & {target, node.id}:
+                        continue
                     if target not in ready:
+                        refused = references.explain(visit, target, self.by_id, self.by_id)
                         self.report(
                             pointer_join(pointer_join(visit.pointer, "inputs"), i),
-                            f"{node.kind} {node.id!r} reads {target!r}, but "
-                            + references.explain(visit, target, self.by_id, self.by_id),
+                            f"{node.kind} {node.id!r} reads {target!r}, but {refused.reason}",
                             rule="references",
-                            hint="Read only nodes that finish before this one starts.",
+                            hint=refused.fix,
                         )
         for i, test in enumerate(self.workflow.tests or ()):
             source = TextField(field="expect", text=test.expect, expression=True)
@@ -334,11 +346,14 @@ class Checker:
         for name in (
             sorted(reads.inputs - set(self.inputs)) if "/inputs" not in self.changed else ()
         ):
+            close = difflib.get_close_matches(name, sorted(self.inputs), n=1)
             self.report(
                 pointer,
                 f"the {what} reads inputs.{name}, which is not declared",
                 rule="expressions",
-                hint="Declare it under inputs.",
+                hint=f"Write inputs.{close[0]}, which is declared, or declare {name} under inputs."
+                if close
+                else f"Declare it under inputs, e.g. {name}: {{type: string}}.",
             )
         for name in (
             sorted(reads.env - set(self.workflow.env or ())) if "/env" not in self.changed else ()
@@ -347,7 +362,7 @@ class Checker:
                 pointer,
                 f"the {what} reads env.{name}, which the workflow does not declare",
                 rule="expressions",
-                hint="List it under env to let the workflow read it.",
+                hint=f"List {name} under env to let the workflow read it.",
             )
         if reads.dynamic_outputs:
             self.report(
@@ -360,16 +375,19 @@ class Checker:
         for target in sorted(reads.outputs - ready):
             if target not in self.by_id and not self.ids_complete:
                 continue
-            reason = (
+            reader = visit.node.id if visit is not None else None
+            if self.duplicated & {target, reader}:
+                continue
+            refused = (
                 references.explain(visit, target, self.by_id, self.by_id)
                 if visit is not None
                 else _test_reason(target, self.by_id)
             )
             self.report(
                 pointer,
-                f"the {what} reads outputs.{target}, but {reason}",
+                f"the {what} reads outputs.{target}, but {refused.reason}",
                 rule="references",
-                hint="Read only nodes that finish before this one starts.",
+                hint=refused.fix,
             )
 
     def check_shape(self) -> None:
@@ -427,12 +445,13 @@ def _roles_used(node: ir.Node) -> Iterator[tuple[str, str]]:
             return
 
 
-def _test_reason(target: str, by_id: dict[str, Visit]) -> str:
+def _test_reason(target: str, by_id: dict[str, Visit]) -> references.Refusal:
     if target not in by_id:
-        close = difflib.get_close_matches(target, list(by_id), n=1)
-        guess = f"; did you mean {close[0]!r}?" if close else ""
-        return f"no node has the id {target!r}{guess}"
+        return references.missing(target, by_id)
     for ancestor in reversed(list(by_id[target].ancestors())):
         if references.hides(ancestor.node):
             return references.explain_hidden(target, ancestor.node)
-    return f"{target!r} is not guaranteed to have run"
+    return references.Refusal(
+        reason=f"{target!r} is not guaranteed to have run",
+        fix="Read a node every run finishes, such as the root node.",
+    )

@@ -31,6 +31,7 @@ from typing import Any, Literal
 import starlark as sl
 
 from runner.compiler.source import Document, Location, pointer_join
+from runner.compiler.starlark_hints import KEYWORD_FIELDS, improved
 from runner.compiler.starlark_values import MAX_DEPTH, finite_float, infinite_literals, plain
 from runner.errors import CompileError, Diagnostic
 from runner.sandbox import ChildFailed, run_bounded
@@ -48,7 +49,7 @@ NODE_BUILTINS = (
     "pareto",
     "teacher_review",
 )
-RESERVED_FIELDS = {"as_": "as", "if_": "if", "else_": "else"}
+RESERVED_FIELDS = {argument: name for name, argument in KEYWORD_FIELDS.items()}
 """Document fields whose names are Starlark keywords take a trailing underscore."""
 EVAL_SECONDS = 10.0
 """Longest a workflow file may take to evaluate."""
@@ -370,7 +371,7 @@ def _run(file: Path, display: str, root: Path, *, locating: bool) -> _Evaluation
     except _BuiltinError as exc:  # a problem reading the top-level file itself
         raise CompileError([Diagnostic(file=display, rule="starlark", message=str(exc))]) from exc
     except sl.StarlarkError as exc:
-        diagnostic = _starlark_diagnostic(display, exc)
+        diagnostic = improved(_starlark_diagnostic(display, exc), root)
         if "cancelled" in diagnostic.message.lower():
             diagnostic = Diagnostic(
                 file=display,

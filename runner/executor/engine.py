@@ -33,7 +33,7 @@ from runner.executor.results import NodeFailed, NodeResult, RunResult, Spend, Te
 from runner.gcpolicy import bulk
 from runner.keys import command_key
 from runner.providers.base import Provider
-from runner.render import OutputError, RenderError, evaluate
+from runner.render import OutputError, RenderError, evaluate, unmet
 from runner.status import Outcome, Status, run_status
 
 
@@ -217,9 +217,12 @@ class Engine:
             try:
                 value = evaluate(test.expect, frame.scope())
             except RenderError as exc:
-                results.append(TestResult(name=test.name, passed=False, message=str(exc)))
+                message = redaction.text(str(exc), self.redactor)
+                results.append(TestResult(name=test.name, passed=False, message=message))
                 continue
-            message = None if value else f"expected {test.expect!r} to hold, got {value!r}"
+            redact = self.redactor.redact if self.redactor else str
+            message = None if value else unmet(test.expect, value, frame.scope(), redact)
+            message = redaction.text(message, self.redactor)
             results.append(TestResult(name=test.name, passed=bool(value), message=message))
         return tuple(results)
 

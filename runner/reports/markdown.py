@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 
 from runner.compiler.build import build_workflow
 from runner.graph import mermaid
-from runner.humanize import duration
+from runner.humanize import cost, duration
 from runner.plural import plural
 from runner.reports import divergences
 from runner.reports.model import RunReport, served_line
@@ -176,9 +176,9 @@ def _figures(report: RunReport) -> list[str]:
                 duration(report.duration_s),
                 f"{report.calls:,}",
                 f"{report.tokens:,}",
-                f"${report.cost_usd:.4f}",
+                cost(report.cost_usd),
                 memo,
-                f"{report.saved_tokens:,} tokens, ${report.saved_usd:.4f}",
+                f"{report.saved_tokens:,} tokens, {cost(report.saved_usd)}",
             )
         ],
     )

@@ -3,8 +3,6 @@ commands of a replay or a resume, with the first divergence explained as a diff.
 
 from __future__ import annotations
 
-import difflib
-import json
 import sqlite3
 from dataclasses import dataclass
 from typing import Any
@@ -12,6 +10,7 @@ from typing import Any
 from runner.canonical import same_json
 from runner.executor.commands import CommandResult
 from runner.executor.results import Spend
+from runner.jsondiff import diff
 from runner.keys import CALL_FIELDS, CallKey, differences
 from runner.providers.base import ModelReply
 from runner.store.db import DamagedRow
@@ -187,7 +186,7 @@ class RecordedRun:
         changed = differences(_ordered(nearest), key.fields)
         lines = [f"the model call at {path} differs from the recorded one in: {', '.join(changed)}"]
         for name in changed:
-            lines += _diff(name, nearest.get(name), new.get(name))
+            lines += diff(name, nearest.get(name), new.get(name))
         return "\n".join(lines[: DIFF_LINES + 1])
 
     def missed_command(self, path: str, argv: tuple[str, ...]) -> str:
@@ -196,7 +195,7 @@ class RecordedRun:
         if not recorded:
             return f"no command was recorded at {path}: the workflow now runs one there"
         lines = [f"the command at {path} differs from the recorded one"]
-        lines += _diff("argv", recorded[0], list(argv))
+        lines += diff("argv", recorded[0], list(argv))
         if recorded[0] == list(argv):
             lines[0] += " in its working directory or environment"
         return "\n".join(lines[: DIFF_LINES + 1])
@@ -209,7 +208,7 @@ class RecordedRun:
         if same_json(recorded.get("decision"), decision):
             return None
         lines = [f"the decision at {path} differs from the recorded one"]
-        lines += _diff("decision", recorded.get("decision"), decision)
+        lines += diff("decision", recorded.get("decision"), decision)
         return "\n".join(lines[: DIFF_LINES + 1])
 
     def check(self, path: str, output: Any, decision: Any) -> str | None:
@@ -222,32 +221,12 @@ class RecordedRun:
         lines: list[str] = []
         if not same_json(recorded.get("decision"), decision):
             lines.append(f"the decision at {path} differs from the recorded one")
-            lines += _diff("decision", recorded.get("decision"), decision)
+            lines += diff("decision", recorded.get("decision"), decision)
         if not same_json(recorded.get("output"), output):
             lines.append(f"the output of {path} differs from the recorded one")
-            lines += _diff("output", recorded.get("output"), output)
+            lines += diff("output", recorded.get("output"), output)
         return "\n".join(lines[: DIFF_LINES + 1]) if lines else None
 
 
 def _ordered(fields: dict[str, Any]) -> tuple[Any, ...]:
     return tuple(fields.get(name) for name in CALL_FIELDS)
-
-
-def _diff(name: str, old: Any, new: Any) -> list[str]:
-    """A unified diff of two JSON values, one line per message or field."""
-    before = _lines(old)
-    after = _lines(new)
-    diff = difflib.unified_diff(
-        before, after, fromfile=f"recorded {name}", tofile=f"now {name}", lineterm="", n=2
-    )
-    return ["    " + line for line in diff]
-
-
-def _lines(value: Any) -> list[str]:
-    if isinstance(value, list) and all(isinstance(item, list) and len(item) == 2 for item in value):
-        # messages: role and text, the text split into lines
-        out = []
-        for role, text in value:
-            out += [f"[{role}] {line}" for line in str(text).splitlines() or [""]]
-        return out
-    return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False).splitlines()

@@ -157,3 +157,39 @@ def test_starlark_evaluation_has_a_time_limit(write, monkeypatch) -> None:  # ty
 def test_unknown_suffix(write) -> None:  # type: ignore[no-untyped-def]
     (diagnostic,) = check_file(write("w.txt", "x")).diagnostics
     assert "not a workflow file" in diagnostic.message
+
+
+@pytest.mark.parametrize(
+    ("call", "word"),
+    [
+        ('expand(id="e", over="[1]", as="x", body=None)', "as"),
+        ('cond(id="c", if="true", then=None)', "if"),
+        ('cond(id="c", if_="true", else=None)', "else"),
+    ],
+)
+def test_a_keyword_as_an_argument_names_its_spelling(write, call: str, word: str) -> None:  # type: ignore[no-untyped-def]
+    path = write("w.star", f"x = {call}\n")
+    (diagnostic,) = check_file(path).diagnostics
+    assert diagnostic.message == (
+        f"`{word}` is a Starlark keyword, so the field {word!r} is written `{word}_=`"
+    )
+    assert diagnostic.hint == (
+        f"Write {word}_=... instead of {word}=... (the document field is still {word!r})."
+    )
+    assert (diagnostic.line, diagnostic.col) == (1, 5 + call.index(f"{word}="))
+
+
+def test_a_misspelled_load_suggests_the_name_the_library_defines(write) -> None:  # type: ignore[no-untyped-def]
+    write("lib.star", "def make_leaf(id):\n    return id\n\nOTHER = 1\n")
+    path = write("w.star", 'load("lib.star", "OTHER", "make_leef")\n\nx = make_leaf("a")\n')
+    (diagnostic,) = check_file(path).diagnostics
+    assert diagnostic.message == (
+        "lib.star has no symbol `make_leef` to load; "
+        "did you mean `make_leaf`, which this file uses?"
+    )
+    assert diagnostic.hint == 'Load "make_leaf" from lib.star.'
+    assert (diagnostic.line, diagnostic.col) == (1, 27)
+    # A name the library does not define either: Starlark's suggestion stands.
+    path = write("v.star", 'load("lib.star", "make_leef")\n\nx = make_lea("a")\n')
+    (diagnostic,) = check_file(path).diagnostics
+    assert diagnostic.message == "Variable `make_lea` not found, did you mean `make_leef`?"

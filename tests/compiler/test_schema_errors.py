@@ -109,6 +109,36 @@ CASES = {
         phrase="unknown field 'promt' in leaf 'draft'",
         hint="Did you mean 'prompt'?",
     ),
+    "tests-indented-under-steps": Case(
+        bad=doc(LEAF.replace("FIELD", "prompt: Hi.\ntests:\n  - {name: t, expect: 'true'}")),
+        good=doc(LEAF.replace("FIELD", "prompt: Hi.")) + "tests:\n  - {name: t, expect: 'true'}\n",
+        rule="schema",
+        pointer="/steps/tests",
+        at="- {name: t",
+        phrase="unknown field 'tests' in leaf 'draft'",
+        hint="'tests' belongs to the workflow, not to a node: unindent it to the top level, "
+        "beside 'steps'.",
+    ),
+    "empty-sequence": Case(
+        bad=doc("kind: sequence\nid: main\nsteps: []"),
+        good=doc(
+            "kind: sequence\nid: main\nsteps: [{kind: leaf, id: a, role: writer, prompt: hi}]"
+        ),
+        rule="schema",
+        pointer="/steps/steps",
+        at="[]",
+        phrase="steps needs at least 1 item in sequence 'main'",
+        hint="List at least 1 item in steps (the children, run one after the other).",
+    ),
+    "env-listed-twice": Case(
+        bad=doc(LEAF.replace("FIELD", "prompt: Hi."), header=HEADER + "env: [CI, CI]\n"),
+        good=doc(LEAF.replace("FIELD", "prompt: Hi."), header=HEADER + "env: [CI]\n"),
+        rule="schema",
+        pointer="/env",
+        at="[CI, CI]",
+        phrase='env lists "CI" twice at the top level',
+        hint='Remove the second "CI" from env.',
+    ),
     "unknown-top-level-field": Case(
         bad=doc(LEAF.replace("FIELD", "prompt: Hi."), header=HEADER + "descripton: Drafts.\n"),
         good=doc(LEAF.replace("FIELD", "prompt: Hi."), header=HEADER + "description: Drafts.\n"),
@@ -429,6 +459,14 @@ def test_starlark_schema_error_points_at_the_builtin_call(tmp_path: Path) -> Non
     assert (found.line, found.col) == position(text, 'leaf(id = "polish"')
     assert found.hint is not None
     assert "Did you mean 'prompt'?" in found.hint
+
+
+def test_starlark_workflow_field_given_to_a_node_says_where_it_goes(tmp_path: Path) -> None:
+    text = STAR.replace("FIELD", 'roles = {"w": {}}, prompt')
+    found = find(check(tmp_path, text, name="workflow.star"), "unknown field 'roles'")
+    assert found.hint == (
+        "'roles' belongs to the workflow, not to a node: pass it to workflow(...), beside steps."
+    )
 
 
 def test_starlark_quiet_once_fixed(tmp_path: Path) -> None:

@@ -159,6 +159,7 @@ REFERENCES = {
         pointer="/steps/steps/0/inputs/0",
         at="draft]",
         phrase="reduce 'merge' reads 'draft', but 'draft' runs later in sequence 'main'",
+        hint="Move 'draft' before 'merge' in sequence 'main',",
     ),
     "prompt-later-node": Case(
         bad=doc(seq(leaf("draft", '"{{ outputs.polish }}"'), leaf("polish"))),
@@ -167,6 +168,7 @@ REFERENCES = {
         pointer="/steps/steps/0/prompt",
         at='"{{ outputs.polish }}"',
         phrase="reads outputs.polish, but 'polish' runs later in sequence 'main'",
+        hint="Move 'polish' before 'draft' in sequence 'main',",
     ),
     "concurrent-branch-sibling": Case(
         bad=doc(branch(leaf("draft"), leaf("polish", '"{{ outputs.draft }}"'))),
@@ -175,6 +177,8 @@ REFERENCES = {
         pointer="/steps/children/1/prompt",
         at='"{{ outputs.draft }}"',
         phrase="'draft' may run at the same time (both under branch 'both')",
+        hint="Read 'draft' from a node that runs after it, after branch 'both', or put the two "
+        "in a sequence.",
     ),
     "itself": Case(
         bad=doc(seq(leaf("draft"), leaf("polish", '"{{ outputs.polish }}"'))),
@@ -183,6 +187,7 @@ REFERENCES = {
         pointer="/steps/steps/1/prompt",
         at='"{{ outputs.polish }}"',
         phrase="'polish' is this node itself",
+        hint="a node cannot read its own output.",
     ),
     "ancestor": Case(
         bad=doc(seq(leaf("draft", '"{{ outputs.main }}"'))),
@@ -209,6 +214,7 @@ REFERENCES = {
         pointer="/steps/steps/0/prompt",
         at='"{{ outputs.draft }}"',
         phrase="'draft' runs later in sequence 'main'",
+        hint="Move 'part' before 'polish' in sequence 'main',",
     ),
     "inside-an-expand-body": Case(
         bad=doc(seq(FAN, "{kind: reduce, id: merge, inputs: [one], expr: '1'}")),
@@ -217,6 +223,7 @@ REFERENCES = {
         pointer="/steps/steps/1/inputs/0",
         at="one]",
         phrase="'one' runs once per item of expand 'fan'; read outputs.fan (the list) instead",
+        hint="Read outputs.fan instead of outputs.one.",
     ),
     "inside-a-cond-arm": Case(
         bad=doc(
@@ -235,6 +242,7 @@ REFERENCES = {
         pointer="/steps/steps/1/prompt",
         at='"{{ outputs.yes_arm }}"',
         phrase="'yes_arm' is inside cond 'check' and may not have run; read outputs.check instead",
+        hint="Read outputs.check instead of outputs.yes_arm.",
     ),
     "unknown-id": Case(
         bad=doc(seq(leaf("draft"), "{kind: reduce, id: merge, inputs: [drafts], expr: '1'}")),
@@ -243,6 +251,7 @@ REFERENCES = {
         pointer="/steps/steps/1/inputs/0",
         at="drafts]",
         phrase="no node has the id 'drafts'; did you mean 'draft'?",
+        hint="Write 'draft' instead of 'drafts'.",
     ),
     "computed-outputs-key": Case(
         bad=doc(
@@ -362,7 +371,16 @@ EXPRESSIONS = {
         pointer="/steps/prompt",
         at='"{{ inputs.topic }}"',
         phrase="reads inputs.topic, which is not declared",
-        hint="Declare it under inputs.",
+        hint="Declare it under inputs, e.g. topic: {type: string}.",
+    ),
+    "misspelled-input": Case(
+        bad=doc(leaf("draft", '"{{ inputs.topci }}"'), top="inputs: {topic: {type: string}}\n"),
+        good=doc(leaf("draft", '"{{ inputs.topic }}"'), top="inputs: {topic: {type: string}}\n"),
+        rule="expressions",
+        pointer="/steps/prompt",
+        at='"{{ inputs.topci }}"',
+        phrase="reads inputs.topci, which is not declared",
+        hint="Write inputs.topic, which is declared, or declare topci under inputs.",
     ),
     "undeclared-env": Case(
         bad=doc(leaf("draft", '"{{ env.GREETING }}"')),
@@ -371,7 +389,7 @@ EXPRESSIONS = {
         pointer="/steps/prompt",
         at='"{{ env.GREETING }}"',
         phrase="reads env.GREETING, which the workflow does not declare",
-        hint="List it under env",
+        hint="List GREETING under env to let the workflow read it.",
     ),
 }
 
@@ -442,6 +460,7 @@ DOCUMENT = {
         pointer="/steps/output",
         at="{type: objekt}",
         phrase="output is not a valid JSON Schema",
+        hint="Use one of the JSON Schema types: string, integer, number, boolean, array, object",
     ),
     "duplicate-sibling-ids": Case(
         bad=doc(seq(leaf("draft"), leaf("draft", "Again."))),
@@ -450,7 +469,38 @@ DOCUMENT = {
         pointer="/steps/steps/1/id",
         at="draft, role: writer, prompt: Again.",
         phrase="the id 'draft' is already used by the leaf at /steps/steps/0",
-        hint="Give every node its own id.",
+        hint="Rename this leaf, say to 'draft_2': every node needs its own id.",
+    ),
+    # The second node's reads are checked against where the first stands; the id is the error.
+    "duplicate-id-reading-a-node-between-the-two": Case(
+        bad=doc(seq(leaf("draft"), leaf("notes"), leaf("draft", '"{{ outputs.notes }}"'))),
+        good=doc(seq(leaf("draft"), leaf("notes"), leaf("redraft", '"{{ outputs.notes }}"'))),
+        rule="ids",
+        pointer="/steps/steps/2/id",
+        at='draft, role: writer, prompt: "{{ outputs.notes }}"',
+        phrase="the id 'draft' is already used by the leaf at /steps/steps/0",
+    ),
+    "duplicate-id-of-a-branch-reading-its-child": Case(
+        bad=doc(
+            seq(
+                "{kind: branch, id: draft, children: [{kind: leaf, id: x, role: writer, "
+                "prompt: x}]}",
+                leaf("draft", '"{{ outputs.x }}"'),
+                "{kind: reduce, id: pick, inputs: [draft], expr: outputs.draft}",
+            )
+        ),
+        good=doc(
+            seq(
+                "{kind: branch, id: draft, children: [{kind: leaf, id: x, role: writer, "
+                "prompt: x}]}",
+                leaf("redraft", '"{{ outputs.x }}"'),
+                "{kind: reduce, id: pick, inputs: [draft], expr: outputs.draft}",
+            )
+        ),
+        rule="ids",
+        pointer="/steps/steps/1/id",
+        at='draft, role: writer, prompt: "{{ outputs.x }}"',
+        phrase="the id 'draft' is already used by the branch at /steps/steps/0",
     ),
     "duplicate-id-across-an-expand-body": Case(
         bad=doc(seq(leaf("one", "First."), FAN)),
@@ -762,7 +812,9 @@ def test_role_needs_unmet_by_the_configured_model(tmp_path: Path) -> None:
     assert (found.rule, found.pointer) == ("roles", "/roles/writer/needs")
     assert (found.line, found.col) == position(NEEDS, "[json_mode]")
     assert "role 'writer' needs json_mode, which provider 'local', model 'small'" in found.message
-    assert found.hint
+    assert found.hint == (
+        "Map roles.writer in branchleaf.yaml to a model whose capabilities include json_mode."
+    )
 
 
 @pytest.mark.parametrize(

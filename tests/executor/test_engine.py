@@ -1579,14 +1579,40 @@ def test_workflow_tests_see_outputs_and_inputs(tmp_path: Path) -> None:
     ]
     # An expectation that cannot be evaluated fails with the reason instead of crashing.
     assert not result.tests[2].passed
-    assert "UndefinedError" in (result.tests[2].message or "")
+    assert result.tests[2].message == (
+        "`outputs.fan[3]` is undefined: `outputs.fan` has 3 items, indexes 0 to 2"
+    )
     assert not result.passed
 
     result = execute(workflow, MockProvider(), tmp_path)
     assert result.status is Status.SUCCEEDED
     assert [t.passed for t in result.tests] == [True, False, False]
-    assert result.tests[1].message == "expected 'outputs.fan | length == 3' to hold, got False"
+    assert result.tests[1].message == "expected 'outputs.fan | length == 3' to hold, got 2 == 3"
     assert not result.passed
+
+
+def test_a_failed_comparison_shows_what_it_compared_without_secrets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BL_API_TOKEN", "tok-0123456789")
+    workflow = compile_yaml(
+        tmp_path,
+        """\
+        version: 1
+        name: compared
+        env: [BL_API_TOKEN]
+        roles: {w: {}}
+        steps: {kind: leaf, id: one, role: w, prompt: "hi"}
+        tests:
+          - {name: the token, expect: "env.BL_API_TOKEN == 'expected'"}
+          - {name: a typo, expect: "outputs.one.lenght > 0"}
+        """,
+    )
+    result = execute(workflow, MockProvider(), tmp_path)
+    assert [t.message for t in result.tests] == [
+        "expected \"env.BL_API_TOKEN == 'expected'\" to hold, got '[redacted]' == 'expected'",
+        "`outputs.one.lenght` is undefined: `outputs.one` is text, which has no `lenght`",
+    ]
 
 
 # -- failures that must not escape the run ----------------------------------------------------

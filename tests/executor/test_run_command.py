@@ -116,7 +116,7 @@ def test_a_failing_workflow_test_exits_1(workdir: Path, capsys: pytest.CaptureFi
     assert data["tests"][1] == {
         "name": "all ok",
         "passed": False,
-        "message": "expected 'outputs.oks == inputs.n' to hold, got False",
+        "message": "expected 'outputs.oks == inputs.n' to hold, got 1 == 2",
     }
 
 
@@ -320,7 +320,10 @@ def test_a_role_served_by_an_openai_compatible_server(
     [leaf] = [node for node in data["nodes"] if node["id"] == "one"]
     assert leaf["tokens"] == 130
     assert data["roles"] == {"reviewer": {"provider": "local", "model": "small"}}
-    assert "roles: reviewer on local (small)" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "roles: reviewer on local (small)" in out
+    # A cheap model's cost shows its digits, not $0.0000.
+    assert "1 model call, 130 tokens, $0.00014, " in out
     [(path, body)] = chat_server.received
     assert path == "/v1/chat/completions"
     assert body["model"] == "small"

@@ -77,8 +77,8 @@ def test_a_failed_node_is_a_failing_case_with_its_error(runs: Stored) -> None:
     total = _failure(cases["total"])
     assert cases["total"].classname == "broken-sum"
     assert total.type == "failed"
-    assert "has no attribute 'missing'" in total.message
-    assert "has no attribute 'missing'" in total.text
+    assert "`outputs.draft` is text, which has no `missing`" in total.message
+    assert "`outputs.draft` is text, which has no `missing`" in total.text
     test = _failure(cases["the total is ten"])
     assert test.message == "not evaluated: the run ended failed"
     assert _properties(suite)["status"] == "failed"
@@ -90,7 +90,7 @@ def test_a_failing_workflow_test_fails_with_its_message(runs: Stored) -> None:
     assert set(cases) == {"the big candidate wins", "the front holds all three"}
     assert cases["the big candidate wins"].is_passed
     failure = _failure(cases["the front holds all three"])
-    assert failure.message == "expected 'outputs.front.frontier | length == 3' to hold, got False"
+    assert failure.message == "expected 'outputs.front.frontier | length == 3' to hold, got 2 == 3"
     assert (suite.tests, suite.failures) == (2, 1)
 
 

@@ -68,8 +68,14 @@ def test_explain_names_the_fields_that_differ(
     out = capsys.readouterr().out
     assert "summary: live: the nearest earlier entry (summary of run" in out
     assert "differs in messages" in out
-    assert "caching" in out
-    assert "replay" in out
+    # The whole diff of the field, as a replay shows it, not two long values side by side.
+    assert out.splitlines()[1:] == [
+        "    --- memo messages",
+        "    +++ now messages",
+        "    @@ -1 +1 @@",
+        "    -[user] Summarise caching.",
+        "    +[user] Summarise replay.",
+    ]
 
 
 def test_explain_of_a_hit_and_of_an_unknown_node(
@@ -135,3 +141,40 @@ def test_identical_calls_in_flight_share_one_provider_call(
     capsys.readouterr()
     assert main(["memo", "stats", "last", "--state", str(state)]) == 0
     assert "2 hits, 1 miss" in capsys.readouterr().out  # the reader misses again
+
+
+CONTEST = """\
+version: 1
+name: contest
+roles: {w: {}, judge: {}}
+steps:
+  kind: tournament
+  id: pick
+  count: 2
+  body: {kind: leaf, id: cand, role: w, prompt: "Attempt {{ sample }}."}
+  judge: {role: judge, prompt: "Score this: {{ candidate }}"}
+"""
+CONTEST_SCRIPT = """\
+nodes:
+  "cand[0]": {reply: zero}
+  "cand[1]": {reply: one}
+  "pick/judge[0]": {score: 0.2}
+  "pick/judge[1]": {score: 0.9}
+"""
+
+
+def test_inspect_shows_the_judge_calls_inside_their_tournament(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path("wf.yaml").write_text(CONTEST, encoding="utf-8")
+    Path("script.yaml").write_text(CONTEST_SCRIPT, encoding="utf-8")
+    assert main(["run", "wf.yaml", "--plain", "--mock-script", "script.yaml"]) == 0
+    capsys.readouterr()
+    assert main(["inspect", "last"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    judged = [line.split("── ", 1)[1] for line in lines if "judge[" in line]
+    assert judged == [
+        "pick/judge[0] model call, role judge live 5 tok → 0.2",
+        "pick/judge[1] model call, role judge live 5 tok → 0.9",
+    ]
