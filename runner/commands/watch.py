@@ -18,12 +18,14 @@ from rich.live import Live
 from rich.markup import escape
 from rich.text import Text
 
+from runner import exits
 from runner.commands.background import find_run
 from runner.commands.runs import COLOURS, age
 from runner.executor.results import SpendSum
 from runner.humanize import duration
 from runner.plural import plural
 from runner.progress import Snapshot, longest_of, progress_line, progress_table
+from runner.status import Status
 from runner.store import runs
 from runner.store.db import opened, state_dir
 from runner.store.stored_json import stored_value
@@ -130,7 +132,9 @@ def run(args: argparse.Namespace, console: Console) -> int:
     console.print(status_line(record, follower.snapshot() if crashed else None))
     if crashed:
         console.print(crash_hint(record), markup=False)
-    return 0 if passed(record) else 1
+    if passed(record):
+        return 0
+    return exits.PROVIDER_FAILED if record.status == Status.PROVIDER_FAILED else 1
 
 
 def status_line(record: runs.RunRecord, snapshot: Snapshot | None = None) -> str:

@@ -32,7 +32,8 @@ from runner.executor.recording import Answers, Journal, Memo
 from runner.executor.results import NodeFailed, NodeResult, RunResult, Spend, TestResult
 from runner.gcpolicy import bulk
 from runner.keys import command_key
-from runner.providers.base import Provider
+from runner.providers import outage
+from runner.providers.base import Provider, ProviderError
 from runner.render import OutputError, RenderError, evaluate
 from runner.status import Outcome, Status, run_status
 
@@ -158,6 +159,12 @@ class Engine:
         reason = self.stop.reason or next(
             (r.error for r in self.results if r.status is status and r.error), None
         )
+        if status is Status.PROVIDER_FAILED and not self.stop.reason:
+            # One sentence per cause with its count, not the same error once per call.
+            reason = (
+                outage.summary(r.provider_failure for r in self.results if r.provider_failure)
+                or reason
+            )
         tests = (
             self.check_tests(frame)
             if status is Status.SUCCEEDED
@@ -267,13 +274,20 @@ class Engine:
                 frame.record(node.id, output)
                 return output
             except (NodeFailed, TimeoutError, RenderError, OutputError, RunnerError) as exc:
-                status, reason = _failure(node, exc)
+                status, reason, cause = _failure(node, exc)
                 if status is Status.FAILED and attempt < attempts:
                     backoff = node.retry.backoff_s if node.retry else None
                     await asyncio.sleep((backoff or 0.0) * 2 ** (attempt - 1))
                     continue
                 self.finish(
-                    node, frame, status, started, attempts=attempt, spend=spent, error=reason
+                    node,
+                    frame,
+                    status,
+                    started,
+                    attempts=attempt,
+                    spend=spent,
+                    error=reason,
+                    provider_failure=cause,
                 )
                 raise NodeFailed(status, f"{node.kind} {node.id!r} {status.value}") from exc
             except BudgetExceeded as exc:
@@ -335,6 +349,7 @@ class Engine:
         output: Any = None,
         error: str | None = None,
         decision: Any = None,
+        provider_failure: str | None = None,
     ) -> None:
         """Record how a node ended."""
         result = NodeResult(
@@ -349,6 +364,7 @@ class Engine:
             spend=spend,
             decision=decision,
             position="" if self.journal is None else order.end(frame.trail, self.spans[id(node)]),
+            provider_failure=redaction.text(provider_failure, self.redactor),
         )
         self.results.append(result)
         if self.observer is not None:
@@ -504,9 +520,12 @@ def _require_json(node: ir.Node, output: Any) -> None:
         raise NodeFailed(Status.FAILED, f"the output is not JSON: {exc}") from exc
 
 
-def _failure(node: ir.Node, exc: BaseException) -> tuple[Status, str]:
+def _failure(node: ir.Node, exc: BaseException) -> tuple[Status, str, str | None]:
+    """The status, reason and provider failure (if it is one) of a node that raised ``exc``."""
     if isinstance(exc, NodeFailed):
-        return exc.status, exc.reason
+        return exc.status, exc.reason, exc.provider_failure
     if isinstance(exc, TimeoutError):
-        return Status.FAILED, f"timed out after {node.timeout_s:g} s"
-    return Status.FAILED, str(exc)
+        return Status.FAILED, f"timed out after {node.timeout_s:g} s", None
+    if isinstance(exc, ProviderError) and exc.outage is not None:
+        return Status.PROVIDER_FAILED, str(exc), exc.outage.sentence()
+    return Status.FAILED, str(exc), None
