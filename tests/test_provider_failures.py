@@ -107,6 +107,42 @@ def test_an_unreachable_provider_exits_4_with_one_sentence_counting_the_calls(
     assert "urllib3" not in out
     assert "HTTPConnection" not in out
 
+    # Followed from the state, the run says the same once, and watch exits as run did.
+    assert main(["watch", "last", "--plain", "--state", str(tmp_path / "state")]) == 4
+    assert capsys.readouterr().out.count("provider_failed: review_one") == 1
+
+
+def test_a_judge_whose_provider_is_down_stops_the_tournament_as_a_provider_failure(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    workflow = tmp_path / "pick.yaml"
+    workflow.write_text(
+        "version: 1\n"
+        "name: pick\n"
+        "roles: {writer: {}, judge: {}}\n"
+        "steps:\n"
+        "  kind: tournament\n"
+        "  id: best\n"
+        "  candidates:\n"
+        '    - {kind: leaf, id: a, role: writer, prompt: "a"}\n'
+        '    - {kind: leaf, id: b, role: writer, prompt: "b"}\n'
+        '  judge: {role: judge, prompt: "Score {{ candidate }}"}\n',
+        "utf-8",
+    )
+    with peers.refusing_port() as port:
+        config = _config(f"http://127.0.0.1:{port}/v1").replace(
+            "  reviewer: {provider: openai, model: m}\n",
+            "  judge: {provider: openai, model: m}\n  writer: {provider: dry}\n",
+        )
+        config = config.replace("providers:\n", "providers:\n  dry: {type: mock}\n")
+        (tmp_path / "live.yaml").write_text(config, "utf-8")
+        argv = ["run", str(workflow), "--plain", "--config", str(tmp_path / "live.yaml")]
+        code = main([*argv, "--state", str(tmp_path / "state")])
+    out = capsys.readouterr().out
+    assert code == 4
+    assert "pick: provider_failed" in out
+    assert "could not be reached: the connection was refused" in out
+
 
 def test_a_provider_that_refuses_the_key_is_asked_once_and_named_so(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
