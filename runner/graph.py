@@ -54,6 +54,7 @@ STATUS_STYLES: dict[str, str] = {
     "budget_exceeded": "fill:#ffedd5,stroke:#ea580c,color:#7c2d12",
     "stuck": "fill:#fef9c3,stroke:#ca8a04,color:#713f12",
     "replay_diverged": "fill:#fae8ff,stroke:#a21caf,color:#701a75",
+    "provider_failed": "fill:#e0f2fe,stroke:#0369a1,color:#0c4a6e,stroke-dasharray:4 2",
 }
 """``classDef`` style per node status."""
 

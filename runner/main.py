@@ -41,6 +41,14 @@ COMMANDS = {
 }
 """Command name -> help; each is implemented by ``runner.commands.<name>.run``."""
 
+EXIT_CODES = (
+    "exit codes: 0 success; 1 a workflow failed (a node or a test); 2 invalid input or usage; "
+    "3 internal error; 4 a provider failed (unreachable, timed out, refused the key, "
+    "unavailable after its retries): the tests were not judged and running again may pass; "
+    "130 interrupted"
+)
+"""What ``branchleaf --help`` says about exit codes (docs/cli.md has the details)."""
+
 SUMMARY_HELP = "where the JSON summary goes (default: reports in the state directory)"
 
 
@@ -72,6 +80,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="branchleaf",
         description="A headless CI runner for branch-and-leaf LLM-agent workflows.",
+        epilog=EXIT_CODES,
     )
     parser.add_argument("--version", action="version", version=f"branchleaf {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")

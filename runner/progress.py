@@ -142,14 +142,20 @@ class PlainProgress(Tracker):
         self.console = console
         self.last = self.started_at
         self.diverged = False
+        self.outages: set[str] = set()
+        """The provider failures printed so far."""
 
     def finished(self, result: NodeResult) -> None:
         """Print failures at once, and a progress line now and then."""
         super().finished(result)
         # Only a replay's first divergence is printed: the others mostly repeat its diff, and
-        # the run's summary counts them by kind.
+        # the run's summary counts them by kind. Likewise each provider failure is printed for
+        # its first call only; the run's line counts the calls it stopped.
         repeated = result.status is Status.REPLAY_DIVERGED and self.diverged
         self.diverged = self.diverged or result.status is Status.REPLAY_DIVERGED
+        if result.provider_failure is not None:
+            repeated = result.provider_failure in self.outages
+            self.outages.add(result.provider_failure)
         if result.status not in (Status.SUCCEEDED, Status.SKIPPED) and not repeated:
             self.console.print(
                 f"{result.status.value}: {result.path}: {result.error}", markup=False

@@ -2,7 +2,12 @@
 
 A node's first terminal status wins; later signals are kept as evidence, never overwrite it. A
 run's status is the most severe of its nodes' by the precedence the specification fixes:
-cancelled > budget_exceeded > stuck > replay_diverged > failed > succeeded.
+cancelled > budget_exceeded > stuck > replay_diverged > failed > provider_failed > succeeded.
+
+``provider_failed`` (a call the provider could not do: unreachable, timed out, credentials
+refused, unavailable through its retries; ``runner.providers.outage``) ranks below ``failed``: a
+run where a node failed by itself has failed whatever the provider does, while one that only
+the provider stopped could not be judged, and may pass when run again (exit 4, not 1).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ class Status(StrEnum):
     BUDGET_EXCEEDED = "budget_exceeded"
     STUCK = "stuck"
     REPLAY_DIVERGED = "replay_diverged"
+    PROVIDER_FAILED = "provider_failed"
 
     @property
     def terminal(self) -> bool:
@@ -32,11 +38,12 @@ class Status(StrEnum):
 
 
 _SEVERITY = {
-    Status.CANCELLED: 6,
-    Status.BUDGET_EXCEEDED: 5,
-    Status.STUCK: 4,
-    Status.REPLAY_DIVERGED: 3,
-    Status.FAILED: 2,
+    Status.CANCELLED: 7,
+    Status.BUDGET_EXCEEDED: 6,
+    Status.STUCK: 5,
+    Status.REPLAY_DIVERGED: 4,
+    Status.FAILED: 3,
+    Status.PROVIDER_FAILED: 2,
     Status.SUCCEEDED: 1,
     Status.SKIPPED: 0,
 }

@@ -177,7 +177,8 @@ def test_a_run_stores_and_shows_no_form_of_the_provider_key(
             encoding="utf-8",
         )
         argv = ["run", "flow.yaml", "--config", "live.yaml", "--plain", "--state", "state"]
-        assert main([*argv, "--report-dir", "reports"]) == 1
+        # The provider refuses the key: a provider failure (exit 4), not a failed test.
+        assert main([*argv, "--report-dir", "reports"]) == 4
         shown = capsys.readouterr()
         assert main(["trace", "export", "last", "--state", "state", "-o", "trace.jsonl"]) == 0
     finally:

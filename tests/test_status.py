@@ -34,6 +34,9 @@ def test_settle_needs_a_terminal_status() -> None:
         ([Status.REPLAY_DIVERGED, Status.STUCK], Status.STUCK),
         ([Status.STUCK, Status.BUDGET_EXCEEDED, Status.FAILED], Status.BUDGET_EXCEEDED),
         ([Status.BUDGET_EXCEEDED, Status.CANCELLED], Status.CANCELLED),
+        ([Status.SUCCEEDED, Status.PROVIDER_FAILED, Status.SKIPPED], Status.PROVIDER_FAILED),
+        # A node that failed by itself fails the run whatever the provider did.
+        ([Status.PROVIDER_FAILED, Status.FAILED], Status.FAILED),
     ],
 )
 def test_run_status_precedence(statuses: list[Status], expected: Status) -> None:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from runner import ir
+from runner import exits, ir
 from runner.ci_block import with_ci_settings
 from runner.commands import replay as replay_command
 from runner.commands.run import report_dir, run_workflow
@@ -57,7 +57,8 @@ class _Runs:
 
 def run(args: argparse.Namespace, console: Console) -> int:
     """Validate, run or replay, and report; 0 when everything passed, 1 when a workflow failed,
-    2 when a file is invalid or there is nothing to do, 130 when interrupted."""
+    4 when nothing failed but a provider, 2 when a file is invalid or there is nothing to do,
+    130 when interrupted."""
     config = load_config(args.config)
     checked = check_paths(args.paths, config)
     diagnostics = [d for result in checked for d in result.diagnostics]
@@ -103,7 +104,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
                 )
                 if code == 130:
                     return 130
-                made.worst = max(made.worst, code)
+                made.worst = exits.worst((made.worst, code))
             if repeats > 1:
                 made.repeated.append((workflow, made.ids[first:]))
     if made.worst == 130:
@@ -227,7 +228,7 @@ def _replay_all(
         if code == 130:
             made.worst = 130
             return
-        made.worst = max(made.worst, code)
+        made.worst = exits.worst((made.worst, code))
 
 
 def _report(made: _Runs, args: argparse.Namespace, console: Console, config: Config) -> int:
@@ -251,26 +252,29 @@ def _report(made: _Runs, args: argparse.Namespace, console: Console, config: Con
         raise UsageError(f"cannot write the reports to {directory}: {exc.strerror}") from exc
     console.print(f"reports written to {junit_path} and {markdown_path}", markup=False)
     # A repeated workflow's runs may fail tests its pass rates forgive: the reports decide.
-    passed = all(report.passed for report in shown) and not made.unmatched
+    code = exits.worst(exits.of_run(report.status, report.passed) for report in shown)
+    if made.unmatched:  # a trace whose workflow is gone is a failed check
+        code = exits.worst((code, exits.FAILED))
+    result = {exits.SUCCESS: "passed", exits.PROVIDER_FAILED: "provider_failed"}.get(code, "failed")
     _append(os.environ.get("GITHUB_STEP_SUMMARY"), text + "\n")
     _append(
         os.environ.get("GITHUB_OUTPUT"),
-        f"junit={junit_path}\nmarkdown={markdown_path}\n"
-        f"result={'passed' if passed else 'failed'}\n",
+        f"junit={junit_path}\nmarkdown={markdown_path}\nresult={result}\n",
     )
     if args.comment:
         from runner.github import post_report  # PyGithub loads only when a comment is asked
 
         # The comment is public: no secret that reached a report goes with it.
         names = {name for name in os.environ if looks_secret(name)} | key_variables(config)
-        result = post_report(Redactor.from_environment(names).redact(text))
-        if result.warning:
+        posted = post_report(Redactor.from_environment(names).redact(text))
+        if posted.warning:
             Console(stderr=True, highlight=False, soft_wrap=True).print(
-                f"warning: {result.warning}", markup=False
+                f"warning: {posted.warning}", markup=False
             )
         else:
-            console.print(f"pull-request comment {result.action}: {result.url}", markup=False)
-    return 0 if passed else 1
+            console.print(f"pull-request comment {posted.action}: {posted.url}", markup=False)
+    # A cancelled run stops ci before it reports, so this is 0, 1 or 4.
+    return code
 
 
 def _append(target: str | None, text: str) -> None:

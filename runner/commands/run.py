@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from runner import ir, watchdog
+from runner import exits, ir, watchdog
 from runner.ci_block import added, with_ci_settings
 from runner.compiler.pipeline import check_file, dependents, existing
 from runner.config import MOCK_ONLY, Config, load_config
@@ -29,6 +29,7 @@ from runner.executor.results import RunResult
 from runner.humanize import cost, duration
 from runner.plural import plural
 from runner.progress import LiveProgress, PlainProgress
+from runner.providers import outage
 from runner.providers.base import Provider
 from runner.providers.registry import build_providers
 from runner.render import resolve_inputs
@@ -61,8 +62,8 @@ def report_dir(args: argparse.Namespace) -> Path:
 
 
 def run(args: argparse.Namespace, console: Console) -> int:
-    """Run each workflow given; 0 when every node and test passed, 1 otherwise, 130 if
-    interrupted (the remaining workflows are then not started)."""
+    """Run each workflow given; 0 when every node and test passed, 4 when only a provider
+    failed, 1 otherwise, 130 if interrupted (the remaining workflows are then not started)."""
     if getattr(args, "background", False):
         from runner.commands import background  # it imports this module
 
@@ -93,7 +94,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
         ran += 1
         if code == 130:
             return 130
-        worst = max(worst, code)
+        worst = exits.worst((worst, code))
     if not ran:
         return nothing_to_run(args, console)
     return worst
@@ -317,9 +318,7 @@ def _finish(
         )
     summary = _write_summary(result, report_dir(args), recording.served)
     console.print(f"run {recording.run_id}; summary written to {summary}", markup=False)
-    if result.status is Status.CANCELLED:
-        return 130
-    return 0 if result.passed else 1
+    return exits.of_run(result.status, result.passed)
 
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -373,6 +372,12 @@ def _print(result: RunResult, console: Console) -> None:
     failures = [r for r in result.nodes if r.status not in (Status.SUCCEEDED, Status.SKIPPED)]
     # A replay's first divergence is shown; the others are counted by kind.
     failures, _, others = divergences.first_only(failures, lambda r: r.status, lambda r: r.error)
+    # A provider failure is shown for its first call; the run's line counts the others.
+    failures, same = outage.first_per_failure(failures, lambda r: r.provider_failure)
+    if same:
+        others = "; ".join(
+            filter(None, [others, f"and {plural(same, 'more call')} that failed the same way"])
+        )
     if failures:
         table = Table(title="nodes that did not succeed", title_justify="left")
         for column in ("node", "kind", "status", "why"):
@@ -392,6 +397,8 @@ def _print(result: RunResult, console: Console) -> None:
                 if test.passed
                 else f"[red]failed[/] {escape(test.message or '')}"
             )
+            if not test.passed and result.status is Status.PROVIDER_FAILED:
+                mark = "[yellow]not evaluated[/]: the provider failed"
             table.add_row(escape(test.name), mark)
         console.print(table)
     spend = result.spend
@@ -439,6 +446,10 @@ def summary_json(result: RunResult, served: dict[str, Any] | None = None) -> dic
             for n in result.nodes
         ],
         "output": result.output,
+        "provider_failures": [
+            {"failure": failure, "calls": calls}
+            for failure, calls in outage.tally(n.provider_failure for n in result.nodes)
+        ],
         "roles": model.served_roles(served or {}),
         "all_mock": (served or {}).get("all_mock"),
     }

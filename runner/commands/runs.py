@@ -22,6 +22,7 @@ COLOURS = {
     "cancelled": "yellow",
     "budget_exceeded": "yellow",
     "stuck": "yellow",
+    "provider_failed": "yellow",
 }
 
 

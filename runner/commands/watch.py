@@ -18,12 +18,14 @@ from rich.live import Live
 from rich.markup import escape
 from rich.text import Text
 
+from runner import exits
 from runner.commands.background import find_run
 from runner.commands.runs import COLOURS, age
 from runner.executor.results import SpendSum
 from runner.humanize import cost, duration
 from runner.plural import plural
 from runner.progress import Snapshot, longest_of, progress_line, progress_table
+from runner.status import Status
 from runner.store import runs
 from runner.store.db import opened, state_dir
 from runner.store.stored_json import stored_value
@@ -36,7 +38,8 @@ PLAIN_EVERY_S = 5.0
 
 NEW_EVENTS_SQL = (
     "SELECT seq, path, type, at, json_extract(data, '$.kind'), json_extract(data, '$.status'),"
-    " json_extract(data, '$.error'), json_extract(data, '$.spend') FROM events"
+    " json_extract(data, '$.error'), json_extract(data, '$.spend'),"
+    " json_extract(data, '$.provider_failure') FROM events"
     " WHERE run_id = ? AND seq > ? AND type IN ('node_started', 'node_finished') ORDER BY seq"
 )
 """A run's node events after a given sequence number, without their outputs."""
@@ -56,6 +59,9 @@ class Follower:
         """What the ended nodes spent."""
         self.failures: list[str] = []
         """Nodes that ended without success since :meth:`take_failures` was last called."""
+        self.outages: set[str] = set()
+        """Provider failures told already: each is told for its first call only, as ``run``
+        prints them."""
 
     def read(self, conn: sqlite3.Connection) -> runs.RunRecord:
         """Read the run's row and its new events, in one short read transaction."""
@@ -65,7 +71,7 @@ class Follower:
             rows = conn.execute(NEW_EVENTS_SQL, (record.id, self.last_seq)).fetchall()
         finally:
             conn.execute("COMMIT")
-        for seq, path, kind, at, node_kind, status, error, spend in rows:
+        for seq, path, kind, at, node_kind, status, error, spend, outage in rows:
             self.last_seq = seq
             if kind == "node_started":
                 self.in_flight[path] = (at, node_kind or "")
@@ -74,7 +80,10 @@ class Follower:
             self.done += 1
             if status not in ("succeeded", "skipped"):
                 self.failed += 1
-                self.failures.append(f"{status}: {path}: {error}")
+                if outage is None or outage not in self.outages:
+                    self.failures.append(f"{status}: {path}: {error}")
+                if outage is not None:
+                    self.outages.add(outage)
             if spend is not None:
                 self.spent.add(
                     spend_from(stored_value(spend, f"the spend of event {seq} at {path}"))
@@ -130,7 +139,9 @@ def run(args: argparse.Namespace, console: Console) -> int:
     console.print(status_line(record, follower.snapshot() if crashed else None))
     if crashed:
         console.print(crash_hint(record), markup=False)
-    return 0 if passed(record) else 1
+    if passed(record):
+        return 0
+    return exits.PROVIDER_FAILED if record.status == Status.PROVIDER_FAILED else 1
 
 
 def status_line(record: runs.RunRecord, snapshot: Snapshot | None = None) -> str:

@@ -3,6 +3,12 @@
 One place decides how a transient provider failure (429, 5xx, timeout) is retried: exponential
 backoff with full jitter, honouring the provider's Retry-After. Per-node ``retry`` is separate
 and handled by the engine.
+
+Once a call has ended on a provider failure (``runner.providers.outage``: the provider could
+not be reached, timed out, refused the credentials... after its retries), the run's later calls
+to that provider fail at once with the same failure, without a request: a provider that is down
+is not asked a hundred more times, each waiting out its own time-out and printing the same
+error. Calls to other providers go on.
 """
 
 from __future__ import annotations
@@ -109,6 +115,8 @@ class Caller:
         """The run's secrets, kept out of replies and of the requests recorded."""
         self.unkeyed: list[tuple[str, str]] = []
         """Calls made without the memo because they had no key: (path, why)."""
+        self.down: dict[str, ProviderError] = {}
+        """The first provider failure of each provider that had one in this run, by name."""
         self._served: dict[str, tuple[ProviderConfig, Model | None]] = {}
         self._in_flight: dict[str, list[asyncio.Future[tuple[ModelReply, float]]]] = {}
 
@@ -304,6 +312,13 @@ class Caller:
         """Reserve the worst case, call the provider (retrying transient failures), settle."""
         provider_config, model = self.serve(request.role)
         provider = self.providers[provider_config.name]
+        failed = self.down.get(provider_config.name)
+        if failed is not None:
+            raise ProviderError(
+                f"not sent, as an earlier call of this run failed: {failed}",
+                status=failed.status,
+                outage=failed.outage,
+            )
         price_in = model.input_per_mtok if model else 0.0
         price_out = model.output_per_mtok if model else 0.0
         held = reserve(ledger, _worst(ledger, request, model)) if ledger is not None else None
@@ -320,9 +335,14 @@ class Caller:
                     break
                 except ProviderError as exc:
                     if provider.retries_transient or not exc.retryable:
+                        if exc.outage is not None:
+                            self.down.setdefault(provider_config.name, exc)
                         raise
                     if attempt > limit:
-                        raise _gave_up(exc, attempt) from exc
+                        last = _gave_up(exc, attempt)
+                        if last.outage is not None:
+                            self.down.setdefault(provider_config.name, last)
+                        raise last from exc
                     retried.append(_failure(exc, self.redactor))
                     await asyncio.sleep(backoff(attempt, self.policy, exc.retry_after_s, self.rng))
         except BaseException:
@@ -369,6 +389,7 @@ def _gave_up(exc: ProviderError, attempts: int) -> ProviderError:
         status=exc.status,
         retryable=exc.retryable,
         retry_after_s=exc.retry_after_s,
+        outage=exc.outage,
     )
 
 

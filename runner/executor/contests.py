@@ -12,7 +12,7 @@ from runner.errors import RunnerError
 from runner.executor.frames import Frame, Tally
 from runner.executor.kinds import Ran, fan_out, model_call
 from runner.executor.results import NodeFailed, Spend
-from runner.providers.base import ChatMessage
+from runner.providers.base import ChatMessage, ProviderError
 from runner.render import OutputError, RenderError, evaluate, render
 from runner.selection import (
     JUDGE_SCHEMA,
@@ -88,6 +88,12 @@ async def _tournament(
         except BudgetExceeded as exc:
             engine.halt(Status.BUDGET_EXCEEDED, str(exc))
             raise NodeFailed(Status.BUDGET_EXCEEDED, str(exc)) from exc
+        except ProviderError as exc:
+            judging = f"judging candidate {index}: {exc}"
+            if exc.outage is None:
+                raise NodeFailed(Status.FAILED, judging) from exc
+            failure = exc.outage.sentence()
+            raise NodeFailed(Status.PROVIDER_FAILED, judging, failure) from exc
         except (RenderError, OutputError, RunnerError) as exc:
             raise NodeFailed(Status.FAILED, f"judging candidate {index}: {exc}") from exc
 

@@ -32,7 +32,8 @@ from runner.executor.recording import Answers, Journal, Memo
 from runner.executor.results import NodeFailed, NodeResult, RunResult, Spend, TestResult
 from runner.gcpolicy import bulk
 from runner.keys import command_key
-from runner.providers.base import Provider
+from runner.providers import outage
+from runner.providers.base import Provider, ProviderError
 from runner.render import OutputError, RenderError, evaluate, unmet
 from runner.status import Outcome, Status, run_status
 
@@ -158,6 +159,12 @@ class Engine:
         reason = self.stop.reason or next(
             (r.error for r in self.results if r.status is status and r.error), None
         )
+        if status is Status.PROVIDER_FAILED and not self.stop.reason:
+            # One sentence per cause with its count, not the same error once per call.
+            reason = (
+                outage.summary(r.provider_failure for r in self.results if r.provider_failure)
+                or reason
+            )
         tests = (
             self.check_tests(frame)
             if status is Status.SUCCEEDED
@@ -272,7 +279,7 @@ class Engine:
                 frame.record(node.id, output)
                 return output
             except (NodeFailed, TimeoutError, RenderError, OutputError, RunnerError) as exc:
-                status, reason = _failure(node, exc)
+                status, reason, cause = _failure(node, exc)
                 if status is Status.FAILED and attempt < attempts:
                     failures.append(reason)
                     backoff = node.retry.backoff_s if node.retry else None
@@ -287,6 +294,7 @@ class Engine:
                     spend=spent,
                     error=reason,
                     failures=failures,
+                    provider_failure=cause,
                 )
                 raise NodeFailed(status, f"{node.kind} {node.id!r} {status.value}") from exc
             except BudgetExceeded as exc:
@@ -349,6 +357,7 @@ class Engine:
         error: str | None = None,
         decision: Any = None,
         failures: list[str] | None = None,
+        provider_failure: str | None = None,
     ) -> None:
         """Record how a node ended (``failures``: why its attempts before the last failed)."""
         result = NodeResult(
@@ -364,6 +373,7 @@ class Engine:
             spend=spend,
             decision=decision,
             position="" if self.journal is None else order.end(frame.trail, self.spans[id(node)]),
+            provider_failure=redaction.text(provider_failure, self.redactor),
         )
         self.results.append(result)
         if self.observer is not None:
@@ -519,9 +529,12 @@ def _require_json(node: ir.Node, output: Any) -> None:
         raise NodeFailed(Status.FAILED, f"the output is not JSON: {exc}") from exc
 
 
-def _failure(node: ir.Node, exc: BaseException) -> tuple[Status, str]:
+def _failure(node: ir.Node, exc: BaseException) -> tuple[Status, str, str | None]:
+    """The status, reason and provider failure (if it is one) of a node that raised ``exc``."""
     if isinstance(exc, NodeFailed):
-        return exc.status, exc.reason
+        return exc.status, exc.reason, exc.provider_failure
     if isinstance(exc, TimeoutError):
-        return Status.FAILED, f"timed out after {node.timeout_s:g} s"
-    return Status.FAILED, str(exc)
+        return Status.FAILED, f"timed out after {node.timeout_s:g} s", None
+    if isinstance(exc, ProviderError) and exc.outage is not None:
+        return Status.PROVIDER_FAILED, str(exc), exc.outage.sentence()
+    return Status.FAILED, str(exc), None

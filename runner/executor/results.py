@@ -128,6 +128,9 @@ class NodeResult:
     """Control decision made (cond arm, loop iterations, expand items, winner, frontier)."""
     position: str = ""
     """Where its end sits in the run's logical order (see ``runner.plan``)."""
+    provider_failure: str | None = None
+    """For a node a provider failure stopped (``provider_failed``), the sentence naming that
+    failure, the same for every call it stopped (``runner.providers.outage``)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -176,9 +179,11 @@ class RunResult:
 
 
 class NodeFailed(Exception):
-    """A node ended without success; carries the status and the reason."""
+    """A node ended without success; carries the status and the reason, and for a provider
+    failure the sentence naming it (:attr:`NodeResult.provider_failure`)."""
 
-    def __init__(self, status: Status, reason: str) -> None:
+    def __init__(self, status: Status, reason: str, provider_failure: str | None = None) -> None:
         super().__init__(reason)
         self.status = status
         self.reason = reason
+        self.provider_failure = provider_failure

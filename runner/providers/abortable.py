@@ -56,11 +56,18 @@ class Call:
         """The connection the call is using, while it uses one."""
         self.sock: socket.socket | None = None
         """That connection's socket, kept after ``http.client`` lets go of it mid-reply."""
+        self.expired = False
+        """Whether it was stopped because its deadline passed (:meth:`expire`), not cancelled."""
 
     @property
     def aborted(self) -> bool:
         """Whether :meth:`abort` was called."""
         return self.stop.is_set()
+
+    def expire(self) -> None:
+        """Stop the call because its time is up: :meth:`abort`, remembering why."""
+        self.expired = True
+        self.abort()
 
     def abort(self) -> None:
         """Stop the call: nothing new starts, and the connection in use is cut off."""

@@ -17,6 +17,7 @@ from runner.providers.http import (
     JSON_ONLY,
     HttpClient,
     Malformed,
+    Unfit,
     dig,
     price_cost,
     provider_message,
@@ -25,6 +26,7 @@ from runner.providers.http import (
     resolve_model,
     token_count,
 )
+from runner.providers.outage import Cause
 
 DEFAULT_BASE_URL = "https://api.anthropic.com/v1"
 API_VERSION = "2023-06-01"
@@ -113,7 +115,12 @@ class AnthropicProvider:
             return self._reply(request, body["model"], data)
         except Malformed as exc:
             detail = f"returned a malformed reply: {self._client.short(str(exc))}"
-            raise self._client.error(PATH, detail) from exc
+            # A reply the model wrote of the wrong shape is the workflow's failure; a body
+            # that is not the API's reply is the provider's.
+            outage = (
+                None if isinstance(exc, Unfit) else (Cause.BAD_ANSWER, "returned a malformed reply")
+            )
+            raise self._client.error(PATH, detail, outage=outage) from exc
 
     def _reply(self, request: ModelRequest, model: str, data: dict[str, Any]) -> ModelReply:
         if data.get("type") == "error":
@@ -164,10 +171,10 @@ def _tool_answer(schema: object, blocks: list[object]) -> str:
             _, wrapped = structured.tool_schema(schema)
             if wrapped:
                 if not isinstance(answer, dict) or structured.VALUE not in answer:
-                    raise Malformed(f"the {structured.NAME} tool input has no {structured.VALUE!r}")
+                    raise Unfit(f"the {structured.NAME} tool input has no {structured.VALUE!r}")
                 answer = answer[structured.VALUE]
             try:
                 return canonical_json(answer)
             except (TypeError, ValueError) as exc:  # NaN or infinity in the input
-                raise Malformed(f"the {structured.NAME} tool input is not JSON: {exc}") from exc
-    raise Malformed(f"no tool_use block calls the {structured.NAME} tool")
+                raise Unfit(f"the {structured.NAME} tool input is not JSON: {exc}") from exc
+    raise Unfit(f"no tool_use block calls the {structured.NAME} tool")

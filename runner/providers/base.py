@@ -13,6 +13,7 @@ from typing import Any, Literal, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 from runner.errors import RunnerError
+from runner.providers.outage import Outage
 
 ChatRole = Literal["system", "user", "assistant"]
 
@@ -90,7 +91,8 @@ class ModelReply:
 
 
 class ProviderError(RunnerError):
-    """A call that failed; ``retryable`` ones (429, 5xx, timeouts) may be tried again."""
+    """A call that failed; ``retryable`` ones (429, 5xx, timeouts) may be tried again. One with
+    an ``outage`` failed because the provider could not do the work (``providers.outage``)."""
 
     exit_code = 1
 
@@ -101,6 +103,7 @@ class ProviderError(RunnerError):
         status: int | None = None,
         retryable: bool = False,
         retry_after_s: float | None = None,
+        outage: Outage | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -109,6 +112,9 @@ class ProviderError(RunnerError):
         """Whether trying again may succeed."""
         self.retry_after_s = retry_after_s
         """The provider's Retry-After, in seconds, when it gave one."""
+        self.outage = outage
+        """The provider failure it is, when the provider could not do the work; ``None`` for a
+        failure of the call itself (a request refused for what it asked, a cancellation)."""
 
 
 class Provider(Protocol):

@@ -57,8 +57,8 @@ def not_json(response: requests.Response) -> str:
     return f"a body that is not JSON ({kind or 'no content type'})"
 
 
-def connection_failure(exc: BaseException) -> str:
-    """Why a request got no answer, in a few plain words (never urllib3's reprs)."""
+def _chain(exc: BaseException) -> list[BaseException]:
+    """``exc`` and the errors it wraps, outermost first."""
     seen: list[BaseException] = []
     here: BaseException | None = exc
     while here is not None and len(seen) < 16:
@@ -68,7 +68,21 @@ def connection_failure(exc: BaseException) -> str:
         if not isinstance(inner, BaseException) and here.args:
             inner = here.args[0] if isinstance(here.args[0], BaseException) else None
         here = inner or here.__cause__ or here.__context__
-    for error in reversed(seen):
+    return seen
+
+
+def broke_off(exc: BaseException) -> bool:
+    """Whether a request that got no answer had its connection made, then dropped or answered
+    with something that is not HTTP (rather than never made)."""
+    if isinstance(exc, requests.exceptions.ChunkedEncodingError):
+        return True
+    dropped = (ConnectionResetError, http.client.HTTPException)
+    return any(isinstance(error, dropped) for error in _chain(exc))
+
+
+def connection_failure(exc: BaseException) -> str:
+    """Why a request got no answer, in a few plain words (never urllib3's reprs)."""
+    for error in reversed(_chain(exc)):
         if isinstance(error, socket.gaierror):
             return "the host name could not be resolved"
         if isinstance(error, ConnectionRefusedError):

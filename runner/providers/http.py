@@ -5,6 +5,17 @@ the endpoint and the HTTP status, and never contains the API key: the key is scr
 text that reaches a message, including the provider's own error text and ``requests``' exception
 strings, and an exception chain that would carry it is cut.
 
+A call ends within the provider's ``timeout_s`` (default :data:`DEFAULT_TIMEOUT_S`), its retries
+and the waits between them included: past that deadline the socket of the attempt in flight is
+shut down, whatever the server is doing (silent, or trickling bytes that would renew a read
+time-out), no retry starts, and no wait for one runs past it. Within it, a 429, a 5xx, a
+time-out or a dropped connection is tried again up to ``max_retries`` times (default
+:data:`DEFAULT_MAX_RETRIES`), with exponential backoff and full jitter, honouring Retry-After.
+
+A failure of the provider itself (unreachable, timed out, refusing the key, unavailable, 404, an
+answer that is not the API's) carries an :class:`~runner.providers.outage.Outage` saying so in
+words that are the same for every call it stops.
+
 A call made with :meth:`HttpClient.post_json_async` stops when the awaiting task is cancelled:
 the socket of the request in flight is shut down, so the worker thread's blocked read fails at
 once, no further attempt starts, and the cancellation propagates only after the worker thread
@@ -32,14 +43,27 @@ import requests
 from runner.config import Provider as ProviderConfig
 from runner.errors import ConfigError
 from runner.jsontext import JSONProblem
-from runner.providers.abortable import AbortableAdapter, Aborted, Call, aborted, running
+from runner.plural import plural
+from runner.providers.abortable import (
+    AbortableAdapter,
+    Aborted,
+    Call,
+    aborted,
+    current_call,
+    running,
+)
 from runner.providers.base import ProviderError, public_url
-from runner.providers.failures import connection_failure, read_json, unusable_body
+from runner.providers.failures import broke_off, connection_failure, read_json, unusable_body
+from runner.providers.outage import Cause, Outage
 from runner.secrets import Redactor
 
 DEFAULT_TIMEOUT_S = 60.0
+"""How long one call may take, retries and the waits between them included."""
 CONNECT_TIMEOUT_S = 10.0
+"""How long one attempt may wait for its connection (less when the call has less time left)."""
 DEFAULT_MAX_RETRIES = 3
+"""Attempts after the first for a call that failed with 429, 5xx, a time-out or a dropped
+connection."""
 BACKOFF_BASE_S = 0.5
 BACKOFF_CAP_S = 30.0
 RETRY_AFTER_CAP_S = 60.0
@@ -150,6 +174,11 @@ class Malformed(Exception):
     """A reply body without a field the API always sends; the provider turns it into an error."""
 
 
+class Unfit(Malformed):
+    """A reply the model wrote that is not what was asked for (a forced tool call's input of
+    the wrong shape): the workflow's failure, not the provider's."""
+
+
 def dig(data: Any, *path: str | int) -> Any:
     """``data[path[0]][path[1]]...``, or Malformed naming the first missing step."""
     here = "reply"
@@ -247,58 +276,113 @@ class HttpClient:
         message."""
         return self._redactor.redact(text)
 
-    def error(self, path: str, detail: str, **fields: Any) -> ProviderError:
-        """A ProviderError naming the provider and endpoint, with the key scrubbed."""
+    def error(
+        self,
+        path: str,
+        detail: str,
+        *,
+        outage: tuple[Cause, str] | None = None,
+        **fields: Any,
+    ) -> ProviderError:
+        """A ProviderError naming the provider and endpoint, with the key scrubbed; ``outage``:
+        the cause and the phrase that make it a provider failure (see :class:`Outage`)."""
         where = f"provider {self.provider!r}: POST {self._shown_url(path)}"
-        return ProviderError(self.scrub(f"{where} {detail}"), **fields)
+        found = None
+        if outage is not None:
+            cause, phrase = outage
+            found = Outage(
+                provider=self.provider, endpoint=self.endpoint, cause=cause, detail=phrase
+            )
+        return ProviderError(self.scrub(f"{where} {detail}"), outage=found, **fields)
 
     def post_json(
-        self, path: str, body: Mapping[str, Any], *, stop: threading.Event | None = None
+        self,
+        path: str,
+        body: Mapping[str, Any],
+        *,
+        stop: threading.Event | None = None,
+        deadline: float | None = None,
     ) -> dict[str, Any]:
-        """POST ``body`` as JSON and return the JSON object answered; retry transient failures."""
+        """POST ``body`` as JSON and return the JSON object answered; retry transient failures
+        until ``deadline`` (``time.monotonic()``; default: ``timeout_s`` from now)."""
+        if deadline is None:
+            deadline = time.monotonic() + self.timeout_s
+        call = current_call()
         attempt = 0
         while True:
             try:
-                return self._attempt(path, body)
+                return self._attempt(path, body, deadline - time.monotonic())
             except Aborted:
+                if call is not None and call.expired:
+                    raise self._timed_out(path) from None
                 raise self.error(path, "was cancelled before it was sent") from None
             except ProviderError as exc:
+                if call is not None and call.expired:
+                    raise self._timed_out(path) from exc
                 if aborted():
                     raise self.error(path, "was cancelled before the reply arrived") from exc
-                if not exc.retryable or attempt >= self.max_retries or _stopped(stop):
-                    if attempt == 0:
+                retry = exc.retryable and attempt < self.max_retries and not _stopped(stop)
+                wait = self._delay(attempt, exc.retry_after_s) if retry else 0.0
+                late = retry and time.monotonic() + wait >= deadline
+                if not retry or late:
+                    if attempt == 0 and not late:
                         raise
+                    why = f"gave up after {plural(attempt + 1, 'attempt')}"
+                    if late:
+                        why += f": a retry would end past timeout_s {self.timeout_s:g} s"
                     raise ProviderError(
-                        f"{exc} (gave up after {attempt + 1} attempts)",
+                        f"{exc} ({why})",
                         status=exc.status,
                         retryable=exc.retryable,
                         retry_after_s=exc.retry_after_s,
+                        outage=exc.outage,
                     ) from exc
-                self._pause(self._delay(attempt, exc.retry_after_s), stop)
+                self._pause(wait, stop)
                 attempt += 1
+                if call is not None and call.expired:
+                    raise self._timed_out(path) from exc
                 if _stopped(stop):
                     raise self.error(path, "was cancelled while waiting to retry") from exc
 
     async def post_json_async(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        """:meth:`post_json` on a worker thread, aborted when the awaiting task is cancelled.
+        """:meth:`post_json` on a worker thread, aborted when the awaiting task is cancelled
+        and cut off at the call's deadline.
 
         On cancellation the request in flight is cut off and no further attempt starts; the
         CancelledError propagates once the worker thread has finished with the call.
         """
         call = Call()
+        loop = asyncio.get_running_loop()
+        # The loop's clock is time.monotonic, which post_json measures the deadline with.
+        deadline = time.monotonic() + self.timeout_s
         context = contextvars.copy_context()
-        work = functools.partial(context.run, self._post_json_for, call, path, body)
-        future = asyncio.get_running_loop().run_in_executor(None, work)
+        work = functools.partial(context.run, self._post_json_for, call, path, body, deadline)
+        future = loop.run_in_executor(None, work)
+        # A read time-out restarts with every byte received; this stops the call as a whole.
+        expiry = loop.call_at(loop.time() + self.timeout_s, call.expire)
         try:
             return await asyncio.shield(future)
         except asyncio.CancelledError:
             call.abort()
             await _outlast(future)
             raise
+        finally:
+            expiry.cancel()
 
-    def _post_json_for(self, call: Call, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
+    def _post_json_for(
+        self, call: Call, path: str, body: Mapping[str, Any], deadline: float
+    ) -> dict[str, Any]:
         with running(call):
-            return self.post_json(path, body, stop=call.stop)
+            return self.post_json(path, body, stop=call.stop, deadline=deadline)
+
+    def _timed_out(self, path: str) -> ProviderError:
+        """The error of a call whose deadline passed."""
+        return self.error(
+            path,
+            f"timed out: no answer within timeout_s {self.timeout_s:g} s",
+            retryable=True,
+            outage=(Cause.TIMED_OUT, f"did not answer within timeout_s {self.timeout_s:g} s"),
+        )
 
     def _pause(self, seconds: float, stop: threading.Event | None) -> None:
         # With the real clock, a stopped call cuts its wait short; an injected sleep is used as is.
@@ -314,34 +398,64 @@ class HttpClient:
         # "Exponential Backoff And Jitter").
         return self._rng.uniform(0.0, min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2**attempt))
 
-    def _attempt(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        timeout = (min(CONNECT_TIMEOUT_S, self.timeout_s), self.timeout_s)
+    def _attempt(self, path: str, body: Mapping[str, Any], left_s: float) -> dict[str, Any]:
+        """One attempt, given ``left_s`` seconds of the call's time."""
+        if left_s <= 0:
+            raise self._timed_out(path)
+        connect = min(CONNECT_TIMEOUT_S, left_s)
         try:
             # Redirects are not followed: requests keeps custom credential headers such as
             # x-api-key on a redirect to another host (issue 11), and a provider endpoint that
             # moved is a base_url to correct, not to chase.
             response = self._session.post(
-                self.base_url + path, json=body, timeout=timeout, allow_redirects=False
+                self.base_url + path,
+                json=body,
+                timeout=(connect, left_s),
+                allow_redirects=False,
             )
+        except requests.exceptions.ConnectTimeout as exc:
+            raise self.error(
+                path,
+                f"timed out connecting ({connect:.3g} s)",
+                retryable=True,
+                outage=(Cause.UNREACHABLE, "could not be reached: connecting timed out"),
+            ) from self._cause(exc)
         except requests.Timeout as exc:
-            detail = f"timed out (connect {timeout[0]:g}s, read {timeout[1]:g}s)"
-            raise self.error(path, detail, retryable=True) from self._cause(exc)
+            raise self._timed_out(path) from self._cause(exc)
         except requests.exceptions.SSLError as exc:
-            detail = f"failed the TLS handshake ({self.short(connection_failure(exc))})"
-            raise self.error(path, detail) from self._cause(exc)
+            why = self.short(connection_failure(exc))
+            raise self.error(
+                path,
+                f"failed the TLS handshake ({why})",
+                outage=(Cause.UNREACHABLE, f"could not be reached: {why}"),
+            ) from self._cause(exc)
         except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
-            detail = f"failed: {self.short(connection_failure(exc))}"
-            raise self.error(path, detail, retryable=True) from self._cause(exc)
+            why = self.short(connection_failure(exc))
+            verb = "dropped the call" if broke_off(exc) else "could not be reached"
+            raise self.error(
+                path,
+                f"failed: {why}",
+                retryable=True,
+                outage=(Cause.UNREACHABLE, f"{verb}: {why}"),
+            ) from self._cause(exc)
         except requests.RequestException as exc:
-            detail = f"could not be sent ({self.short(connection_failure(exc))})"
-            raise self.error(path, detail) from self._cause(exc)
+            why = self.short(connection_failure(exc))
+            raise self.error(
+                path,
+                f"could not be sent ({why})",
+                outage=(Cause.UNREACHABLE, f"could not be reached: {why}"),
+            ) from self._cause(exc)
         with response:
             return self._read(path, response)
 
     def _read(self, path: str, response: requests.Response) -> dict[str, Any]:
         status = response.status_code
         if 300 <= status < 400:
-            raise self.error(path, self._redirect(response), status=status)
+            redirect = (
+                Cause.BAD_ANSWER,
+                f"answered HTTP {status}, a redirect: correct its base_url",
+            )
+            raise self.error(path, self._redirect(response), status=status, outage=redirect)
         data = read_json(response)
         if 200 <= status < 300:
             if isinstance(data, dict):
@@ -350,21 +464,27 @@ class HttpClient:
                 what = unusable_body(response, data)
             else:
                 what = f"JSON {type(data).__name__} instead of an object"
-            raise self.error(path, f"returned HTTP {status} with {what}", status=status)
+            answered = f"returned HTTP {status} with {what}"
+            raise self.error(
+                path, answered, status=status, outage=(Cause.BAD_ANSWER, self.short(answered))
+            )
         retryable = status in RETRYABLE_STATUSES
         retry_after = parse_retry_after(response.headers.get("Retry-After"), self._clock())
-        detail = f"failed with HTTP {status}"
-        if response.reason:
-            detail += f" {response.reason}"
+        code = f"HTTP {status}" + (f" {self.short(response.reason)}" if response.reason else "")
+        detail = f"failed with {code}"
         message = provider_message(data)
         if message:
             detail += f": {self.short(message)}"
-        if status in (401, 403):
-            detail += "; check the API key in the environment variable named by api_key_env"
-        elif status == 404:
-            detail += "; check the provider's base_url and the model name"
+        outage = _outage_of(status, code)
+        if outage is not None and outage[0] is not Cause.UNAVAILABLE:
+            detail += f"; {outage[1].partition(': ')[2]}"
         raise self.error(
-            path, detail, status=status, retryable=retryable, retry_after_s=retry_after
+            path,
+            detail,
+            status=status,
+            retryable=retryable,
+            retry_after_s=retry_after,
+            outage=outage,
         )
 
     def _redirect(self, response: requests.Response) -> str:
@@ -404,6 +524,19 @@ class HttpClient:
     def _shown_url(self, path: str) -> str:
         # Credentials written into base_url (user:password@host) stay out of messages too.
         return public_url(self.base_url + path)
+
+
+def _outage_of(status: int, code: str) -> tuple[Cause, str] | None:
+    """The provider failure an HTTP error status is (``code``: ``HTTP 401 Unauthorized``), or
+    None for a request the provider refused for what it asked (400, 413, 422...)."""
+    if status in (401, 403):
+        check = "check the API key in the environment variable named by api_key_env"
+        return Cause.AUTHENTICATION, f"refused the credentials ({code}): {check}"
+    if status == 404:
+        return Cause.NOT_FOUND, f"answered {code}: check the provider's base_url and the model name"
+    if status in RETRYABLE_STATUSES or status >= 500:
+        return Cause.UNAVAILABLE, f"was unavailable: {code}"
+    return None
 
 
 class _Session(requests.Session):

@@ -23,6 +23,7 @@ from runner.providers.http import (
     resolve_model,
     token_count,
 )
+from runner.providers.outage import Cause
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 PATH = "/chat/completions"
@@ -102,7 +103,9 @@ class OpenAIProvider:
             return self._reply(request, body["model"], data)
         except Malformed as exc:
             detail = f"returned a malformed reply: {self._client.short(str(exc))}"
-            raise self._client.error(PATH, detail) from exc
+            # Not a chat completion: the provider's failure (the model's text is never read here).
+            outage = (Cause.BAD_ANSWER, "returned a malformed reply")
+            raise self._client.error(PATH, detail, outage=outage) from exc
 
     def _reply(self, request: ModelRequest, model: str, data: dict[str, Any]) -> ModelReply:
         if "choices" not in data and provider_message(data):

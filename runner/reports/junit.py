@@ -5,6 +5,10 @@ and one per node that failed by itself, and a case for the run itself when nothi
 why it did not succeed (a budget ran out, it was cancelled) or when it has nothing else to
 show. The run's usage, cost and memo figures are the suite's properties. A trace ``ci --replay``
 could match to no workflow file is an erroring case of its workflow's suite.
+
+A provider failure is not a failed test: each distinct one is a single case with an ``<error>``
+(type ``provider_failed``) that counts the calls it stopped, and the tests it kept from being
+checked are skipped, never failures.
 """
 
 from __future__ import annotations
@@ -15,8 +19,9 @@ from datetime import UTC, datetime
 import junit_xml  # type: ignore[import-untyped]  # ships no type information
 
 from runner.plural import plural
+from runner.providers import outage
 from runner.reports import divergences
-from runner.reports.model import RunReport, served_line, served_roles
+from runner.reports.model import FailedNode, RunReport, served_line, served_roles
 from runner.status import Status
 from runner.store.runs import RUNNING
 from runner.trace_match import Unmatched
@@ -67,9 +72,12 @@ def _suite(workflow: str, reports: list[RunReport]) -> junit_xml.TestSuite:
 
 def _cases(report: RunReport) -> list[junit_xml.TestCase]:
     cases = []
+    unjudged = report.status == Status.PROVIDER_FAILED
     for test in report.tests:
         case = junit_xml.TestCase(test.name, classname=report.workflow)
-        if not test.passed:
+        if not test.passed and unjudged:
+            case.add_skipped_info(message=_one_line(test.message or "not evaluated"))
+        elif not test.passed:
             why = test.message or "failed"
             if test.runs > 1:
                 why = f"{test.result()}: {why}"
@@ -80,7 +88,10 @@ def _cases(report: RunReport) -> list[junit_xml.TestCase]:
     listed, left, others = divergences.first_only(
         report.failures, lambda node: node.status, lambda node: node.error
     )
+    cases += _provider_cases(report)
     for node in listed:
+        if node.provider_failure is not None:
+            continue
         case = junit_xml.TestCase(node.path, classname=report.workflow, elapsed_sec=node.seconds)
         # The first line says what went wrong; the rest (a diff, a command's output) is the body.
         headline = node.error.splitlines()[0] if node.error.strip() else node.status
@@ -107,6 +118,31 @@ def _cases(report: RunReport) -> list[junit_xml.TestCase]:
             case.add_failure_info(
                 message=_one_line(f"{report.status}: {why}"), output=why, failure_type="run"
             )
+        cases.append(case)
+    return cases
+
+
+def _provider_cases(report: RunReport) -> list[junit_xml.TestCase]:
+    """One case with an ``<error>`` per distinct provider failure, counting its calls."""
+    stopped: dict[str, list[FailedNode]] = {}
+    for node in report.failures:
+        if node.provider_failure is not None:
+            stopped.setdefault(node.provider_failure, []).append(node)
+    cases = []
+    for failure, nodes in stopped.items():
+        case = junit_xml.TestCase(
+            outage.provider_of(failure),
+            classname=report.workflow,
+            elapsed_sec=max(node.seconds for node in nodes),
+        )
+        counted = f"{failure} ({plural(len(nodes), 'call')})"
+        first = nodes[0]
+        calls = ", ".join(node.path for node in nodes)
+        case.add_error_info(
+            message=_one_line(counted),
+            output=f"{counted}\n\nfirst call: {first.path}: {first.error}\ncalls: {calls}",
+            error_type=Status.PROVIDER_FAILED.value,
+        )
         cases.append(case)
     return cases
 

@@ -39,6 +39,7 @@ COMMENT_CHARS = 60_000
 
 PASSED = "\N{WHITE HEAVY CHECK MARK}"
 FAILED = "\N{CROSS MARK}"
+UNJUDGED = "\N{WARNING SIGN}\N{VARIATION SELECTOR-16}"
 
 # Backslash-escaping the punctuation that makes inline markup, or ends a table cell, keeps
 # untrusted text (test names, model-written errors) literal; GFM allows a backslash before any
@@ -80,6 +81,8 @@ def _overall(reports: Sequence[RunReport]) -> str:
     if len(reports) == 1:
         report = reports[0]
         verdict = "passed" if report.passed else "failed"
+        if report.status == Status.PROVIDER_FAILED:
+            verdict = "not judged, the provider failed"
         return (
             f"{_mark(report.passed)} **{verdict}**: {_text(report.workflow)} "
             f"({report.shown_status})"
@@ -186,7 +189,16 @@ def _figures(report: RunReport) -> list[str]:
 
 def _tests(report: RunReport) -> list[str]:
     shown = report.tests[:TABLE_ROWS]
-    rows = [(_text(t.name), f"{_mark(t.passed)} {t.result()}") for t in shown]
+    unjudged = report.status == Status.PROVIDER_FAILED  # its tests were not checked
+    rows = [
+        (
+            _text(t.name),
+            f"{UNJUDGED} not evaluated"
+            if unjudged and not t.passed
+            else f"{_mark(t.passed)} {t.result()}",
+        )
+        for t in shown
+    ]
     if all(t.passed for t in shown):  # no column of empty messages
         lines = _table(("test", "result"), rows)
     else:
@@ -206,6 +218,19 @@ def _failures(report: RunReport) -> list[str]:
     listed, _, others = divergences.first_only(
         report.failures, lambda node: node.status, lambda node: node.error
     )
+    # A provider failure is one item counting the calls it stopped, not one item per call.
+    stopped: dict[str, list[str]] = {}
+    for node in listed:
+        if node.provider_failure is not None:
+            stopped.setdefault(node.provider_failure, []).append(node.path)
+    for failure, paths in stopped.items():
+        named = ", ".join(_code(path) for path in paths[:SCORES])
+        more = f", … {len(paths) - SCORES} more" if len(paths) > SCORES else ""
+        lines.append(
+            f"- **{Status.PROVIDER_FAILED.value}**: {_short(failure)} "
+            f"({plural(len(paths), 'call')}: {named}{more})"
+        )
+    listed = [node for node in listed if node.provider_failure is None]
     for node in listed[:FAILURES]:
         first = node.error.splitlines()[0] if node.status == Status.REPLAY_DIVERGED else node.error
         lines.append(f"- {_code(node.path)} ({node.kind}, {node.status}): {_short(first)}")

@@ -18,7 +18,15 @@ WORK_KINDS = frozenset({"leaf", "command", "reduce", "teacher_review"})
 """Kinds that do work themselves rather than arrange other nodes: the ones timed as slowest."""
 SLOWEST = 5
 """How many of the slowest nodes a report names."""
-PROBLEMS = frozenset({Status.FAILED, Status.REPLAY_DIVERGED, Status.STUCK, Status.BUDGET_EXCEEDED})
+PROBLEMS = frozenset(
+    {
+        Status.FAILED,
+        Status.REPLAY_DIVERGED,
+        Status.STUCK,
+        Status.BUDGET_EXCEEDED,
+        Status.PROVIDER_FAILED,
+    }
+)
 """Node statuses a report lists as failures. A cancelled node is not one: what stopped it (a
 failed sibling, a budget, an interrupt) is reported in its place."""
 
@@ -63,6 +71,8 @@ class FailedNode:
     """Why it did not succeed (for a replay divergence, the message with its diff)."""
     seconds: float
     """Its wall time, retries included."""
+    provider_failure: str | None = None
+    """The provider failure that stopped it, in the words shared by every call it stopped."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -244,6 +254,7 @@ def load(conn: sqlite3.Connection, run_id: str) -> RunReport:
                 status=e.data["status"],
                 error=e.data.get("error") or e.data["status"],
                 seconds=float(e.data.get("duration_s", 0.0)),
+                provider_failure=e.data.get("provider_failure"),
             )
             for e in causes
         ),

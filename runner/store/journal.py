@@ -233,6 +233,8 @@ class RunJournal:
         }
         if result.failures:
             data["failures"] = list(result.failures)
+        if result.provider_failure is not None:  # only then: other events stay as they were
+            data["provider_failure"] = result.provider_failure
         self._event(result.position, result.path, "node_finished", None, data)
 
     def model_call(

@@ -199,3 +199,6 @@ BAD = (2,)
 """Exit codes for input that is certainly invalid."""
 BAD_OR_FAILED = (1, 2)
 """Exit codes for input that is invalid, or that fails a node with its reason at run time."""
+BAD_OR_UNSERVED = (1, 2, 4)
+"""Those, and the provider failure (exit 4) of a configuration that loads but whose provider
+cannot serve a call."""

@@ -117,13 +117,18 @@ class _Client(HttpClient):
         self.entered = threading.Event()
 
     def post_json(
-        self, path: str, body: Mapping[str, Any], *, stop: threading.Event | None = None
+        self,
+        path: str,
+        body: Mapping[str, Any],
+        *,
+        stop: threading.Event | None = None,
+        deadline: float | None = None,
     ) -> dict[str, Any]:
         self.entered.set()
         if self.gate is not None:
             self.gate.wait(HOLD_S)
         try:
-            reply = super().post_json(path, body, stop=stop)
+            reply = super().post_json(path, body, stop=stop, deadline=deadline)
         except BaseException as exc:
             self.outcomes.append(exc)
             raise

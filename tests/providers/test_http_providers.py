@@ -406,6 +406,8 @@ def test_retry_after_is_capped_and_reads_http_dates() -> None:
         base_url="https://llm.example.test/v1",
         headers={},
         secret=None,
+        # A call's waits end within its time-out: a long one lets the cap show.
+        timeout_s=600,
         sleep=sleeps,
         clock=lambda: now,
     )
