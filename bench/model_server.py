@@ -109,6 +109,13 @@ def anthropic_reply(body: dict[str, Any], value: Any) -> dict[str, Any]:
     }
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    # The listen backlog: the default of 5 would drop the connections of a wide fan-out that
+    # arrive together, and the kernel's retransmission would add a second to each.
+    request_queue_size = 1024
+
+
 def serve(
     port: int,
     *,
@@ -161,8 +168,7 @@ def serve(
         def log_message(self, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-    server.daemon_threads = True
+    server = _Server(("127.0.0.1", port), Handler)
     threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
     return server
 

@@ -25,6 +25,7 @@ has finished. Nothing keeps running detached.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import contextvars
 import email.utils
@@ -71,9 +72,20 @@ RETRY_AFTER_CAP_S = 60.0
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504, 529})
 JSON_ONLY = "Reply with a single JSON value only: no prose, no code fences."
 _DETAIL_LIMIT = 300
-# The executor runs many leaves at once, each call on its own worker thread; urllib3's default
-# pool of 10 would drop and reopen connections above that.
-_POOL_SIZE = 32
+MAX_IN_FLIGHT = 1024
+"""Most HTTP model calls one process keeps in flight. Each runs ``requests`` on a worker thread
+of its own, from a pool that grows only as calls need threads, and keeps its connection in a
+per-host pool of the same size: the workflow's ``concurrency`` bounds decide how many are in
+flight, not the size of a default thread pool (``min(32, cpus + 4)``, 6 on two cores) or of
+urllib3's connection pool (10 per host, which would drop and reopen connections above that)."""
+
+
+@functools.cache
+def _executor() -> concurrent.futures.ThreadPoolExecutor:
+    """The worker threads of HTTP calls, made on first use and shared by every client."""
+    return concurrent.futures.ThreadPoolExecutor(
+        max_workers=MAX_IN_FLIGHT, thread_name_prefix="branchleaf-http"
+    )
 
 
 def read_api_key(config: ProviderConfig) -> str | None:
@@ -239,7 +251,7 @@ class HttpClient:
         self._rng = rng if rng is not None else random.Random()
         self._clock = clock
         self._session = _Session()
-        adapter = AbortableAdapter(pool_connections=4, pool_maxsize=_POOL_SIZE)
+        adapter = AbortableAdapter(pool_connections=4, pool_maxsize=MAX_IN_FLIGHT)
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)
         self._session.headers.update(headers)
@@ -357,7 +369,7 @@ class HttpClient:
         deadline = time.monotonic() + self.timeout_s
         context = contextvars.copy_context()
         work = functools.partial(context.run, self._post_json_for, call, path, body, deadline)
-        future = loop.run_in_executor(None, work)
+        future = loop.run_in_executor(_executor(), work)
         # A read time-out restarts with every byte received; this stops the call as a whole.
         expiry = loop.call_at(loop.time() + self.timeout_s, call.expire)
         try:
