@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import orjson
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -455,15 +456,30 @@ def summary_json(result: RunResult, served: dict[str, Any] | None = None) -> dic
     }
 
 
+def summary_bytes(summary: dict[str, Any]) -> bytes:
+    """The summary's file: JSON indented by two spaces with sorted keys, in UTF-8, written by
+    orjson in one piece (about ten times faster than the standard library's ``json.dump``);
+    what orjson refuses (integers beyond 64 bits, text that is not Unicode) by the standard
+    library, in the same form with non-ASCII characters escaped."""
+    try:
+        return orjson.dumps(summary, option=_SUMMARY_OPTIONS, default=str)
+    except orjson.JSONEncodeError:
+        return json.dumps(summary, indent=2, sort_keys=True, default=str).encode("ascii")
+
+
+_SUMMARY_OPTIONS = orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS
+
+
 def _write_summary(result: RunResult, report_dir: Path, served: dict[str, Any]) -> Path:
     """Write the summary atomically, so a crash never leaves half a file."""
     target = report_dir / f"{result.workflow}.summary.json"
     try:
         report_dir.mkdir(parents=True, exist_ok=True)
+        data = summary_bytes(summary_json(result, served))
         with tempfile.NamedTemporaryFile(
-            "w", dir=report_dir, delete=False, suffix=".tmp", encoding="utf-8"
+            "wb", dir=report_dir, delete=False, suffix=".tmp"
         ) as handle:
-            json.dump(summary_json(result, served), handle, indent=2, sort_keys=True, default=str)
+            handle.write(data)
         os.replace(handle.name, target)
     except OSError as exc:
         raise UsageError(f"cannot write the run summary to {report_dir}: {exc.strerror}") from exc

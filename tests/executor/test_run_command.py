@@ -503,3 +503,15 @@ def test_a_signal_after_the_run_ended_does_not_lose_its_summary() -> None:
     assert alive
     assert signal.getsignal(signal.SIGTERM) is before
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_the_summary_file_is_indented_sorted_json_whatever_it_holds() -> None:
+    from runner.commands.run import summary_bytes
+
+    plain = {"b": [1, 2.5, None, True], "a": {"z": "é", "y": {}}, "c": []}
+    assert summary_bytes(plain).decode() == json.dumps(
+        plain, indent=2, sort_keys=True, ensure_ascii=False
+    )
+    # What orjson refuses is written by the standard library, still valid JSON.
+    for odd in ({"n": 2**70}, {"t": "\ud800"}):
+        assert json.loads(summary_bytes(odd)) == odd
