@@ -23,6 +23,7 @@ from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from runner import limits
+from runner.executor.results import is_failure_marker
 
 ROOT_NAMES = frozenset({"inputs", "outputs", "env"})
 """Names every expression and template sees."""
@@ -124,6 +125,8 @@ def environment() -> ImmutableSandboxedEnvironment:
     env.filters.pop("random", None)
     env.globals.pop("lipsum", None)
     env.filters.update(limits.checked_filters(env.filters))
+    # `outputs.review | reject("failed")`: the children of a fan-out that went on without some
+    env.tests["failed"] = is_failure_marker
     return env
 
 

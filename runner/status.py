@@ -43,6 +43,16 @@ _SEVERITY = {
 """Run precedence; a skipped node (an arm not taken) does not make a run fail."""
 
 
+_NEVER_TOLERATED = frozenset({Status.CANCELLED, Status.BUDGET_EXCEEDED, Status.REPLAY_DIVERGED})
+"""Stops of the whole run, and a replay that differs: no fan-out can go on without these."""
+
+
+def tolerable(status: Status) -> bool:
+    """Whether a failure with ``status`` may be tolerated (``allow_fail``, ``min_successes``)."""
+    ended = status.terminal and status not in (Status.SUCCEEDED, Status.SKIPPED)
+    return ended and status not in _NEVER_TOLERATED
+
+
 def run_status(statuses: Iterable[Status]) -> Status:
     """The run's status from its nodes' terminal statuses (succeeded when there are none)."""
     worst = Status.SUCCEEDED

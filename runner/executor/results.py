@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -126,6 +126,9 @@ class NodeResult:
     """Control decision made (cond arm, loop iterations, expand items, winner, frontier)."""
     position: str = ""
     """Where its end sits in the run's logical order (see ``runner.plan``)."""
+    tolerated: bool = False
+    """A failure the run goes on without (``allow_fail``, ``min_successes``): it does not
+    count toward the run's status."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -174,9 +177,27 @@ class RunResult:
 
 
 class NodeFailed(Exception):
-    """A node ended without success; carries the status and the reason."""
+    """A node ended without success; carries the status, the reason and, through containers
+    that failed because a child did, the reason of the innermost failure (``cause``)."""
 
-    def __init__(self, status: Status, reason: str) -> None:
+    def __init__(self, status: Status, reason: str, cause: str | None = None) -> None:
         super().__init__(reason)
         self.status = status
         self.reason = reason
+        self.cause = cause or reason
+
+
+def failure_marker(error: str) -> dict[str, Any]:
+    """What a tolerated failed node reads as to ``reduce``, expressions and tests."""
+    return {"failed": True, "error": error}
+
+
+def is_failure_marker(value: Any) -> bool:
+    """Whether ``value`` is a failure marker: an object of exactly ``failed: true`` and a
+    string ``error`` (a successful output of that very shape reads as one too)."""
+    return (
+        isinstance(value, Mapping)
+        and len(value) == 2
+        and value.get("failed") is True
+        and isinstance(value.get("error"), str)
+    )

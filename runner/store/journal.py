@@ -220,23 +220,20 @@ class RunJournal:
         spend = result.spend
         if spend.calls or spend.memo_hits or spend.saved_tokens:  # containers spend nothing
             self._totals.add(spend)
-        self._event(
-            result.position,
-            result.path,
-            "node_finished",
-            None,
-            {
-                "node": result.node_id,
-                "kind": result.kind,
-                "status": result.status,  # a StrEnum: written as its value
-                "output": result.output,
-                "error": result.error,
-                "attempts": result.attempts,
-                "duration_s": round(result.duration_s, 6),
-                "spend": self._spend_json(spend),
-                "decision": result.decision,
-            },
-        )
+        data = {
+            "node": result.node_id,
+            "kind": result.kind,
+            "status": result.status,  # a StrEnum: written as its value
+            "output": result.output,
+            "error": result.error,
+            "attempts": result.attempts,
+            "duration_s": round(result.duration_s, 6),
+            "spend": self._spend_json(spend),
+            "decision": result.decision,
+        }
+        if result.tolerated:  # only then: the traces of runs without one stay as they were
+            data["tolerated"] = True
+        self._event(result.position, result.path, "node_finished", None, data)
 
     def model_call(
         self,
