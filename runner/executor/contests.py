@@ -64,7 +64,7 @@ async def contest(engine: Engine, node: ir.Tournament | ir.Pareto, frame: Frame)
     costs = {index: tally.cost_usd for index, tally in enumerate(tallies)}
     finished = {i: out for i, out in enumerate(outcomes) if not isinstance(out, NodeFailed)}
     failures = [
-        {"index": i, "error": out.reason} for i, out in enumerate(outcomes) if i not in finished
+        {"index": i, "error": out.cause} for i, out in enumerate(outcomes) if i not in finished
     ]
     least = node.min_successes
     if least is not None and len(finished) < least:

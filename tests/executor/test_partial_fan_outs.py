@@ -137,6 +137,9 @@ def test_twenty_leaves_with_one_bad_reply_go_on_with_min_successes(
     assert 'failures="0"' in xml
     assert 'skipped="1"' in xml
     assert 'message="leaf failed, tolerated: the reply is not JSON' in xml
+    capsys.readouterr()
+    assert main(["inspect", "last", "--state", str(at / "state")]) == 0
+    assert "review_one[7] leaf failed (tolerated)" in capsys.readouterr().out
 
 
 def test_below_min_successes_the_fan_out_fails_saying_how_many_succeeded(
@@ -268,7 +271,8 @@ steps:
       inputs: [best, front, one]
       expr: >-
         {'winner': outputs.best.index, 'scores': outputs.best.harvest | map(attribute='index')
-        | list, 'front': outputs.front.indices, 'one': outputs.one is failed}
+        | list, 'front': outputs.front.indices, 'one': outputs.one is failed,
+        'why': outputs.best.harvest[-1].error}
 """
 
 CONTEST_SCRIPT = """\
@@ -292,7 +296,14 @@ def _contest(at: Path, script: str) -> int:
 def test_tournament_and_pareto_rank_only_the_candidates_that_succeeded(at: Path) -> None:
     assert _contest(at, CONTEST_SCRIPT) == 0
     summary = json.loads((at / "state/reports/contest.summary.json").read_text(encoding="utf-8"))
-    assert summary["output"] == {"winner": 2, "scores": [1, 0], "front": [0], "one": True}
+    why = "the reply is not JSON (Expecting value at line 1 column 1)"
+    assert summary["output"] == {
+        "winner": 2,
+        "scores": [1, 0],
+        "front": [0],
+        "one": True,
+        "why": why,
+    }
     decisions = {n["path"]: n["decision"] for n in summary["nodes"]}
     assert decisions["best"]["scores"] == {"1": 2.0, "2": 3.0}
     assert decisions["front"]["candidates"] == 2
