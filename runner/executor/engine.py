@@ -278,6 +278,8 @@ class Engine:
                 return output
             except (NodeFailed, TimeoutError, RenderError, OutputError, RunnerError) as exc:
                 status, reason = _failure(node, exc)
+                if isinstance(exc, kinds.ReplyRejected):  # its call was made: it counts
+                    spent = exc.spend if spent is _NOTHING else spent + exc.spend
                 if status is Status.FAILED and attempt < attempts:
                     backoff = node.retry.backoff_s if node.retry else None
                     await asyncio.sleep((backoff or 0.0) * 2 ** (attempt - 1))

@@ -16,7 +16,7 @@ from runner.executor.calls import chat
 from runner.executor.frames import Frame
 from runner.executor.results import NodeFailed, Spend, failure_marker
 from runner.providers.base import ChatMessage
-from runner.render import evaluate, parse_reply, render
+from runner.render import OutputError, evaluate, parse_reply, render
 from runner.schemas import compiled
 from runner.status import Status, run_status, tolerable
 
@@ -133,8 +133,22 @@ async def model_call(
         _watch_repeats(frame.watch, node_id, request)
     for tally in frame.tallies:
         tally.cost_usd += call.spend.cost_usd
-    value = parse_reply(call.reply.text, output) if output is not None else call.reply.text
-    return value, call.spend
+    if output is None:
+        return call.reply.text, call.spend
+    try:
+        return parse_reply(call.reply.text, output), call.spend
+    except OutputError as exc:
+        raise ReplyRejected(str(exc), call.spend) from exc
+
+
+class ReplyRejected(OutputError):
+    """A reply that does not fit the output schema, with what its call cost: the node that
+    made it is charged for it, though it failed (a tolerated failure leaves the run's totals
+    short otherwise)."""
+
+    def __init__(self, message: str, spend: Spend) -> None:
+        super().__init__(message)
+        self.spend = spend
 
 
 REPEATS_STUCK = 3
