@@ -26,6 +26,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import missing
 
 from runner import limits
+from runner.executor.results import is_failure_marker
 from runner.explain import Missing
 
 ROOT_NAMES = frozenset({"inputs", "outputs", "env"})
@@ -147,6 +148,8 @@ def environment() -> ImmutableSandboxedEnvironment:
     env.filters.pop("random", None)
     env.globals.pop("lipsum", None)
     env.filters.update(limits.checked_filters(env.filters))
+    # `outputs.review | reject("failed")`: the children of a fan-out that went on without some
+    env.tests["failed"] = is_failure_marker
     return env
 
 

@@ -209,6 +209,8 @@ class Leaf(NodeBase):
     """Reply token bound."""
     sample: int | None = None
     """Rollout index, part of the memo key."""
+    allow_fail: bool | None = None
+    """A failure is tolerated: the output is a failure marker and the run goes on."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -248,6 +250,8 @@ class Branch(NodeBase):
     """How children are kept apart."""
     fail_fast: bool | None = None
     """Cancel siblings on the first failure."""
+    min_successes: int | None = None
+    """Children that must succeed for it to go on; the others' failures are tolerated."""
     concurrency: Concurrency | None = None
     """Bounds for the subtree."""
 
@@ -269,6 +273,8 @@ class Expand(NodeBase):
     """How copies are kept apart."""
     fail_fast: bool | None = None
     """Cancel siblings on the first failure."""
+    min_successes: int | None = None
+    """Children that must succeed for it to go on; the others' failures are tolerated."""
     concurrency: Concurrency | None = None
     """Bounds for the subtree."""
 
@@ -343,6 +349,8 @@ class Tournament(NodeBase):
     """How the winner is picked."""
     min_score: float | None = None
     """Lowest score that can win."""
+    min_successes: int | None = None
+    """Candidates that must succeed for it to go on; the others' failures are tolerated."""
     isolation: Isolation | None = None
     """How candidates are kept apart."""
     concurrency: Concurrency | None = None
@@ -366,6 +374,8 @@ class Pareto(NodeBase):
     """Upper bound on the frontier."""
     diversity_key: str | None = None
     """Tie-break expression."""
+    min_successes: int | None = None
+    """Candidates that must succeed for it to go on; the others' failures are tolerated."""
     isolation: Isolation | None = None
     """How candidates are kept apart."""
     concurrency: Concurrency | None = None

@@ -157,9 +157,8 @@ class PlainProgress(Tracker):
             repeated = result.provider_failure in self.outages
             self.outages.add(result.provider_failure)
         if result.status not in (Status.SUCCEEDED, Status.SKIPPED) and not repeated:
-            self.console.print(
-                f"{result.status.value}: {result.path}: {result.error}", markup=False
-            )
+            status = result.status.value + (", tolerated" if result.tolerated else "")
+            self.console.print(f"{status}: {result.path}: {result.error}", markup=False)
         now = time.monotonic()
         if now - self.last >= PLAIN_EVERY_S:
             self.last = now

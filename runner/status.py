@@ -50,6 +50,20 @@ _SEVERITY = {
 """Run precedence; a skipped node (an arm not taken) does not make a run fail."""
 
 
+_NEVER_TOLERATED = frozenset(
+    {Status.CANCELLED, Status.BUDGET_EXCEEDED, Status.REPLAY_DIVERGED, Status.PROVIDER_FAILED}
+)
+"""Stops of the whole run, a replay that differs, and a provider that could not do the work: no
+fan-out can go on without these. A provider failure ends the run ``provider_failed`` (exit 4),
+so that CI runs it again, rather than reading as a bad reply the fan-out goes on without."""
+
+
+def tolerable(status: Status) -> bool:
+    """Whether a failure with ``status`` may be tolerated (``allow_fail``, ``min_successes``)."""
+    ended = status.terminal and status not in (Status.SUCCEEDED, Status.SKIPPED)
+    return ended and status not in _NEVER_TOLERATED
+
+
 def run_status(statuses: Iterable[Status]) -> Status:
     """The run's status from its nodes' terminal statuses (succeeded when there are none)."""
     worst = Status.SUCCEEDED

@@ -112,6 +112,47 @@ def test_an_unreachable_provider_exits_4_with_one_sentence_counting_the_calls(
     assert capsys.readouterr().out.count("provider_failed: review_one") == 1
 
 
+TOLERANT = """\
+version: 1
+name: review-files
+roles:
+  reviewer: {{}}
+steps:
+  kind: expand
+  id: review
+  over: "['a.py', 'b.py', 'c.py']"
+  as: file
+  max_children: 10
+{on_expand}  body:
+    kind: leaf
+    id: review_one
+    role: reviewer
+    prompt: "Review {{{{ file }}}}."
+{on_leaf}"""
+
+
+@pytest.mark.parametrize(
+    ("on_expand", "on_leaf"),
+    [("", "    allow_fail: true\n"), ("  min_successes: 1\n", "")],
+    ids=["allow_fail", "min_successes"],
+)
+def test_a_fan_out_that_tolerates_failures_does_not_tolerate_a_provider_down(
+    on_expand: str, on_leaf: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Partial fan-outs go on without bad replies, not without the provider: a run whose
+    provider was down ends provider_failed, so CI can tell and run it again."""
+    workflow = tmp_path / "review.yaml"
+    workflow.write_text(TOLERANT.format(on_expand=on_expand, on_leaf=on_leaf), "utf-8")
+    with peers.refusing_port() as port:
+        (tmp_path / "live.yaml").write_text(_config(f"http://127.0.0.1:{port}/v1"), "utf-8")
+        argv = ["run", str(workflow), "--plain", "--config", str(tmp_path / "live.yaml")]
+        code = main([*argv, "--state", str(tmp_path / "s"), "--report-dir", str(tmp_path / "r")])
+    out = capsys.readouterr().out
+    assert code == 4, out
+    assert "review-files: provider_failed (" in out
+    assert "tolerated" not in out
+
+
 def test_a_judge_whose_provider_is_down_stops_the_tournament_as_a_provider_failure(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

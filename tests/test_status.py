@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from runner.status import Outcome, Status, run_status
+from runner.status import Outcome, Status, run_status, tolerable
 
 
 def test_first_terminal_signal_wins_and_later_ones_are_kept() -> None:
@@ -47,3 +47,17 @@ def test_run_status_precedence(statuses: list[Status], expected: Status) -> None
 def test_run_status_rejects_unfinished_nodes() -> None:
     with pytest.raises(ValueError, match="running"):
         run_status([Status.SUCCEEDED, Status.RUNNING])
+
+
+def test_only_failures_of_a_node_itself_can_be_tolerated() -> None:
+    assert tolerable(Status.FAILED)
+    assert tolerable(Status.STUCK)
+    for status in (
+        Status.SUCCEEDED,
+        Status.SKIPPED,
+        Status.RUNNING,
+        Status.CANCELLED,
+        Status.BUDGET_EXCEEDED,
+        Status.REPLAY_DIVERGED,
+    ):
+        assert not tolerable(status)

@@ -157,8 +157,9 @@ def _label(
             error = error.splitlines()[0]
         diverged[0] = True
     shown = _short(data.get("output")) if status == "succeeded" else escape(error)
+    went_on = " [dim](tolerated)[/]" if data.get("tolerated") else ""
     return (
-        f"{escape(path)} [dim]{kind}[/] [{colour}]{status}[/] "
+        f"{escape(path)} [dim]{kind}[/] [{colour}]{status}[/]{went_on} "
         f"[dim]{duration(float(data.get('duration_s', 0)))}{usage}[/]{extra} {shown}"
     )
 

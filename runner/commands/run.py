@@ -384,7 +384,8 @@ def _print(result: RunResult, console: Console) -> None:
         for column in ("node", "kind", "status", "why"):
             table.add_column(column)
         for node in failures[:20]:
-            table.add_row(escape(node.path), node.kind, node.status.value, escape(node.error or ""))
+            status = node.status.value + (", tolerated" if node.tolerated else "")
+            table.add_row(escape(node.path), node.kind, status, escape(node.error or ""))
         console.print(table)
         if others is not None:
             console.print(others, markup=False)
@@ -405,9 +406,11 @@ def _print(result: RunResult, console: Console) -> None:
     spend = result.spend
     tested = [test.passed for test in result.tests]
     reason = result.reason or tests_note(tested)
+    tolerated = sum(1 for node in result.nodes if node.tolerated)
+    went_on = f", {plural(tolerated, 'tolerated failure')}" if tolerated else ""
     console.print(
         f"[{colour}]{result.workflow}: {summary_status(result.status.value, tested)}[/] "
-        f"({plural(len(result.nodes), 'node')}, {plural(spend.calls, 'model call')}, "
+        f"({plural(len(result.nodes), 'node')}{went_on}, {plural(spend.calls, 'model call')}, "
         f"{plural(spend.tokens, 'token')}, "
         f"{cost(spend.cost_usd)}, {duration(result.duration_s)})"
         + (f" — {escape(reason)}" if reason else "")
@@ -443,8 +446,14 @@ def summary_json(result: RunResult, served: dict[str, Any] | None = None) -> dic
                 "tokens": n.spend.tokens,
                 "cost_usd": n.spend.cost_usd,
                 "decision": n.decision,
+                "tolerated": n.tolerated,
             }
             for n in result.nodes
+        ],
+        "tolerated": [
+            {"path": n.path, "kind": n.kind, "status": n.status.value, "error": n.error}
+            for n in result.nodes
+            if n.tolerated
         ],
         "output": result.output,
         "provider_failures": [

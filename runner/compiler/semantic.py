@@ -97,6 +97,7 @@ class Checker:
         self.check_ci()
         self.check_roles()
         self.check_references()
+        self.check_min_successes()
         if not self.changed:  # the launch shape counts what mending may have changed
             self.check_shape()
         limits = ("permissions", "budget", "writes", "isolation")
@@ -390,6 +391,33 @@ class Checker:
                 hint=refused.fix,
             )
 
+    def check_min_successes(self) -> None:
+        """A fan-out's min_successes fits its children, and does not meet fail_fast."""
+        for visit in self.visits:
+            node = visit.node
+            least = getattr(node, "min_successes", None)
+            if least is None:
+                continue
+            what = f"{node.kind} {node.id!r}"
+            pointer = pointer_join(visit.pointer, "min_successes")
+            if getattr(node, "fail_fast", None):
+                self.report(
+                    pointer,
+                    f"{what} sets both fail_fast and min_successes: the first failure cannot "
+                    "both stop the others and be gone on without",
+                    rule="bounds",
+                    hint="Drop fail_fast to go on with min_successes, or drop min_successes.",
+                )
+            size, said = _fan_out_size(node)
+            if size is not None and least > size:
+                self.report(
+                    pointer,
+                    f"{what} asks for min_successes {least}, more than its {said}, so it could "
+                    "never go on",
+                    rule="bounds",
+                    hint=f"Lower min_successes to {size} or less.",
+                )
+
     def check_shape(self) -> None:
         """The launch shape fits budget.leaves, and nesting stays under the depth limit."""
         deepest = max(self.visits, key=lambda v: v.depth)
@@ -420,6 +448,19 @@ class Checker:
                     hint=f"Raise budget.leaves to {launched}, or lower max_children, "
                     "max_iterations or count.",
                 )
+
+
+def _fan_out_size(node: ir.Node) -> tuple[int | None, str]:
+    """How many children a fan-out has at most, known before it runs, and how to say so."""
+    if isinstance(node, ir.Expand):
+        return node.max_children, f"max_children {node.max_children}"
+    if isinstance(node, ir.Branch):
+        return len(node.children), f"{len(node.children)} children"
+    if isinstance(node, ir.Tournament | ir.Pareto):
+        if node.candidates is not None:
+            return len(node.candidates), f"{len(node.candidates)} candidates"
+        return node.count, f"count {node.count}"
+    return None, ""
 
 
 def _has_type(value: Any, kind: ir.InputType) -> bool:

@@ -9,9 +9,10 @@ from runner import ir
 from runner.budget import BudgetExceeded
 from runner.canonical import canonical_json
 from runner.errors import RunnerError
+from runner.executor import redaction
 from runner.executor.frames import Frame, Tally
 from runner.executor.kinds import Ran, fan_out, model_call
-from runner.executor.results import NodeFailed, Spend
+from runner.executor.results import NodeFailed, Spend, failure_marker
 from runner.providers.base import ChatMessage, ProviderError
 from runner.render import OutputError, RenderError, evaluate, render
 from runner.selection import (
@@ -32,9 +33,12 @@ async def contest(engine: Engine, node: ir.Tournament | ir.Pareto, frame: Frame)
     """Run a tournament or a pareto node."""
     tallies: list[Tally] = []
 
+    # With min_successes, the candidates that fail are tolerated: the run goes on without them.
+    tolerant = frame.tolerant or node.min_successes is not None
+
     def tallied(**changes: Any) -> Frame:
         tallies.append(Tally())
-        return frame.layer(tallies=(*frame.tallies, tallies[-1]), **changes)
+        return frame.layer(tallies=(*frame.tallies, tallies[-1]), tolerant=tolerant, **changes)
 
     if node.candidates is not None:
         jobs = [(candidate, tallied()) for candidate in node.candidates]
@@ -58,10 +62,23 @@ async def contest(engine: Engine, node: ir.Tournament | ir.Pareto, frame: Frame)
     costs = {index: tally.cost_usd for index, tally in enumerate(tallies)}
     finished = {i: out for i, out in enumerate(outcomes) if not isinstance(out, NodeFailed)}
     failures = [
-        {"index": i, "error": out.reason} for i, out in enumerate(outcomes) if i not in finished
+        {"index": i, "error": out.cause} for i, out in enumerate(outcomes) if i not in finished
     ]
+    least = node.min_successes
+    if least is not None and len(finished) < least:
+        raise NodeFailed(
+            Status.FAILED,
+            f"{len(finished)} of {len(jobs)} children succeeded; min_successes is {least}",
+        )
     if not finished:
         raise NodeFailed(Status.FAILED, f"all {len(jobs)} candidates failed")
+    if least is not None and node.candidates is not None:
+        # Explicit candidates are read by id after the contest: a failed one reads as failed.
+        for index, candidate in enumerate(node.candidates):
+            outcome = outcomes[index]
+            if isinstance(outcome, NodeFailed):
+                why = redaction.text(outcome.cause, engine.redactor) or ""
+                frame.record(candidate.id, failure_marker(why))
     if node.kind == "tournament":
         return await _tournament(
             engine, node, frame=frame, finished=finished, failures=failures, costs=costs
@@ -93,7 +110,7 @@ async def _tournament(
             if exc.outage is None:
                 raise NodeFailed(Status.FAILED, judging) from exc
             failure = exc.outage.sentence()
-            raise NodeFailed(Status.PROVIDER_FAILED, judging, failure) from exc
+            raise NodeFailed(Status.PROVIDER_FAILED, judging, provider_failure=failure) from exc
         except (RenderError, OutputError, RunnerError) as exc:
             raise NodeFailed(Status.FAILED, f"judging candidate {index}: {exc}") from exc
 

@@ -29,13 +29,20 @@ from runner.executor.calls import Caller, RetryPolicy
 from runner.executor.commands import CommandResult, run_command, withheld_variables
 from runner.executor.frames import Frame
 from runner.executor.recording import Answers, Journal, Memo
-from runner.executor.results import NodeFailed, NodeResult, RunResult, Spend, TestResult
+from runner.executor.results import (
+    NodeFailed,
+    NodeResult,
+    RunResult,
+    Spend,
+    TestResult,
+    failure_marker,
+)
 from runner.gcpolicy import bulk
 from runner.keys import command_key
 from runner.providers import outage
 from runner.providers.base import Provider, ProviderError
 from runner.render import OutputError, RenderError, evaluate, unmet
-from runner.status import Outcome, Status, run_status
+from runner.status import Outcome, Status, run_status, tolerable
 
 
 class Observer(Protocol):
@@ -154,10 +161,13 @@ class Engine:
                 await self.worktrees.close()
         # Nodes cancelled because a sibling failed under fail_fast, or a parent timed out, are
         # not the run's own signal: the failure that caused it is (SPEC 3, first signal wins).
-        statuses = [r.status for r in self.results if r.status is not Status.CANCELLED]
-        status = self.stop.status if self.stop.status.terminal else run_status(statuses)
+        # Tolerated failures (allow_fail, min_successes) are gone on without: not the run's.
+        counted = [r for r in self.results if r.status is not Status.CANCELLED and not r.tolerated]
+        status = (
+            self.stop.status if self.stop.status.terminal else run_status(r.status for r in counted)
+        )
         reason = self.stop.reason or next(
-            (r.error for r in self.results if r.status is status and r.error), None
+            (r.error for r in counted if r.status is status and r.error), None
         )
         if status is Status.PROVIDER_FAILED and not self.stop.reason:
             # One sentence per cause with its count, not the same error once per call.
@@ -279,12 +289,17 @@ class Engine:
                 frame.record(node.id, output)
                 return output
             except (NodeFailed, TimeoutError, RenderError, OutputError, RunnerError) as exc:
-                status, reason, cause = _failure(node, exc)
+                status, reason, provider_failure = _failure(node, exc)
+                if isinstance(exc, kinds.ReplyRejected):  # its call was made: it counts
+                    spent = exc.spend if spent is _NOTHING else spent + exc.spend
                 if status is Status.FAILED and attempt < attempts:
                     failures.append(reason)
                     backoff = node.retry.backoff_s if node.retry else None
                     await asyncio.sleep((backoff or 0.0) * 2 ** (attempt - 1))
                     continue
+                cause = exc.cause if isinstance(exc, NodeFailed) else reason
+                allowed = node.kind == "leaf" and bool(node.allow_fail)
+                tolerated = (allowed or frame.tolerant) and tolerable(status)
                 self.finish(
                     node,
                     frame,
@@ -294,9 +309,15 @@ class Engine:
                     spend=spent,
                     error=reason,
                     failures=failures,
-                    provider_failure=cause,
+                    provider_failure=provider_failure,
+                    tolerated=tolerated,
                 )
-                raise NodeFailed(status, f"{node.kind} {node.id!r} {status.value}") from exc
+                if allowed and tolerated:  # the leaf's own allow_fail: it goes on as a marker
+                    marker = failure_marker(redaction.text(cause, self.redactor) or "")
+                    frame.record(node.id, marker)
+                    return marker
+                failed = f"{node.kind} {node.id!r} {status.value}"
+                raise NodeFailed(status, failed, cause) from exc
             except BudgetExceeded as exc:
                 self.finish(
                     node,
@@ -358,6 +379,7 @@ class Engine:
         decision: Any = None,
         failures: list[str] | None = None,
         provider_failure: str | None = None,
+        tolerated: bool = False,
     ) -> None:
         """Record how a node ended (``failures``: why its attempts before the last failed)."""
         result = NodeResult(
@@ -374,6 +396,7 @@ class Engine:
             decision=decision,
             position="" if self.journal is None else order.end(frame.trail, self.spans[id(node)]),
             provider_failure=redaction.text(provider_failure, self.redactor),
+            tolerated=tolerated,
         )
         self.results.append(result)
         if self.observer is not None:

@@ -67,6 +67,8 @@ class Frame:
     trail: str = ""
     """The enclosing repetitions, as the prefix of this frame's logical positions
     (``runner.order``)."""
+    tolerant: bool = False
+    """Inside a child of a fan-out with ``min_successes``: failures here are tolerated."""
 
     def path(self, node_id: str) -> str:
         """The node's path: derived id with copy indices, then loop iterations."""
@@ -111,6 +113,7 @@ class Frame:
             tallies=get("tallies", self.tallies),
             watch=get("watch", self.watch),
             trail=get("trail", self.trail),
+            tolerant=get("tolerant", self.tolerant),
         )
 
     def with_variables(self, **variables: Any) -> Frame:

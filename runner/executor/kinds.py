@@ -11,13 +11,14 @@ from typing import TYPE_CHECKING, Any
 from runner import ir
 from runner.canonical import canonical_json
 from runner.errors import RunnerError
+from runner.executor import redaction
 from runner.executor.calls import chat
 from runner.executor.frames import Frame
-from runner.executor.results import NodeFailed, Spend
+from runner.executor.results import NodeFailed, Spend, failure_marker
 from runner.providers.base import ChatMessage
-from runner.render import evaluate, parse_reply, render
+from runner.render import OutputError, evaluate, parse_reply, render
 from runner.schemas import compiled
-from runner.status import Status, run_status
+from runner.status import Status, run_status, tolerable
 
 if TYPE_CHECKING:
     from runner.executor.engine import Engine
@@ -89,8 +90,11 @@ def run(engine: Engine, node: ir.Node, frame: Frame) -> Coroutine[Any, Any, Ran]
 
 
 async def _branch(engine: Engine, node: ir.Branch, frame: Frame) -> Ran:
-    jobs = [(child, frame.layer()) for child in node.children]
-    outputs = await fan_out(engine, node, frame, jobs, expose=True)
+    tolerant = node.min_successes is not None
+    jobs = [(child, frame.layer(tolerant=tolerant or frame.tolerant)) for child in node.children]
+    outputs = await fan_out(
+        engine, node, frame, jobs, expose=True, min_successes=node.min_successes
+    )
     return {c.id: out for c, out in zip(node.children, outputs, strict=True)}, Spend(), None
 
 
@@ -129,8 +133,22 @@ async def model_call(
         _watch_repeats(frame.watch, node_id, request)
     for tally in frame.tallies:
         tally.cost_usd += call.spend.cost_usd
-    value = parse_reply(call.reply.text, output) if output is not None else call.reply.text
-    return value, call.spend
+    if output is None:
+        return call.reply.text, call.spend
+    try:
+        return parse_reply(call.reply.text, output), call.spend
+    except OutputError as exc:
+        raise ReplyRejected(str(exc), call.spend) from exc
+
+
+class ReplyRejected(OutputError):
+    """A reply that does not fit the output schema, with what its call cost: the node that
+    made it is charged for it, though it failed (a tolerated failure leaves the run's totals
+    short otherwise)."""
+
+    def __init__(self, message: str, spend: Spend) -> None:
+        super().__init__(message)
+        self.spend = spend
 
 
 REPEATS_STUCK = 3
@@ -230,13 +248,15 @@ async def fan_out(
     *,
     expose: bool,
     keep_failures: bool = False,
+    min_successes: int | None = None,
 ) -> list[Any]:
     """Run children at the same time within the frame's branch bound.
 
     With ``expose``, what the children finished becomes readable after the fan-out (branches,
     explicit candidates; not copies). A failure fails the fan-out (after the others finish, or
     at once under ``fail_fast``), unless ``keep_failures``: failures then come back in place of
-    outputs.
+    outputs; or ``min_successes``: with at least that many successes, failure markers come
+    back in place of the failures (the children's frames are tolerant: the caller made them so).
     """
     limit = asyncio.Semaphore(frame.branches) if frame.branches else None
     isolation = getattr(node, "isolation", None)
@@ -261,6 +281,8 @@ async def fan_out(
     if pool is not None:
         pooled = await _pooled(engine, jobs, pool)
         await engine.settle()  # what follows reads the children
+        if min_successes is not None:
+            pooled = _go_on(engine, jobs, pooled, min_successes)
         if expose:
             for _, child_frame in jobs:
                 frame.expose(child_frame)
@@ -280,10 +302,41 @@ async def fan_out(
         for outcome in outcomes:
             if isinstance(outcome, BaseException) and not isinstance(outcome, NodeFailed):
                 raise outcome
+    if min_successes is not None:
+        outcomes = _go_on(engine, jobs, outcomes, min_successes)
     if expose:
         for _, child_frame in jobs:
             frame.expose(child_frame)
     return _fan_in(outcomes, len(jobs), keep_failures)
+
+
+def _go_on(
+    engine: Engine, jobs: Sequence[tuple[ir.Node, Frame]], outcomes: list[Any], least: int
+) -> list[Any]:
+    """The outcomes with failure markers for the tolerated failures, when at least ``least``
+    children succeeded; a failure no fan-out goes on without (a replay divergence) fails it."""
+    failed = [o for o in outcomes if isinstance(o, NodeFailed)]
+    if not failed:
+        return outcomes
+    hard = [f for f in failed if not tolerable(f.status)]
+    if hard:
+        status = run_status(f.status for f in hard)
+        raise NodeFailed(status, f"{len(hard)} of {len(jobs)} children ended {status.value}")
+    succeeded = len(outcomes) - len(failed)
+    if succeeded < least:
+        raise NodeFailed(
+            Status.FAILED,
+            f"{succeeded} of {len(jobs)} children succeeded; min_successes is {least}",
+        )
+    marked = []
+    for (child, child_frame), outcome in zip(jobs, outcomes, strict=True):
+        if isinstance(outcome, NodeFailed):
+            marker = failure_marker(redaction.text(outcome.cause, engine.redactor) or "")
+            child_frame.record(child.id, marker)  # read by id after a branch, like a success
+            marked.append(marker)
+        else:
+            marked.append(outcome)
+    return marked
 
 
 def _fan_in(outcomes: list[Any], count: int, keep_failures: bool) -> list[Any]:
@@ -339,6 +392,7 @@ async def _expand(engine: Engine, node: ir.Expand, frame: Frame) -> Ran:
     if len(items) > node.max_children:
         raise _failed(f"over yields {len(items)} items, more than max_children {node.max_children}")
     engine.decided(node, frame, {"items": len(items)})
+    tolerant = frame.tolerant or node.min_successes is not None
     jobs = [
         (
             node.body,
@@ -346,11 +400,14 @@ async def _expand(engine: Engine, node: ir.Expand, frame: Frame) -> Ran:
                 copies=(*frame.copies, index),
                 variables={**frame.variables, node.as_: item},
                 trail=engine.trail(frame, node, index),
+                tolerant=tolerant,
             ),
         )
         for index, item in enumerate(items)
     ]
-    outputs = await fan_out(engine, node, frame, jobs, expose=False)
+    outputs = await fan_out(
+        engine, node, frame, jobs, expose=False, min_successes=node.min_successes
+    )
     return list(outputs), Spend(), {"items": len(items)}
 
 

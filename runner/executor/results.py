@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -131,6 +131,9 @@ class NodeResult:
     provider_failure: str | None = None
     """For a node a provider failure stopped (``provider_failed``), the sentence naming that
     failure, the same for every call it stopped (``runner.providers.outage``)."""
+    tolerated: bool = False
+    """A failure the run goes on without (``allow_fail``, ``min_successes``): it does not
+    count toward the run's status."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -179,11 +182,36 @@ class RunResult:
 
 
 class NodeFailed(Exception):
-    """A node ended without success; carries the status and the reason, and for a provider
-    failure the sentence naming it (:attr:`NodeResult.provider_failure`)."""
+    """A node ended without success; carries the status, the reason and, through containers
+    that failed because a child did, the reason of the innermost failure (``cause``); for a
+    provider failure, the sentence naming it (:attr:`NodeResult.provider_failure`)."""
 
-    def __init__(self, status: Status, reason: str, provider_failure: str | None = None) -> None:
+    def __init__(
+        self,
+        status: Status,
+        reason: str,
+        cause: str | None = None,
+        *,
+        provider_failure: str | None = None,
+    ) -> None:
         super().__init__(reason)
         self.status = status
         self.reason = reason
+        self.cause = cause or reason
         self.provider_failure = provider_failure
+
+
+def failure_marker(error: str) -> dict[str, Any]:
+    """What a tolerated failed node reads as to ``reduce``, expressions and tests."""
+    return {"failed": True, "error": error}
+
+
+def is_failure_marker(value: Any) -> bool:
+    """Whether ``value`` is a failure marker: an object of exactly ``failed: true`` and a
+    string ``error`` (a successful output of that very shape reads as one too)."""
+    return (
+        isinstance(value, Mapping)
+        and len(value) == 2
+        and value.get("failed") is True
+        and isinstance(value.get("error"), str)
+    )

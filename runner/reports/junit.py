@@ -1,7 +1,8 @@
 """Run reports as JUnit XML, which CI systems show as test results.
 
 One test suite per workflow (the runs of one workflow share it), a test case per workflow test
-and one per node that failed by itself, and a case for the run itself when nothing else says
+and one per node that failed by itself (skipped, not failed, when the run went on without it:
+``allow_fail``, ``min_successes``), and a case for the run itself when nothing else says
 why it did not succeed (a budget ran out, it was cancelled) or when it has nothing else to
 show. The run's usage, cost and memo figures are the suite's properties. A trace ``ci --replay``
 could match to no workflow file is an erroring case of its workflow's suite.
@@ -106,6 +107,15 @@ def _cases(report: RunReport) -> list[junit_xml.TestCase]:
         listing = "\n".join(f"{node.path}: {node.error.splitlines()[0]}" for node in left)
         case.add_failure_info(
             message=_one_line(others), output=listing, failure_type=Status.REPLAY_DIVERGED.value
+        )
+        cases.append(case)
+    # A failure the run went on without is a skipped case: CI shows it, the suite stays green.
+    for node in report.tolerated:
+        case = junit_xml.TestCase(node.path, classname=report.workflow, elapsed_sec=node.seconds)
+        headline = node.error.splitlines()[0] if node.error.strip() else node.status
+        case.add_skipped_info(
+            message=_one_line(f"{node.kind} {node.status}, tolerated: {headline}"),
+            output=node.error,
         )
         cases.append(case)
     succeeded = report.status == Status.SUCCEEDED

@@ -109,6 +109,8 @@ def _run(report: RunReport, *, graphs: bool) -> list[str]:
         lines += ["", "#### Tests", "", *_tests(report)]
     if report.failures:
         lines += ["", "#### Failures", "", *_failures(report)]
+    if report.tolerated:
+        lines += ["", "#### Failed, tolerated", "", *_tolerated(report)]
     if report.slowest:
         lines += ["", "#### Slowest nodes", ""]
         lines += _table(
@@ -249,6 +251,15 @@ def _failures(report: RunReport) -> list[str]:
             if len(diff) > DIFF_CHARS:
                 diff = diff[:DIFF_CHARS].rsplit("\n", 1)[0] + "\n…"
             lines += ["", *_fence("diff", diff)]
+    return lines
+
+
+def _tolerated(report: RunReport) -> list[str]:
+    lines = ["The run went on without these (`allow_fail`, `min_successes`):", ""]
+    for node in report.tolerated[:FAILURES]:
+        lines.append(f"- {_code(node.path)} ({node.kind}, {node.status}): {_short(node.error)}")
+    if len(report.tolerated) > FAILURES:
+        lines.append(f"- … and {len(report.tolerated) - FAILURES} more")
     return lines
 
 

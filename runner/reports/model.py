@@ -176,6 +176,9 @@ class RunReport:
     """The workflow tests, in the workflow's order."""
     failures: tuple[FailedNode, ...]
     """Nodes that failed by themselves, in the run's logical order."""
+    tolerated: tuple[FailedNode, ...] = ()
+    """Failures the run went on without (``allow_fail``, ``min_successes``), by themselves
+    likewise, in logical order."""
     divergence: Divergence | None
     """A replay's first divergence, if it diverged."""
     slowest: tuple[SlowNode, ...]
@@ -225,7 +228,8 @@ def load(conn: sqlite3.Connection, run_id: str) -> RunReport:
     status = runs.shown_status(record)
     starts = {e.path: e.position for e in recorded if e.type == "node_started"}
     ended = [e for e in recorded if e.type == "node_finished"]
-    causes = _causes(starts, ended)
+    causes = _causes(starts, [e for e in ended if not e.data.get("tolerated")])
+    went_on = _causes(starts, [e for e in ended if e.data.get("tolerated")])
     return RunReport(
         run_id=record.id,
         workflow=record.workflow,
@@ -247,17 +251,8 @@ def load(conn: sqlite3.Connection, run_id: str) -> RunReport:
         saved_tokens=record.saved_tokens,
         saved_usd=record.saved_usd,
         tests=tuple(_outcome(test) for test in record.tests or ()),
-        failures=tuple(
-            FailedNode(
-                path=e.path,
-                kind=e.data.get("kind", ""),
-                status=e.data["status"],
-                error=e.data.get("error") or e.data["status"],
-                seconds=float(e.data.get("duration_s", 0.0)),
-                provider_failure=e.data.get("provider_failure"),
-            )
-            for e in causes
-        ),
+        failures=tuple(_failed(e) for e in causes),
+        tolerated=tuple(_failed(e) for e in went_on),
         divergence=next(
             (_divergence(e) for e in causes if e.data["status"] == Status.REPLAY_DIVERGED), None
         ),
@@ -326,6 +321,17 @@ def _causes(starts: dict[str, str], ended: list[Event]) -> list[Event]:
             continue  # it failed because something inside it did
         causes.append(event)
     return causes
+
+
+def _failed(event: Event) -> FailedNode:
+    return FailedNode(
+        path=event.path,
+        kind=event.data.get("kind", ""),
+        status=event.data["status"],
+        error=event.data.get("error") or event.data["status"],
+        seconds=float(event.data.get("duration_s", 0.0)),
+        provider_failure=event.data.get("provider_failure"),
+    )
 
 
 def _divergence(event: Event) -> Divergence:

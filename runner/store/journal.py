@@ -235,6 +235,8 @@ class RunJournal:
             data["failures"] = list(result.failures)
         if result.provider_failure is not None:  # only then: other events stay as they were
             data["provider_failure"] = result.provider_failure
+        if result.tolerated:  # only then: the traces of runs without one stay as they were
+            data["tolerated"] = True
         self._event(result.position, result.path, "node_finished", None, data)
 
     def model_call(

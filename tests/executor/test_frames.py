@@ -33,6 +33,7 @@ def full_frame() -> Frame:
         tallies=(Tally(),),
         watch={},
         trail="000001.000002/",
+        tolerant=True,
     )
 
 
