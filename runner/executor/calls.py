@@ -268,6 +268,12 @@ class Caller:
             memo.put(known, call.reply, cost_usd=call.spend.cost_usd, path=path)
         return call
 
+    def forget(self, key: CallKey | str) -> None:
+        """A reply did not fit the output schema of the node that read it: the memo must not
+        answer the same call with it again, in this run or a later one."""
+        if self.memo is not None and isinstance(key, CallKey):
+            self.memo.forget(key.digest)
+
     def _record(  # noqa: PLR0917 (the one place every answer goes through)
         self,
         request: ModelRequest,

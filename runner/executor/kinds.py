@@ -138,6 +138,7 @@ async def model_call(
     try:
         return parse_reply(call.reply.text, output), call.spend
     except OutputError as exc:
+        engine.caller.forget(key)  # a flaky reply is asked again next time, not remembered
         raise ReplyRejected(str(exc), call.spend) from exc
 
 

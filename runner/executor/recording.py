@@ -26,6 +26,10 @@ class Memo(Protocol):
     def put(self, key: CallKey, reply: ModelReply, *, cost_usd: float, path: str) -> None:
         """Store a live reply under its key."""
 
+    def forget(self, key: str) -> None:
+        """Drop the entry under ``key`` (its reply did not fit the schema of the node that read
+        it), if there is one."""
+
 
 class Journal(Protocol):
     """The record of one run: its events in the trace store, its counters in the run list."""

@@ -28,6 +28,8 @@ PUT = insert(
 found by ``slot``, the key's first 60 bits as an integer: a table keyed by small integers takes
 random inserts far more cheaply than one keyed by 64-character text. The full key is checked
 on every read."""
+FORGET_SQL = "DELETE FROM memo WHERE slot = ? AND key = ?"
+"""An entry whose reply did not fit the output schema of the node that read it."""
 KEYS_IN_MEMORY = 200_000
 """Up to this many memo entries, a run holds their keys in memory to find misses at once."""
 GET_SQL = (
@@ -90,6 +92,14 @@ class StoreMemo:
                 time.time(),
             ),
         )
+
+    def forget(self, key: str) -> None:
+        """Drop the entry under ``key``: its reply did not fit the output schema of the node that
+        read it, so a later call asks the model again instead of failing the same way."""
+        self._mine.pop(key, None)
+        if self._known is not None:
+            self._known.discard(key)
+        self.writer.write(FORGET_SQL, (slot_of(key), key))  # after the group's entries
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -178,3 +178,26 @@ def test_inspect_shows_the_judge_calls_inside_their_tournament(
         "pick/judge[0] model call, role judge live 5 tok → 0.2",
         "pick/judge[1] model call, role judge live 5 tok → 0.9",
     ]
+
+
+def test_a_reply_that_did_not_fit_its_schema_is_not_remembered(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A flaky reply fails its leaf once; the next run asks the model again instead of failing
+    the same way from the memo."""
+    monkeypatch.chdir(tmp_path)
+    Path("wf.yaml").write_text(
+        "version: 1\nname: shaped\nroles: {worker: {}}\nsteps:\n  kind: leaf\n  id: rate\n"
+        "  role: worker\n  prompt: Rate it.\n"
+        "  output: {type: object, properties: {score: {type: integer}}, required: [score]}\n",
+        encoding="utf-8",
+    )
+    Path("bad.yaml").write_text('nodes:\n  rate: {reply: "not JSON at all"}\n', encoding="utf-8")
+    argv = ["run", "wf.yaml", "--plain", "--state", "s", "--mock-script", "bad.yaml"]
+    assert main(argv) == 1
+    assert main(argv) == 1
+    capsys.readouterr()
+    assert main(["memo", "stats", "--state", "s"]) == 0
+    out = capsys.readouterr().out
+    assert "2 runs: 0 hits, 2 misses" in out, out
+    assert "memo: 0 entries" in out, out
