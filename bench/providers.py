@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -83,9 +84,14 @@ def measure(
         (here / "branchleaf.yaml").write_text(CONFIG.format(kind=kind, url=url))
         env = {**os.environ, "BENCH_PROVIDER_KEY": "bench-key"}
         argv = [sys.executable, "-m", "runner", "run", "wide.yaml", "--plain", "--state", "s"]
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        server_before = time.process_time()
         started = time.perf_counter()
         done = subprocess.run(argv, cwd=here, env=env, capture_output=True, text=True, check=False)
         wall = time.perf_counter() - started
+        server_cpu = time.process_time() - server_before
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        run_cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     finally:
         server.shutdown()
         server.server_close()
@@ -99,6 +105,8 @@ def measure(
         "wall_s": wall,
         "ideal_s": ideal,
         "ratio": wall / ideal,
+        "run_cpu_s": run_cpu,
+        "server_cpu_s": server_cpu,
     }
 
 
@@ -126,7 +134,8 @@ def main(argv: list[str] | None = None) -> int:
             figures[kind] = got
             print(
                 f"{kind:>9}: {got['requests']:.0f} requests, at most {got['in_flight']:.0f} in "
-                f"flight, {got['wall_s']:.2f} s ({got['ratio']:.2f}x the ideal)"
+                f"flight, {got['wall_s']:.2f} s ({got['ratio']:.2f}x the ideal); CPU: run "
+                f"{got['run_cpu_s']:.2f} s, server {got['server_cpu_s']:.2f} s"
             )
             if got["ratio"] > args.limit or got["in_flight"] < args.bound:
                 failed = True

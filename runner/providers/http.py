@@ -255,6 +255,7 @@ class HttpClient:
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)
         self._session.headers.update(headers)
+        _settle_environment(self._session, self.base_url)
 
     @classmethod
     def for_provider(
@@ -549,6 +550,22 @@ def _outage_of(status: int, code: str) -> tuple[Cause, str] | None:
     if status in RETRYABLE_STATUSES or status >= 500:
         return Cause.UNAVAILABLE, f"was unavailable: {code}"
     return None
+
+
+def _settle_environment(session: requests.Session, base_url: str) -> None:
+    """Read once what requests would read from the environment on every request: the proxy for
+    the endpoint (``HTTPS_PROXY``, ``NO_PROXY``...), a CA bundle (``REQUESTS_CA_BUNDLE``,
+    ``CURL_CA_BUNDLE``) and, for an endpoint sent no key, ``~/.netrc``. Looking them up per
+    request walks the whole environment twice, most of a call's cost once hundreds are in
+    flight; the endpoint and the environment do not change during a run."""
+    session.trust_env = False
+    session.proxies.update(requests.utils.get_environ_proxies(base_url))
+    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+    if bundle:
+        session.verify = bundle
+    credentials = {"authorization", "x-api-key"}
+    if not credentials & {name.lower() for name in session.headers}:
+        session.auth = requests.utils.get_netrc_auth(base_url)
 
 
 class _Session(requests.Session):
