@@ -55,6 +55,8 @@ STATUS_STYLES: dict[str, str] = {
     "stuck": "fill:#fef9c3,stroke:#ca8a04,color:#713f12",
     "replay_diverged": "fill:#fae8ff,stroke:#a21caf,color:#701a75",
     "provider_failed": "fill:#e0f2fe,stroke:#0369a1,color:#0c4a6e,stroke-dasharray:4 2",
+    # Not a status of its own: a node whose every copy failed and was gone on without.
+    "tolerated": "fill:#fef3c7,stroke:#d97706,color:#78350f,stroke-dasharray:4 2",
 }
 """``classDef`` style per node status."""
 

@@ -29,6 +29,8 @@ PROBLEMS = frozenset(
 )
 """Node statuses a report lists as failures. A cancelled node is not one: what stopped it (a
 failed sibling, a budget, an interrupt) is reported in its place."""
+TOLERATED = "tolerated"
+"""The graph's colour for a node whose every copy failed and was gone on without."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -387,15 +389,25 @@ def _paretos(ended: list[Event]) -> Iterable[ParetoResult]:
 
 def _statuses(recorded: list[Event], *, running: bool) -> dict[str, str]:
     """Each node id's status over its copies: skipped when every copy was, else the most
-    severe of the others; a node of a live run still going is running."""
+    severe of the others, leaving out failures the run went on without (``tolerated`` when
+    those are all there is); a node of a live run still going is running."""
     ended = [e for e in recorded if e.type == "node_finished"]
     seen: dict[str, list[Status]] = {}
+    tolerated: set[str] = set()
     for event in ended:
-        seen.setdefault(event.data["node"], []).append(Status(event.data["status"]))
+        node = event.data["node"]
+        if event.data.get("tolerated"):
+            tolerated.add(node)
+            seen.setdefault(node, [])
+        else:
+            seen.setdefault(node, []).append(Status(event.data["status"]))
     statuses = {}
     for node, found in seen.items():
         ran = [status for status in found if status is not Status.SKIPPED]
-        statuses[node] = run_status(ran).value if ran else Status.SKIPPED.value
+        if ran:
+            statuses[node] = run_status(ran).value
+        else:
+            statuses[node] = TOLERATED if node in tolerated else Status.SKIPPED.value
     if running:
         finished = {e.path for e in ended}
         for event in recorded:

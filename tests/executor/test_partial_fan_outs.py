@@ -134,6 +134,8 @@ def test_twenty_leaves_with_one_bad_reply_go_on_with_min_successes(
     assert "#### Failed, tolerated" in text
     assert "- `review_one[7]` (leaf, failed): the reply is not JSON" in text
     assert "#### Failures" not in text
+    # In the graph, review_one is the 19 copies that succeeded: the tolerated one is listed.
+    assert "class n_review_one succeeded" in text
     xml = junit.render([report])
     assert 'failures="0"' in xml
     assert 'skipped="1"' in xml
@@ -241,6 +243,11 @@ def test_a_branch_child_that_fails_inside_reads_as_failed_by_id(
     # The leaf inside the failed child and the child; the step after the leaf is skipped.
     assert {n["path"] for n in summary["tolerated"]} == {"b_draft", "b"}
     assert "2 tolerated failures" in capsys.readouterr().out
+    with opened(at / "state", create=False) as conn:
+        report = load(conn, runs.find(conn, "last").id)
+    # Failed and gone on without: neither red nor green in the graph.
+    assert report.statuses["b_draft"] == "tolerated"
+    assert "class n_b_draft tolerated" in markdown.render([report])
 
 
 CONTEST = """\
