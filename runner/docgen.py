@@ -14,10 +14,11 @@ from typing import Any
 import yaml
 
 from runner.compiler.schema import workflow_schema
+from runner.compiler.starlark_hints import KEYWORD_FIELDS
 from runner.compiler.yaml_loader import Dumper
 
 SCHEMA_FILE = "schemas/workflow.schema.json"
-STARLARK_RENAMES = {"as": "as_", "if": "if_", "else": "else_"}
+STARLARK_RENAMES = KEYWORD_FIELDS
 """Document fields that are Starlark keywords, and the keyword-argument names they take there."""
 _WIDTH = 88
 """Starlark examples wider than this are broken over several lines."""
