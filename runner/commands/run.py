@@ -323,6 +323,8 @@ def _finish(
 
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
+NOT_EVALUATED = "not evaluated"
+"""How the message of a test that a run ended before begins."""
 
 
 @contextlib.contextmanager
@@ -394,13 +396,15 @@ def _print(result: RunResult, console: Console) -> None:
         table.add_column("test")
         table.add_column("result")
         for test in result.tests:
-            mark = (
-                "[green]passed[/]"
-                if test.passed
-                else f"[red]failed[/] {escape(test.message or '')}"
-            )
-            if not test.passed and result.status is Status.PROVIDER_FAILED:
+            message = test.message or ""
+            if test.passed:
+                mark = "[green]passed[/]"
+            elif result.status is Status.PROVIDER_FAILED:
                 mark = "[yellow]not evaluated[/]: the provider failed"
+            elif message.startswith(NOT_EVALUATED):  # the run ended before its tests
+                mark = f"[yellow]not evaluated[/]{escape(message.removeprefix(NOT_EVALUATED))}"
+            else:
+                mark = f"[red]failed[/] {escape(message)}"
             table.add_row(escape(test.name), mark)
         console.print(table)
     spend = result.spend
