@@ -129,6 +129,7 @@ def test_a_failing_node_exits_1_and_is_listed(
     out = capsys.readouterr().out
     assert "nodes that did not succeed" in out
     assert "one[1]" in out
+    assert "│ not evaluated: the run ended failed" in out  # not "failed not evaluated"
     data = summary(workdir)
     assert data["status"] == "failed"
     assert data["tests"]
