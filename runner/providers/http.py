@@ -72,6 +72,9 @@ RETRY_AFTER_CAP_S = 60.0
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504, 529})
 JSON_ONLY = "Reply with a single JSON value only: no prose, no code fences."
 _DETAIL_LIMIT = 300
+MAX_REPLY_BYTES = 16 * 2**20
+"""The longest answer body read from a provider; a longer one fails the call."""
+_CHUNK_BYTES = 64 * 1024
 MAX_IN_FLIGHT = 1024
 """Most HTTP model calls one process keeps in flight. Each runs ``requests`` on a worker thread
 of its own, from a pool that grows only as calls need threads, and keeps its connection in a
@@ -425,7 +428,10 @@ class HttpClient:
                 json=body,
                 timeout=(connect, left_s),
                 allow_redirects=False,
+                stream=True,  # the body is read below, at most MAX_REPLY_BYTES of it
             )
+            with response:
+                self._take_body(path, response)
         except requests.exceptions.ConnectTimeout as exc:
             raise self.error(
                 path,
@@ -458,8 +464,26 @@ class HttpClient:
                 f"could not be sent ({why})",
                 outage=(Cause.UNREACHABLE, f"could not be reached: {why}"),
             ) from self._cause(exc)
-        with response:
-            return self._read(path, response)
+        return self._read(path, response)
+
+    def _take_body(self, path: str, response: requests.Response) -> None:
+        """Read the body as requests would, failing the call once it is longer than
+        :data:`MAX_REPLY_BYTES` rather than holding whatever an endpoint sends."""
+        chunks: list[bytes] = []
+        size = 0
+        for chunk in response.iter_content(_CHUNK_BYTES):
+            size += len(chunk)
+            if size > MAX_REPLY_BYTES:
+                mib = MAX_REPLY_BYTES // 2**20
+                answered = f"answered with a body longer than {mib} MiB"
+                raise self.error(
+                    path,
+                    f"{answered} (HTTP {response.status_code}), far more than a model's reply",
+                    status=response.status_code,
+                    outage=(Cause.BAD_ANSWER, answered),
+                )
+            chunks.append(chunk)
+        response._content = b"".join(chunks)  # what requests sets when it reads the body itself
 
     def _read(self, path: str, response: requests.Response) -> dict[str, Any]:
         status = response.status_code

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import socket
 import threading
@@ -350,3 +351,25 @@ def test_an_answer_that_is_not_http_says_so(serve: Callable[[Handler], _Server])
     text = str(_failure(_provider("openai", f"{server.url}/v1")))
     assert "failed: the server's answer is not valid HTTP" in text
     _readable(text)
+
+
+@pytest.mark.parametrize("kind", ["openai", "anthropic"])
+def test_an_endless_answer_fails_the_call_instead_of_filling_memory(
+    kind: str, serve: Callable[[Handler], _Server]
+) -> None:
+    from runner.providers.http import MAX_REPLY_BYTES
+
+    def endless(request: BaseHTTPRequestHandler) -> None:
+        request.send_response(200)
+        request.send_header("Content-Type", "application/json")
+        request.end_headers()  # no length: the body runs until the connection closes
+        request.wfile.write(b'{"choices": [{"message": {"content": "')
+        chunk = b"x" * 2**20
+        with contextlib.suppress(OSError):  # the client hangs up once it has had enough
+            for _ in range(MAX_REPLY_BYTES // len(chunk) + 8):
+                request.wfile.write(chunk)
+
+    server = serve(endless)
+    error = _failure(_provider(kind, server.url + "/v1"))
+    assert "answered with a body longer than 16 MiB" in str(error)
+    assert error.outage is not None
