@@ -271,6 +271,7 @@ class Engine:
                 spent = spend if spent is _NOTHING else spent + spend
                 if node.kind == "reduce":  # the one output an expression computes; others are JSON
                     _require_json(node, output)
+                    output = redaction.value(output, self.redactor)
                 if self.answers is not None and self.answers.strict:
                     differs = self.answers.check(path, output, decision)
                     if differs is not None:

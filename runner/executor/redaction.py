@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 from runner.executor.commands import CommandResult
 from runner.providers.base import ChatMessage, ModelReply, ModelRequest
@@ -45,6 +46,20 @@ def command_result(result: CommandResult, redactor: Redactor) -> CommandResult:
         stdout=redactor.redact(result.stdout),
         stderr=redactor.redact(result.stderr),
     )
+
+
+def value(computed: Any, redactor: Redactor) -> Any:
+    """A value an expression computed (a ``reduce``'s output) with every secret taken out of
+    its text, keys included: an expression may read a declared secret entry."""
+    if not redactor:
+        return computed
+    if isinstance(computed, str):
+        return redactor.redact(computed) if redactor.leaks(computed) else computed
+    if isinstance(computed, Mapping):
+        return {value(k, redactor): value(v, redactor) for k, v in computed.items()}
+    if isinstance(computed, list | tuple):
+        return [value(item, redactor) for item in computed]
+    return computed
 
 
 def reply(answer: ModelReply, redactor: Redactor) -> ModelReply:

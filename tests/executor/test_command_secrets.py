@@ -137,3 +137,40 @@ def test_a_key_a_step_prints_reaches_no_prompt_state_trace_or_report(
         for form in forms:
             assert form not in text
     assert "[redacted]" in (tmp_path / "trace.jsonl").read_text("utf-8")
+
+
+def test_a_secret_an_expression_reads_reaches_no_output_state_or_summary(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reduce may read a declared secret entry; what it computes from it is redacted like a
+    command's output, and the run still replays."""
+    monkeypatch.chdir(tmp_path)
+    secret = "s3cr3t-value-0123456789"
+    monkeypatch.setenv("DEPLOY_TOKEN", secret)
+    (tmp_path / "wf.yaml").write_text(
+        textwrap.dedent(
+            """\
+            version: 1
+            name: leaky
+            env: [DEPLOY_TOKEN]
+            roles: {w: {}}
+            steps:
+              kind: sequence
+              id: main
+              steps:
+                - {kind: leaf, id: hello, role: w, prompt: hi}
+                - kind: reduce
+                  id: leak
+                  inputs: [hello]
+                  expr: "{'said': 'token ' ~ env.DEPLOY_TOKEN, env.DEPLOY_TOKEN: [1]}"
+            """
+        ),
+        encoding="utf-8",
+    )
+    assert main(["run", "wf.yaml", "--mock", "--plain", "--state", "s"]) == 0
+    summary = json.loads((tmp_path / "s/reports/leaky.summary.json").read_text("utf-8"))
+    assert summary["output"] == {"said": "token [redacted]", "[redacted]": [1]}
+    for path in (tmp_path / "s").rglob("*"):
+        if path.is_file():
+            assert secret.encode() not in path.read_bytes(), path
+    assert main(["replay", "last", "wf.yaml", "--plain", "--state", "s"]) == 0
