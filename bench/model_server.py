@@ -8,6 +8,8 @@ on 127.0.0.1. A reply fits the output schema the request carries (``response_for
 ``json_schema``, or a forced tool's ``input_schema``); without one it is a short JSON object.
 Every request body is appended to ``--log`` as one JSON line, and the most requests seen in
 flight at once are printed on exit (Ctrl-C), so a run's concurrency can be read from outside.
+It serves from one event loop, so that a thousand requests in flight cost it little: what a
+benchmark measures is the client.
 
 ``--fail`` makes the server misbehave the way real endpoints do: ``401`` (a bad key), ``503``
 (an overloaded endpoint, every time), ``silent`` (accepts the request and never answers),
@@ -17,12 +19,12 @@ flight at once are printed on exit (Ctrl-C), so a run's concurrency can be read 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import hashlib
 import json
 import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from runner.providers.instances import instance
@@ -109,11 +111,29 @@ def anthropic_reply(body: dict[str, Any], value: Any) -> dict[str, Any]:
     }
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    # The listen backlog: the default of 5 would drop the connections of a wide fan-out that
-    # arrive together, and the kernel's retransmission would add a second to each.
-    request_queue_size = 1024
+class Server:
+    """The running server: ``server_address`` is where it listens; ``shutdown()`` stops it."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, server: asyncio.Server) -> None:
+        self._loop = loop
+        self._server = server
+        self.server_address: tuple[str, int] = server.sockets[0].getsockname()[:2]
+
+    def shutdown(self) -> None:
+        async def stop() -> None:
+            self._server.close()
+            for task in asyncio.all_tasks():
+                if task is not asyncio.current_task():
+                    task.cancel()
+
+        asyncio.run_coroutine_threadsafe(stop(), self._loop).result(timeout=10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+
+    def server_close(self) -> None:
+        """Nothing more to release: ``shutdown`` closed the sockets."""
+
+
+REASONS = {200: "OK", 401: "Unauthorized", 503: "Service Unavailable", 400: "Bad Request"}
 
 
 def serve(
@@ -124,56 +144,82 @@ def serve(
     every: int,
     log: str | None,
     counters: Counters,
-) -> ThreadingHTTPServer:
-    """Start the server in a thread; the caller stops it with ``shutdown()``."""
-    log_lock = threading.Lock()
+) -> Server:
+    """Start the server on an event loop of its own thread (a connection costs a coroutine, not
+    a thread, so a thousand in flight cost little); stop it with ``shutdown()``."""
+    answers: dict[str, Any] = {}
 
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        # Headers and body leave in separate writes; with Nagle's algorithm the body would wait
-        # for the client's delayed acknowledgement, some 40 ms on every kept-alive request.
-        disable_nagle_algorithm = True
+    def reply_to(path: str, body: dict[str, Any], number: int) -> tuple[int, dict[str, Any]]:
+        if fail == "401":
+            return 401, {"error": {"message": "invalid api key", "type": "auth"}}
+        if fail == "503":
+            return 503, {"error": {"message": "overloaded", "type": "overloaded"}}
+        broken = fail == "bad-json" and number % every == 0
+        shape = json.dumps(schema_of(body), sort_keys=True)
+        if broken:
+            value = answer(body, broken=True)
+        else:  # the same schema gets the same value: the server's cost stays small
+            value = answers.get(shape)
+            if value is None:
+                value = answers[shape] = answer(body, broken=False)
+        if path.rstrip("/").endswith("/messages"):
+            return 200, anthropic_reply(body, value)
+        return 200, openai_reply(body, value)
 
-        def do_POST(self) -> None:
-            number = counters.enter()
-            try:
-                raw = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                body = json.loads(raw or b"{}")
-                if log:
-                    with log_lock, open(log, "a", encoding="utf-8") as file:
-                        file.write(json.dumps({"path": self.path, "body": body}) + "\n")
-                if fail == "silent":
-                    time.sleep(3600)
-                time.sleep(latency_s)
-                if fail == "401":
-                    self._send(401, {"error": {"message": "invalid api key", "type": "auth"}})
-                    return
-                if fail == "503":
-                    self._send(503, {"error": {"message": "overloaded", "type": "overloaded"}})
-                    return
-                broken = fail == "bad-json" and number % every == 0
-                value = answer(body, broken=broken)
-                if self.path.rstrip("/").endswith("/messages"):
-                    self._send(200, anthropic_reply(body, value))
-                else:
-                    self._send(200, openai_reply(body, value))
-            finally:
-                counters.leave()
-
-        def _send(self, status: int, payload: dict[str, Any]) -> None:
-            data = json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, *args: Any) -> None:
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                lines = head.decode("latin-1").split("\r\n")
+                path = lines[0].split(" ")[1] if len(lines[0].split(" ")) > 1 else "/"
+                length = 0
+                for line in lines[1:]:
+                    name, _, value = line.partition(":")
+                    if name.strip().lower() == "content-length":
+                        length = int(value.strip())
+                raw = await reader.readexactly(length) if length else b""
+                number = counters.enter()
+                try:
+                    body = json.loads(raw or b"{}")
+                    if log:
+                        with open(log, "a", encoding="utf-8") as file:
+                            file.write(json.dumps({"path": path, "body": body}) + "\n")
+                    if fail == "silent":
+                        await asyncio.sleep(3600)
+                    await asyncio.sleep(latency_s)
+                    status, payload = reply_to(path, body, number)
+                finally:
+                    counters.leave()
+                data = json.dumps(payload).encode()
+                writer.write(
+                    f"HTTP/1.1 {status} {REASONS.get(status, 'OK')}\r\n"
+                    "Content-Type: application/json\r\n"
+                    f"Content-Length: {len(data)}\r\n\r\n".encode()
+                    + data
+                )
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
             pass
+        finally:
+            writer.close()
 
-    server = _Server(("127.0.0.1", port), Handler)
-    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
-    return server
+    loop = asyncio.new_event_loop()
+    started: list[asyncio.Server] = []
+    ready = threading.Event()
+
+    def run() -> None:
+        asyncio.set_event_loop(loop)
+
+        async def start() -> None:
+            started.append(await asyncio.start_server(handle, "127.0.0.1", port, backlog=4096))
+            ready.set()
+
+        loop.run_until_complete(start())
+        loop.run_forever()
+
+    threading.Thread(target=run, daemon=True).start()
+    ready.wait(10)
+    return Server(loop, started[0])
 
 
 def main(argv: list[str] | None = None) -> int:
