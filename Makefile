@@ -10,12 +10,16 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -qq --upgrade pip
 
+# An editable install runs the checkout's sources: compileall writes their bytecode once, so
+# that a start does not compile them again where PYTHONDONTWRITEBYTECODE is set (bench/README.md).
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -qq -e .
+	$(BIN)/python -m compileall -q runner
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -qq -e '.[dev]'
+	$(BIN)/python -m compileall -q runner
 	touch $@ $(VENV)/.installed
 
 demo: $(VENV)/.installed-dev

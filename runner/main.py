@@ -6,17 +6,15 @@ import argparse
 import errno
 import importlib
 import os
-import sqlite3
 import sys
-import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from runner import __version__
-from runner.errors import CompileError, RunnerError
-from runner.gcpolicy import bulk
-from runner.store.db import state_dir, translated
 
+# What a command needs is imported once the command line is parsed: `--version`, `--help` and
+# usage errors are answered by argparse alone, and each command imports only its own modules
+# (issue 13).
 if TYPE_CHECKING:
     from rich.console import Console
 
@@ -76,7 +74,14 @@ class _Parser(argparse.ArgumentParser):
             self._intermixing = False
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The command line's parser; with ``only``, the options of that command alone.
+
+    Each command's options cost argparse a formatter per option (about 0.1 ms each, 10 ms for
+    all): a command line names one command, so :func:`main` builds the options of that one
+    and leaves the others their name and help, which is all ``--help`` and a misspelled
+    command need (issue 13).
+    """
     parser = _Parser(
         prog="branchleaf",
         description="A headless CI runner for branch-and-leaf LLM-agent workflows.",
@@ -85,26 +90,49 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"branchleaf {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, help_ in COMMANDS.items():
+        options = sub.add_parser(name, help=help_, description=help_)
+        if only is None or only == name:
+            _OPTIONS[name](options)
+    for command in _commands(parser):
+        # --debug is the program's, but a user adds it where the command line ends.
+        command.add_argument(
+            "--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS
+        )
+    return parser
 
-    validate = sub.add_parser(
-        "validate", help=COMMANDS["validate"], description=COMMANDS["validate"]
-    )
+
+def _command_named(argv: Sequence[str]) -> str | None:
+    """The command a command line names: its first word that is not an option (the program's
+    own options take no values), or None."""
+    for word in argv:
+        if word == "--":
+            return None
+        if not word.startswith("-"):
+            return word if word in COMMANDS else None
+    return None
+
+
+def _validate(validate: argparse.ArgumentParser) -> None:
     validate.add_argument("paths", nargs="+", metavar="PATH", help="workflow files or folders")
     validate.add_argument("--format", choices=("text", "json"), default="text")
     validate.add_argument("--config", help="branchleaf.yaml to check role capabilities against")
 
-    compile_ = sub.add_parser("compile", help=COMMANDS["compile"], description=COMMANDS["compile"])
+
+def _compile(compile_: argparse.ArgumentParser) -> None:
     compile_.add_argument("file", metavar="FILE", help="workflow file")
     compile_.add_argument("-o", "--output", help="write to this file instead of stdout")
     compile_.add_argument(
         "--compact", action="store_true", help="canonical compact form (the hashed bytes)"
     )
 
-    graph = sub.add_parser("graph", help=COMMANDS["graph"], description=COMMANDS["graph"])
+
+def _graph(graph: argparse.ArgumentParser) -> None:
     graph.add_argument("file", metavar="FILE", help="workflow file")
     graph.add_argument("-o", "--output", help="write to this file instead of stdout")
 
-    run = sub.add_parser("run", help=COMMANDS["run"], description=COMMANDS["run"])
+
+def _run_options(run: argparse.ArgumentParser) -> None:
     run.add_argument("workflow", nargs="+", metavar="WORKFLOW", help="workflow files, run in turn")
     run.add_argument(
         "--input", action="append", metavar="NAME=VALUE", help="an input, typed as declared"
@@ -131,16 +159,19 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--run-id", help=argparse.SUPPRESS)  # given by --background to its child
 
-    runs = sub.add_parser("runs", help=COMMANDS["runs"], description=COMMANDS["runs"])
+
+def _runs(runs: argparse.ArgumentParser) -> None:
     runs.add_argument("--limit", type=_count, default=20, help="how many runs (newest first)")
     _state(runs)
 
-    inspect = sub.add_parser("inspect", help=COMMANDS["inspect"], description=COMMANDS["inspect"])
+
+def _inspect(inspect: argparse.ArgumentParser) -> None:
     inspect.add_argument("run", metavar="RUN", help="a run id, a unique prefix of one, or last")
     inspect.add_argument("node", metavar="NODE", nargs="?", help="a node id or path: its details")
     _state(inspect)
 
-    report = sub.add_parser("report", help=COMMANDS["report"], description=COMMANDS["report"])
+
+def _report(report: argparse.ArgumentParser) -> None:
     report.add_argument(
         "run", nargs="+", metavar="RUN", help="run ids, unique prefixes of them, or last"
     )
@@ -148,7 +179,8 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("-o", "--output", help="write to this file instead of stdout")
     _state(report)
 
-    replay = sub.add_parser("replay", help=COMMANDS["replay"], description=COMMANDS["replay"])
+
+def _replay(replay: argparse.ArgumentParser) -> None:
     replay.add_argument("run", metavar="RUN", help="a run id, a unique prefix of one, or last")
     replay.add_argument(
         "workflow", metavar="WORKFLOW", nargs="?", help="replay this file instead of the recorded"
@@ -161,11 +193,13 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("--config", help="branchleaf.yaml for --allow-live calls")
     _running(replay)
 
-    resume = sub.add_parser("resume", help=COMMANDS["resume"], description=COMMANDS["resume"])
+
+def _resume(resume: argparse.ArgumentParser) -> None:
     resume.add_argument("run", metavar="RUN", help="a run id, a unique prefix of one, or last")
     _running(resume)
 
-    memo = sub.add_parser("memo", help=COMMANDS["memo"], description=COMMANDS["memo"])
+
+def _memo(memo: argparse.ArgumentParser) -> None:
     verbs = memo.add_subparsers(dest="verb", required=True, metavar="VERB")
     stats = verbs.add_parser("stats", help="hits, misses and savings of a run, and the memo's size")
     stats.add_argument("run", metavar="RUN", nargs="?", help="a run (default: every run)")
@@ -175,7 +209,8 @@ def _parser() -> argparse.ArgumentParser:
     explain.add_argument("node", metavar="NODE", help="a node id or path")
     _state(explain)
 
-    trace = sub.add_parser("trace", help=COMMANDS["trace"], description=COMMANDS["trace"])
+
+def _trace(trace: argparse.ArgumentParser) -> None:
     trace_verbs = trace.add_subparsers(dest="verb", required=True, metavar="VERB")
     export = trace_verbs.add_parser("export", help="write a run's trace as JSONL")
     export.add_argument("run", metavar="RUN", help="a run id, a unique prefix of one, or last")
@@ -185,16 +220,19 @@ def _parser() -> argparse.ArgumentParser:
     import_.add_argument("file", metavar="FILE", help="a file written by `trace export`")
     _state(import_)
 
-    watch = sub.add_parser("watch", help=COMMANDS["watch"], description=COMMANDS["watch"])
+
+def _watch(watch: argparse.ArgumentParser) -> None:
     watch.add_argument("run", metavar="RUN", help="a run id, a unique prefix of one, or last")
     watch.add_argument("--plain", action="store_true", help="plain progress lines, no live view")
     _state(watch)
 
-    cancel = sub.add_parser("cancel", help=COMMANDS["cancel"], description=COMMANDS["cancel"])
+
+def _cancel(cancel: argparse.ArgumentParser) -> None:
     cancel.add_argument("run", metavar="RUN", help="a run id, a unique prefix of one, or last")
     _state(cancel)
 
-    ci = sub.add_parser("ci", help=COMMANDS["ci"], description=COMMANDS["ci"])
+
+def _ci(ci: argparse.ArgumentParser) -> None:
     ci.add_argument("paths", nargs="+", metavar="PATH", help="workflow files or folders")
     ci.add_argument(
         "--replay",
@@ -214,12 +252,25 @@ def _parser() -> argparse.ArgumentParser:
         "(default: reports in the state directory)",
     )
     _state(ci)
-    for command in _commands(parser):
-        # --debug is the program's, but a user adds it where the command line ends.
-        command.add_argument(
-            "--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS
-        )
-    return parser
+
+
+_OPTIONS: dict[str, Callable[[argparse.ArgumentParser], None]] = {
+    "validate": _validate,
+    "compile": _compile,
+    "graph": _graph,
+    "run": _run_options,
+    "runs": _runs,
+    "inspect": _inspect,
+    "report": _report,
+    "replay": _replay,
+    "resume": _resume,
+    "memo": _memo,
+    "trace": _trace,
+    "watch": _watch,
+    "cancel": _cancel,
+    "ci": _ci,
+}
+"""Command name -> what adds its arguments (and its verbs) to its parser."""
 
 
 def _commands(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
@@ -261,13 +312,14 @@ def _running(parser: argparse.ArgumentParser) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command and return its exit code."""
-    from rich.console import Console
-
+    words = list(sys.argv[1:] if argv is None else argv)
     try:
-        args = _parser().parse_args(argv)
-        args.argv = list(sys.argv[1:] if argv is None else argv)  # recorded with a run
+        args = _parser(_command_named(words)).parse_args(words)
+        args.argv = words  # recorded with a run
     except SystemExit as exc:  # argparse has printed the usage error
         return exc.code if isinstance(exc.code, int) else 2
+    from rich.console import Console
+
     # Logs (CI, pipes) are wider than the 80 columns rich assumes outside a terminal.
     wide = None if sys.stdout.isatty() or "COLUMNS" in os.environ else LOG_WIDTH
     console = Console(highlight=False, soft_wrap=True, width=wide)
@@ -276,6 +328,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace, console: Console, errors: Console) -> int:
+    from runner.errors import CompileError, RunnerError
+    from runner.gcpolicy import bulk
+
     try:
         command = importlib.import_module(f"runner.commands.{args.command}")
         with bulk():  # commands load and build many objects that live until they end
@@ -291,13 +346,6 @@ def _run(args: argparse.Namespace, console: Console, errors: Console) -> int:
     except KeyboardInterrupt:
         errors.print("[yellow]interrupted[/]")
         return 130
-    except sqlite3.DatabaseError as exc:
-        if isinstance(exc, sqlite3.ProgrammingError):
-            return _internal(args, errors, exc)
-        # Raised where a run writes as it goes, outside the commands' own translation.
-        failure = translated(state_dir(getattr(args, "state", None)), exc)
-        errors.print(f"[bold red]error:[/] {_escape(str(failure))}")
-        return failure.exit_code
     except BrokenPipeError:
         # The reader went away (`inspect last | head`): nothing more to say, and nobody to say
         # it to; stdout is pointed at nothing so that closing it cannot fail again.
@@ -309,6 +357,17 @@ def _run(args: argparse.Namespace, console: Console, errors: Console) -> int:
             return 3 if exc.errno in _FULL else 2
         return _internal(args, errors, exc)
     except Exception as exc:
+        # Imported on the way out: the commands that never open the state (validate, compile)
+        # need not pay for sqlite3 at start-up.
+        import sqlite3
+
+        if isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.ProgrammingError):
+            # Raised where a run writes as it goes, outside the commands' own translation.
+            from runner.store.db import state_dir, translated
+
+            failure = translated(state_dir(getattr(args, "state", None)), exc)
+            errors.print(f"[bold red]error:[/] {_escape(str(failure))}")
+            return failure.exit_code
         return _internal(args, errors, exc)
 
 
@@ -327,6 +386,8 @@ def _os_error(exc: OSError) -> str:
 
 def _internal(args: argparse.Namespace, errors: Console, exc: BaseException) -> int:
     if args.debug:
+        import traceback
+
         errors.print(_escape(traceback.format_exc()))
     errors.print(
         f"[bold red]internal error:[/] {type(exc).__name__}: {_escape(str(exc))}. "

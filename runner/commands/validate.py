@@ -85,13 +85,13 @@ def run(args: argparse.Namespace, console: Console) -> int:
 
 def _warn_unused_entries(results: list[Checked]) -> None:
     """Warn, on standard error, of each entry of a ``ci.mock_script`` no call can use."""
-    from runner.providers.script import load_script, unused_entries
-
     errors = Console(stderr=True, highlight=False, soft_wrap=True)
     for result in results:
         workflow = result.workflow
         if workflow is None or workflow.ci is None or workflow.ci.mock_script is None:
             continue
+        from runner.providers.script import load_script, unused_entries
+
         path = (Path(workflow.source).parent / workflow.ci.mock_script).as_posix()
         try:
             script = load_script(path)
