@@ -138,6 +138,11 @@ class Writer:
         elif self._scheduled is None or self._idle:
             self._schedule(FLUSH_EVERY_S)
 
+    @property
+    def groups(self) -> int:
+        """How many groups of rows have been sent to be committed so far."""
+        return self._sent
+
     def write(self, statement: str, row: Row) -> None:
         """Queue one statement with its parameters; it is run with the next group."""
         self._group.plain.append((statement, row))
