@@ -3,8 +3,8 @@ commands of a replay or a resume, with the first divergence explained as a diff.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
-import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +22,8 @@ from runner.store.stored_json import fast_value, stored_value
 
 DIFF_LINES = 40
 """The most lines a divergence's diff shows."""
+SHARED_TEXT = 64
+"""Reply texts up to this long are held once however many calls answered them."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -74,6 +76,8 @@ def events(conn: sqlite3.Connection, run_id: str) -> list[Event]:
 ANSWERS = ("model_call", "command")
 """The event types that answer a replay's calls and commands."""
 ANSWERING = (*ANSWERS, "node_finished")
+Recorded = tuple[ModelReply, Spend]
+"""A recorded call's reply, and what it cost."""
 """The event types a :class:`RecordedRun` reads: the answers, and the node ends it compares."""
 
 Answer = tuple[str, str, str | None, dict[str, Any]]
@@ -187,17 +191,19 @@ class RecordedRun:
         requests: Callable[[], Iterable[tuple[str, dict[str, Any]]]] | None = None,
     ) -> None:
         self.strict = strict
-        self.calls: dict[tuple[str, str | None], list[tuple[ModelReply, Spend]]] = {}
+        self.calls: dict[tuple[str, str | None], Recorded | list[Recorded]] = {}
+        """Each call's reply and cost by path and key: a list when the same call was made
+        more than once at the path."""
         self.commands: dict[tuple[str, str], list[CommandResult]] = {}
         self.argvs: dict[str, list[list[str]]] = {}
-        self.nodes: dict[str, tuple[str, bytes | None, bytes | None]] = {}
-        """Each node's recorded status, output and decision (compact JSON, ``None`` when
-        absent)."""
+        self.nodes: dict[str, bytes] = {}
+        """Each node's recorded status, output and decision, as the compact JSON of a list."""
         self._requests = requests
         self._call_fields: dict[str, list[dict[str, Any]]] | None = None if requests else {}
         usages: dict[tuple[Any, ...], Usage] = {}
         spends: dict[tuple[int, float], Spend] = {}
         paths: dict[str, str] = {}
+        texts: dict[str, str] = {}
         for path, kind, key, data in recorded:
             path = paths.setdefault(path, path)  # noqa: PLW2901 (one string per path)
             if kind == "model_call":
@@ -209,9 +215,14 @@ class RecordedRun:
                 spend = spends.get((tokens, cost))
                 if spend is None:
                     spend = spends[(tokens, cost)] = Spend(prompt_tokens=tokens, cost_usd=cost)
-                self.calls.setdefault((path, key), []).append(
-                    (_reply(data["reply"], usages), spend)
-                )
+                answer = (_reply(data["reply"], usages, texts), spend)
+                earlier = self.calls.get((path, key))
+                if earlier is None:
+                    self.calls[(path, key)] = answer
+                elif isinstance(earlier, list):
+                    earlier.append(answer)
+                else:
+                    self.calls[(path, key)] = [earlier, answer]
                 if self._call_fields is not None:
                     fields = key_fields(data["request"])
                     if fields is not None:
@@ -220,11 +231,7 @@ class RecordedRun:
                 self.commands.setdefault((path, key), []).append(command_from(data))
                 self.argvs.setdefault(path, []).append(data["argv"])
             elif kind == "node_finished":
-                self.nodes[path] = (
-                    sys.intern(str(data["status"])),
-                    _packed(data.get("output")),
-                    _packed(data.get("decision")),
-                )
+                self.nodes[path] = _packed(data["status"], data.get("output"), data.get("decision"))
         self._used: dict[tuple[str, str | None], int] = {}
 
     @classmethod
@@ -250,10 +257,8 @@ class RecordedRun:
         if key is None:
             return None
         found = self.calls.get((path, key))
-        if not found:
-            return None
-        if len(found) == 1:  # the usual case: nothing to count
-            return found[0]
+        if found is None or isinstance(found, tuple):  # the usual case: nothing to count
+            return found
         used = self._used.get((path, key), 0)
         self._used[(path, key)] = used + 1
         return found[min(used, len(found) - 1)]
@@ -295,38 +300,50 @@ class RecordedRun:
 
     def decided(self, path: str, decision: Any) -> str | None:
         """How a replayed control decision differs from the recorded one."""
-        recorded = self.nodes.get(path)
+        recorded = self._ended(path)
         if recorded is None or recorded[0] != "succeeded":
             return None  # said by check() when the node ends, with its output
-        old = _unpacked(recorded[2])
+        old = recorded[2]
         if same_json(old, decision):
             return None
         lines = [f"the decision at {path} differs from the recorded one"]
         lines += diff("decision", old, decision)
         return "\n".join(lines[: DIFF_LINES + 1])
 
+    def _ended(self, path: str) -> tuple[str, Any, Any] | None:
+        """The recorded status, output and decision of the node at ``path``."""
+        packed = self.nodes.get(path)
+        if packed is None:
+            return None
+        status, output, decision = fast_value(packed, f"the recorded end of {path}")
+        return status, output, decision
+
     def check(self, path: str, output: Any, decision: Any) -> str | None:
         """How a replayed node's output or decision differs from the recorded ones."""
-        recorded = self.nodes.get(path)
-        if recorded is None:
+        packed = self.nodes.get(path)
+        if packed is None:
             return f"{path} did not finish in the recorded run"
-        status, recorded_output, recorded_decision = recorded
+        with contextlib.suppress(TypeError, ValueError):  # not JSON: compared as values below
+            if packed == _packed("succeeded", output, decision):
+                return None  # the usual case: the same text, and nothing decoded
+        status, old_output, old_decision = self._ended(path) or ("", None, None)
         if status != "succeeded":
             return f"{path} ended {status} in the recorded run, and succeeds now"
         lines: list[str] = []
-        old_decision = _unpacked(recorded_decision)
         if not same_json(old_decision, decision):
             lines.append(f"the decision at {path} differs from the recorded one")
             lines += diff("decision", old_decision, decision)
-        old_output = _unpacked(recorded_output)
         if not same_json(old_output, output):
             lines.append(f"the output of {path} differs from the recorded one")
             lines += diff("output", old_output, output)
         return "\n".join(lines[: DIFF_LINES + 1]) if lines else None
 
 
-def _reply(data: dict[str, Any], usages: dict[tuple[Any, ...], Usage]) -> ModelReply:
-    """A reply from its JSON object, sharing its usage with equal ones."""
+def _reply(
+    data: dict[str, Any], usages: dict[tuple[Any, ...], Usage], texts: dict[str, str]
+) -> ModelReply:
+    """A reply from its JSON object, sharing its usage, and its text when short, with equal
+    ones (the mock's replies, a classifier's labels)."""
     counts = data["usage"]
     shape = (
         counts.get("prompt_tokens", 0),
@@ -344,23 +361,20 @@ def _reply(data: dict[str, Any], usages: dict[tuple[Any, ...], Usage]) -> ModelR
             cost_usd=shape[3],
             estimated=shape[4],
         )
+    text = data["text"]
+    if isinstance(text, str) and len(text) <= SHARED_TEXT:
+        text = texts.setdefault(text, text)
     return ModelReply(
-        text=data["text"],
+        text=text,
         model=data.get("model"),
         finish_reason=data.get("finish_reason"),
         usage=usage,
     )
 
 
-def _packed(value: Any) -> bytes | None:
-    """A recorded value as compact JSON (``None``: absent or null)."""
-    if value is None:
-        return None
-    return compact_json(value).encode()
-
-
-def _unpacked(text: bytes | None) -> Any:
-    return None if text is None else fast_value(text, "a recorded value")
+def _packed(status: str, output: Any, decision: Any) -> bytes:
+    """A node's end as the compact JSON of a list."""
+    return compact_json([status, output, decision]).encode()
 
 
 def _ordered(fields: dict[str, Any]) -> tuple[Any, ...]:

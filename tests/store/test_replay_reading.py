@@ -98,3 +98,12 @@ def test_values_read_fast_are_the_values_written() -> None:
         "f": 1e-05,
         "s": "café \U0001f600",
     }
+
+
+def test_a_node_end_compares_as_values_whatever_the_order_of_keys() -> None:
+    ended = {"status": "succeeded", "output": {"a": 1, "b": [2.5, None]}, "decision": None}
+    recorded = RecordedRun([("n", "node_finished", None, ended)], strict=True)
+    assert recorded.check("n", {"a": 1, "b": [2.5, None]}, None) is None
+    assert recorded.check("n", {"b": [2.5, None], "a": 1}, None) is None
+    assert "the output of n differs" in (recorded.check("n", {"a": 2, "b": [2.5]}, None) or "")
+    assert "the decision at n differs" in (recorded.check("n", ended["output"], "x") or "")
