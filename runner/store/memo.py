@@ -17,7 +17,7 @@ from typing import Any
 
 from runner.keys import CallKey
 from runner.providers.base import ModelReply
-from runner.store.db import StoreError
+from runner.store.db import StoreError, translated
 from runner.store.journal import RunJournal, key_fields, reply_from
 from runner.store.stored_json import fast_value, stored_value
 from runner.store.writer import Writer, insert
@@ -76,6 +76,12 @@ class StoreMemo:
 
     def get(self, key: str) -> tuple[ModelReply, float] | None:
         """The reply stored under ``key`` and what it cost, if any."""
+        try:
+            return self._get(key)
+        except (sqlite3.DatabaseError, ValueError) as exc:  # a damaged row, or state file
+            raise translated(self.writer.directory, exc) from exc
+
+    def _get(self, key: str) -> tuple[ModelReply, float] | None:
         found = self._mine.get(key)
         if found is not None:
             return found
@@ -103,14 +109,16 @@ class StoreMemo:
         if not keys:
             return
         slots = ", ".join("?" * len(keys))
-        rows = self.conn.execute(
-            # Only the reply is read; a damaged row (NULL here) is read whole, to say how.
-            "SELECT memo.key, CASE WHEN json_valid(events.data) THEN events.data -> '$.reply'"
-            " END, memo.cost_usd FROM memo JOIN events"
-            " ON events.run_id = memo.run_id AND events.seq = memo.seq"
-            f" WHERE memo.slot IN ({slots})",
-            [slot_of(k) for k in keys],
-        )
+        try:
+            # Only the reply is read, extracted by SQLite from the event's JSON.
+            rows = self.conn.execute(
+                "SELECT memo.key, events.data -> '$.reply', memo.cost_usd FROM memo JOIN events"
+                " ON events.run_id = memo.run_id AND events.seq = memo.seq"
+                f" WHERE memo.slot IN ({slots})",
+                [slot_of(k) for k in keys],
+            ).fetchall()
+        except sqlite3.OperationalError:
+            return  # a damaged event among them: each is read whole, to say which and how
         if len(self._ahead) >= AHEAD_MOST:
             self._ahead.clear()
         wanted = set(keys)

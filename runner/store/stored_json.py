@@ -46,8 +46,9 @@ def stored_value(text: str | bytes, what: str) -> Any:
     return value
 
 
-_LONG_DIGITS = re.compile(rb"\d{19}")
+_LONG_DIGITS = re.compile(r"\d{19}")
 """Nineteen digits in a row: perhaps an integer beyond 64 bits, which orjson reads as a float."""
+_LONG_DIGIT_BYTES = re.compile(rb"\d{19}")
 
 
 def fast_value(text: str | bytes, what: str) -> Any:
@@ -55,10 +56,10 @@ def fast_value(text: str | bytes, what: str) -> Any:
     faster, for the rows a replay reads by the thousand). Text orjson refuses (``NaN``,
     ``1e999``, a lone surrogate, deep nesting) or may read otherwise (long runs of digits) is
     read by :func:`stored_value`, which says how the row is damaged."""
-    raw = text.encode() if isinstance(text, str) else text
-    if _LONG_DIGITS.search(raw) is None:
+    long = _LONG_DIGITS.search(text) if isinstance(text, str) else _LONG_DIGIT_BYTES.search(text)
+    if long is None:
         try:
-            return orjson.loads(raw)
+            return orjson.loads(text)
         except orjson.JSONDecodeError:
             pass
     return stored_value(text, what)

@@ -7,10 +7,13 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from runner.compiler.build import build_workflow
 from runner.config import DEFAULT
 from runner.executor.engine import Engine, run_sync
 from runner.executor.results import RunResult
+from runner.main import main
 from runner.providers.registry import build_providers
 from runner.status import Status
 from runner.store.memo import READ_AHEAD
@@ -92,3 +95,24 @@ def test_a_hit_answers_with_the_reply_its_entry_points_at(tmp_path: Path) -> Non
     before = {node.path: node.output for node in first.nodes}
     assert outputs["one[0]"] == before["one[1]"] != before["one[0]"]
     assert all(outputs[p] == before[p] for p in before if p.startswith("one[") and p != "one[0]")
+
+
+def test_a_damaged_memo_entry_is_said_plainly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "wf.yaml").write_text(
+        "version: 1\nname: fan\nroles: {worker: {}}\nsteps:\n  kind: expand\n  id: fan\n"
+        '  over: "range(5) | list"\n  as: item\n  max_children: 5\n'
+        '  body: {kind: leaf, id: one, role: worker, prompt: "Item {{ item }}"}\n'
+    )
+    assert main(["run", "wf.yaml", "--plain", "--state", "s"]) == 0
+    with sqlite3.connect(tmp_path / "s" / "state.db") as db:
+        db.execute(
+            "UPDATE events SET data = '{not json' WHERE type = 'model_call' AND path = 'one[2]'"
+        )
+    capsys.readouterr()
+    assert main(["run", "wf.yaml", "--plain", "--state", "s"]) == 1
+    out = capsys.readouterr().out
+    assert "one[2]: the state in s is damaged (a stored row is not valid JSON)" in out
+    assert "internal error" not in out
