@@ -32,7 +32,7 @@ from runner.providers.registry import build_providers
 from runner.status import Status
 from runner.store.db import opened
 from runner.store.recording import Recording
-from runner.store.trace import RecordedRun, answering
+from runner.store.trace import RecordedRun
 
 TARGET_US = 50.0
 TARGET_MB = 150.0
@@ -154,7 +154,7 @@ def recorded(document: dict[str, Any], state: Path) -> tuple[float, float]:
 
     started = time.perf_counter()
     with bulk(), opened(state, create=False) as conn:  # as the replay command loads it
-        answers = RecordedRun(answering(conn, recording.run_id), strict=True)
+        answers = RecordedRun.read(state, conn, recording.run_id, strict=True)
     stand_ins: dict[str, Any] = {
         name: RecordedProvider(name, provider.endpoint) for name, provider in providers.items()
     }

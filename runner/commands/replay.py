@@ -20,7 +20,7 @@ from runner.providers.registry import build_providers
 from runner.store import runs
 from runner.store.db import opened, state_dir
 from runner.store.recording import Recording
-from runner.store.trace import RecordedRun, answering
+from runner.store.trace import RecordedRun
 
 
 def run(
@@ -33,7 +33,7 @@ def run(
     directory = state_dir(args.state)
     with opened(directory, create=False) as conn:
         record = runs.find(conn, args.run)
-        recorded = answering(conn, record.id)
+        answers = RecordedRun.read(directory, conn, record.id, strict=not args.allow_live)
     workflow = (
         compile_file(args.workflow)
         if args.workflow
@@ -59,7 +59,7 @@ def run(
         workflow=workflow,
         config=config,
         providers=providers,
-        answers=RecordedRun(recorded, strict=not args.allow_live),
+        answers=answers,
         mode="fork" if args.allow_live else "replay",
         args=args,
         console=console,

@@ -17,7 +17,7 @@ from runner.status import tests_note
 from runner.store import runs
 from runner.store.db import opened, state_dir, transaction
 from runner.store.recording import Recording
-from runner.store.trace import RecordedRun, answering
+from runner.store.trace import RecordedRun
 
 
 def run(args: argparse.Namespace, console: Console) -> int:
@@ -39,7 +39,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
                     f"resume; `replay {record.id} WORKFLOW` checks a changed workflow against it"
                 )
             raise UsageError(f"run {record.id} succeeded: there is nothing to resume")
-        recorded = answering(conn, record.id)
+        answers = RecordedRun.read(directory, conn, record.id, strict=False)
     workflow = build_workflow(record.document, source=record.source or "")
     config = from_data(record.config, record.config.get("path"))
     mock_script = record.providers.get("mock_script")
@@ -67,7 +67,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
         workflow=workflow,
         config=config,
         providers=providers,
-        answers=RecordedRun(recorded, strict=False),
+        answers=answers,
         mode="resume",
         args=args,
         console=console,

@@ -74,6 +74,9 @@ class Call:
     """Provider attempts made."""
     retried: tuple[dict[str, Any], ...] = ()
     """The failures retried before the reply (``error``, and ``status`` when HTTP gave one)."""
+    paid: bool = True
+    """Whether asking again would cost something: a crash must not lose a paid answer, while
+    the mock's answers are made again for nothing, so a run does not wait for their commit."""
 
 
 def backoff(
@@ -213,7 +216,15 @@ class Caller:
                 call = await self.bounded(frame, lambda: self._live(request, frame.ledger))
             if self.journal is not None:
                 self._record(
-                    request, key, call.reply, call.spend, path, position, "live", call.retried
+                    request,
+                    key,
+                    call.reply,
+                    call.spend,
+                    path,
+                    position,
+                    "live",
+                    call.retried,
+                    paid=call.paid,
                 )
             return call
         found = memo.get(known.digest)
@@ -263,7 +274,9 @@ class Caller:
             if not follower.done():
                 follower.set_result((call.reply, call.spend.cost_usd))
         spend = call.spend
-        self._record(request, known, call.reply, spend, path, position, "live", call.retried)
+        self._record(
+            request, known, call.reply, spend, path, position, "live", call.retried, paid=call.paid
+        )
         if frame.memo == "on":  # after the record: a memo entry points at it
             memo.put(known, call.reply, cost_usd=call.spend.cost_usd, path=path)
         return call
@@ -284,6 +297,8 @@ class Caller:
         position: str,
         source: Source,
         retried: tuple[dict[str, Any], ...] = (),
+        *,
+        paid: bool = True,
     ) -> Call:
         if self.journal is not None:
             self.journal.model_call(
@@ -295,6 +310,7 @@ class Caller:
                 spend=spend,
                 source=source,
                 retried=retried,
+                paid=paid,
             )
         return Call(reply=reply, spend=spend, attempts=0 if source != "live" else 1)
 
@@ -375,7 +391,13 @@ class Caller:
             cost_usd=cost,
             memo_misses=1 if memo_miss else 0,
         )
-        return Call(reply=reply, spend=spend, attempts=attempt, retried=tuple(retried))
+        return Call(
+            reply=reply,
+            spend=spend,
+            attempts=attempt,
+            retried=tuple(retried),
+            paid=provider_config.type != "mock",
+        )
 
 
 def _failure(exc: ProviderError, redactor: Redactor) -> dict[str, Any]:

@@ -489,7 +489,9 @@ class Engine:
         return result
 
     async def settle(self) -> None:
-        """Make the live answers recorded so far safe from a crash, before anything reads them.
+        """Make the paid live answers recorded so far safe from a crash, before anything reads
+        them (the mock's answers, memo hits and a trace's answers cost nothing to redo, so
+        nothing waits for them).
 
         Called where outputs cross into what follows: after each step of a sequence, after a
         fan-out's children and a loop's iteration, around commands. Nothing reads a child of a

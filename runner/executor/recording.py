@@ -51,8 +51,10 @@ class Journal(Protocol):
         spend: Spend,
         source: Source,
         retried: tuple[dict[str, Any], ...] = (),
+        paid: bool = True,
     ) -> None:
-        """A model call was answered (``key``: its key, or why it has none)."""
+        """A model call was answered (``key``: its key, or why it has none; ``paid``: whether
+        a live answer would cost something to ask for again)."""
 
     def command(
         self, *, path: str, position: str, key: str, result: CommandResult, source: Source
@@ -60,7 +62,7 @@ class Journal(Protocol):
         """A command ended (or was answered from a trace)."""
 
     unsaved: bool
-    """Whether a live answer was recorded since the last :meth:`durable`."""
+    """Whether a paid live answer was recorded since the last :meth:`durable`."""
 
     def durable(self) -> Awaitable[None]:
         """Done once everything recorded so far is safe from a crash."""

@@ -177,7 +177,7 @@ class RunJournal:
         self._totals = SpendSum()
         writer.snapshot = self._progress
         self.unsaved = False
-        """Whether a live answer was recorded since the last wait for durability."""
+        """Whether a paid live answer was recorded since the last wait for durability."""
         self._started: dict[int, str] = {}
         self._spent: tuple[Spend | None, dict[str, Any]] = (None, {})
         """The last spend written, and its JSON: a leaf's end carries its call's spend."""
@@ -250,9 +250,11 @@ class RunJournal:
         spend: Spend,
         source: Source,
         retried: tuple[dict[str, Any], ...] = (),
+        paid: bool = True,
     ) -> None:
         """A model call was answered (``key``: its key, or why it has none; ``retried``: the
-        failures retried before the reply)."""
+        failures retried before the reply; ``paid``: whether a live answer would cost something
+        to ask for again)."""
         if source == "trace" and not self.answers_recorded:
             return
         keyed = key if isinstance(key, CallKey) else None
@@ -270,7 +272,9 @@ class RunJournal:
         seq = self._event(position, path, "model_call", digest, data)
         if digest is not None:
             self.last_call = (digest, seq)
-        if source == "live":
+        if source == "live" and paid:
+            # Only what costs money to redo is waited for: a crash that loses a memo hit, a
+            # trace's answer or the mock's costs nothing, the resumed run answers it again.
             self.unsaved = True
 
     def command(

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any
+
+import orjson
 
 from runner.store.db import DamagedRow
 
@@ -41,3 +44,22 @@ def stored_value(text: str | bytes, what: str) -> Any:
         except RecursionError:
             raise DamagedRow(f"{what} nests lists and mappings too deeply to be read") from None
     return value
+
+
+_LONG_DIGITS = re.compile(r"\d{19}")
+"""Nineteen digits in a row: perhaps an integer beyond 64 bits, which orjson reads as a float."""
+_LONG_DIGIT_BYTES = re.compile(rb"\d{19}")
+
+
+def fast_value(text: str | bytes, what: str) -> Any:
+    """:func:`stored_value`, read by orjson where it reads the same value (several times
+    faster, for the rows a replay reads by the thousand). Text orjson refuses (``NaN``,
+    ``1e999``, a lone surrogate, deep nesting) or may read otherwise (long runs of digits) is
+    read by :func:`stored_value`, which says how the row is damaged."""
+    long = _LONG_DIGITS.search(text) if isinstance(text, str) else _LONG_DIGIT_BYTES.search(text)
+    if long is None:
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError:
+            pass
+    return stored_value(text, what)

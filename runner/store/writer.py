@@ -13,7 +13,7 @@ lock back from the busy loop; a process of its own shares nothing, and runs on a
 while the loop goes on. It answers each group once committed; the answers are read by the
 event loop (or, outside one, waited for).
 
-What costs money to redo (a model reply, a command's result) is awaited with ``durable``
+What costs money to redo (a paid model reply, a command's result) is awaited with ``durable``
 before the run goes on, so that a killed run never pays twice for what it had finished; all
 the calls finishing in one turn of the loop share one commit. A run killed at any point leaves
 what the writer had committed, and the writer commits what it was sent before it sees its input
@@ -137,6 +137,11 @@ class Writer:
             self.flush()
         elif self._scheduled is None or self._idle:
             self._schedule(FLUSH_EVERY_S)
+
+    @property
+    def groups(self) -> int:
+        """How many groups of rows have been sent to be committed so far."""
+        return self._sent
 
     def write(self, statement: str, row: Row) -> None:
         """Queue one statement with its parameters; it is run with the next group."""

@@ -116,14 +116,17 @@ def test_the_junit_report_has_one_case_for_the_rest(
 
 
 def test_every_divergence_message_has_a_kind() -> None:
-    recorded = RecordedRun([], strict=True)
+    ended = {"status": "succeeded", "output": 1, "decision": {"arm": "then"}}
+    failed = {"status": "failed", "output": None}
+    recorded = RecordedRun(
+        [("a/e", "node_finished", None, ended), ("a/f", "node_finished", None, failed)],
+        strict=True,
+    )
     assert kind_of(recorded.missed_call("a/b", None)) == "request"
     assert kind_of(recorded.missed_command("a/c", ("echo", "hi"))) == "command"
     assert kind_of(recorded.check("a/d", 1, None) or "") == "ended"
-    recorded.nodes["a/e"] = {"status": "succeeded", "output": 1, "decision": {"arm": "then"}}
     assert kind_of(recorded.decided("a/e", {"arm": "else"}) or "") == "decision"
     assert kind_of(recorded.check("a/e", 2, {"arm": "then"}) or "") == "output"
-    recorded.nodes["a/f"] = {"status": "failed", "output": None}
     assert kind_of(recorded.check("a/f", 2, None) or "") == "ended"
     # A node that diverged only because a child did is not counted as a divergence.
     assert kind_of("40 of 40 children did not succeed") is None
