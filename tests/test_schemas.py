@@ -133,6 +133,23 @@ def combine(children: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
         st.builds(lambda parts: {"anyOf": parts}, some),
         st.builds(lambda parts: {"oneOf": parts}, some),
         st.builds(lambda part: {"not": part}, children),
+        st.lists(
+            st.builds(
+                lambda const, typed, then: {
+                    "if": {
+                        **({"type": "object"} if typed else {}),
+                        "properties": {"a": {"const": const}},
+                        "required": ["a"],
+                    },
+                    "then": then,
+                },
+                st.sampled_from([1, "x", True, None]),
+                st.booleans(),
+                children,
+            ),
+            min_size=1,
+            max_size=3,
+        ).map(lambda parts: {"allOf": parts}),  # picked by the value of "a" (runner.schemas)
         st.fixed_dictionaries({"if": children}, optional={"then": children, "else": children}),
         st.fixed_dictionaries(
             {},

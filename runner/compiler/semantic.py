@@ -322,7 +322,7 @@ class Checker:
         pointer: str,
         source: TextField,
         scope: frozenset[str],
-        ready: frozenset[str],
+        ready: references.Finished,
         *,
         open_scope: bool = False,
     ) -> None:
@@ -381,7 +381,7 @@ class Checker:
                 rule="references",
                 hint="Name the node: outputs.X or outputs['X'].",
             )
-        for target in sorted(reads.outputs - ready):
+        for target in sorted(target for target in reads.outputs if target not in ready):
             if target not in self.by_id and not self.ids_complete:
                 continue
             reader = visit.node.id if visit is not None else None

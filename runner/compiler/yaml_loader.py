@@ -118,7 +118,7 @@ def load_yaml(path: str, text: str, *, language: str = "yaml") -> Document:
         loader.dispose()
     if root is None or _blank(root):
         raise CompileError([_empty(path)])
-    walker = _Walker(path, loader)
+    walker = _Walker(path, loader, escapes=_may_escape_surrogates(text))
     try:
         data = walker.value(root, "", 0)
     except _TooLarge as exc:
@@ -200,6 +200,12 @@ def _syntax_diagnostic(path: str, exc: yaml.MarkedYAMLError) -> Diagnostic:
     )
 
 
+def _may_escape_surrogates(text: str) -> bool:
+    """Whether a string of the document may hold a lone surrogate: text decoded as UTF-8 has
+    none, so only a ``\\u`` or ``\\U`` escape in a double-quoted string can make one."""
+    return "\\u" in text or "\\U" in text or has_lone_surrogate(text)
+
+
 _NOT_PLAIN = object()
 _STR = "tag:yaml.org,2002:str"
 _INT = "tag:yaml.org,2002:int"
@@ -221,8 +227,10 @@ def _plain_scalar(node: Any) -> Any:
 class _Walker:
     """Builds plain JSON values from composed YAML nodes, recording where each came from."""
 
-    def __init__(self, path: str, loader: Any) -> None:
+    def __init__(self, path: str, loader: Any, *, escapes: bool = True) -> None:
         self.path = path
+        self.escapes = escapes
+        """Whether a string may hold a lone surrogate (``_may_escape_surrogates``)."""
         self.loader = loader
         self.positions: dict[str, Location] = {}
         self.problems: list[Diagnostic] = []
@@ -247,16 +255,19 @@ class _Walker:
 
     def value(self, node: Any, pointer: str, depth: int) -> Any:
         self.count += 1
-        if id(node) in self.seen:
+        seen = self.seen
+        size = len(seen)
+        seen.add(id(node))
+        if len(seen) == size:
             self.aliased = True
-        else:
-            self.seen.add(id(node))
         if self.count > MAX_VALUES:
             raise _TooLarge()
         mark = node.start_mark
         self.positions[pointer] = (self.path, mark.line + 1, mark.column + 1)
         kind = type(node)
         if kind is yaml.ScalarNode:
+            if node.tag == _STR and not self.escapes:
+                return node.value
             scalar = self.construct(node, pointer)
             if isinstance(scalar, str | bool | int) or scalar is None:
                 return scalar
@@ -287,7 +298,7 @@ class _Walker:
             value = _plain_scalar(node)
             if value is _NOT_PLAIN:
                 value = self.loader.construct_object(node, deep=True)
-            if isinstance(value, str) and has_lone_surrogate(value):
+            if isinstance(value, str) and self.escapes and has_lone_surrogate(value):
                 self.problem(node, pointer, *lone_surrogate(value))
                 return None
             return value
@@ -314,8 +325,12 @@ class _Walker:
             )
             return {}
         out: dict[str, Any] = {}
+        plain = not self.escapes
         for key_node, value_node in node.value:
-            key = self.construct(key_node, pointer)
+            if plain and key_node.tag == _STR and type(key_node) is yaml.ScalarNode:
+                key = key_node.value
+            else:
+                key = self.construct(key_node, pointer)
             if not isinstance(key, str):
                 shown = repr(key_node.value) if isinstance(key_node, yaml.ScalarNode) else "a list"
                 self.problem(
