@@ -5,8 +5,9 @@ Both languages go through the same three stages, and nothing runs before all thr
 
 from __future__ import annotations
 
+import functools
 import gc
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,8 +38,14 @@ class Checked:
     """``workflow``; ``library`` for a Starlark file that only defines helpers (it never calls
     ``workflow()``); ``skipped`` for a YAML or JSON file found in a folder that is not a
     workflow (no ``version`` and no ``steps``), such as a mock script."""
-    name_location: Location | None = None
-    """Where the workflow's ``name`` is set in the source, when it is valid and that is known."""
+    name_locator: Callable[[], Location | None] | None = None
+    """Finds where the workflow's ``name`` is set, asked only when a message needs it: for a
+    Starlark file it takes a second evaluation (``starlark_loader``)."""
+
+    @property
+    def name_location(self) -> Location | None:
+        """Where the workflow's ``name`` is set in the source, when it is valid and known."""
+        return self.name_locator() if self.name_locator is not None else None
 
 
 def load_source(path: str, *, library_ok: bool = False) -> Document | None:
@@ -177,7 +184,10 @@ def _check(path: str, *, capabilities: RoleCapabilities | None, lenient: bool) -
             ),
         )
     return Checked(
-        path=path, workflow=workflow, diagnostics=(), name_location=document.locate("/name")
+        path=path,
+        workflow=workflow,
+        diagnostics=(),
+        name_locator=functools.partial(document.locate, "/name"),
     )
 
 

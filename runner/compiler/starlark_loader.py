@@ -395,10 +395,19 @@ def _strip_marks(value: Any, pointer: str, calls: dict[str, int]) -> Any:
         if _MARK in value:
             calls[pointer] = value[_MARK]
         return {
-            key: _strip_marks(item, pointer_join(pointer, key), calls)
+            key: _strip_marks(item, _child(pointer, key), calls)
+            if isinstance(item, dict | list)
+            else item
             for key, item in value.items()
             if key != _MARK
         }
     if isinstance(value, list):
-        return [_strip_marks(item, pointer_join(pointer, i), calls) for i, item in enumerate(value)]
+        return [
+            _strip_marks(item, f"{pointer}/{i}", calls) if isinstance(item, dict | list) else item
+            for i, item in enumerate(value)
+        ]
     return value
+
+
+def _child(pointer: str, key: str) -> str:
+    return pointer_join(pointer, key) if "~" in key or "/" in key else f"{pointer}/{key}"

@@ -18,11 +18,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
+from runner.compiler import starlark_loader
 from runner.compiler.pipeline import check_file
 from runner.compiler.plain_templates import plain_reads
 from runner.compiler.schema import load_schema
 from runner.compiler.yaml_loader import _Loader, load_yaml
 from runner.expressions import ExpressionError, analyze_expression, analyze_template
+from runner.main import main
 from runner.schemas import compile_check
 from tests.compiler.test_properties import PROPERTIES
 
@@ -165,3 +167,19 @@ def test_scalars_load_as_the_constructor_builds_them(scalar: str) -> None:
     expected = yaml.load(text, Loader=_Loader)
     assert document.data == expected
     assert [type(v) for v in document.data.values()] == [type(v) for v in expected.values()]
+
+
+def test_validate_evaluates_a_valid_starlark_file_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "w.star"
+    path.write_text(
+        'workflow(name = "w", roles = {"r": {}},\n'
+        '         steps = leaf(id = "a", role = "r", prompt = "{{ inputs }}"))\n',
+        encoding="utf-8",
+    )
+    before = starlark_loader.EVALUATIONS.copy()
+    assert main(["validate", str(path)]) == 0
+    assert "1 file valid" in capsys.readouterr().out
+    # Where the name is set is found (by a second evaluation) only for a message that needs it.
+    assert starlark_loader.EVALUATIONS - before == {"document": 1}
