@@ -13,6 +13,8 @@ import typing
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import orjson
+
 from runner import ir
 from runner.canonical import content_hash, freeze, thaw
 
@@ -117,10 +119,34 @@ def _converter(hint: Any) -> Callable[[Any], Any]:
         cls = hint
         return lambda value: cls(**_fields_from(cls, value))
     if hint is Any:
-        return freeze
+        return _shared_freeze
     if hint is int:
         return _integer
     return _same
+
+
+_FROZEN: dict[bytes, Any] = {}
+
+
+def _shared_freeze(value: Any) -> Any:
+    """``freeze(value)``, one frozen object for each distinct JSON text: a long workflow
+    repeats a few output schemas many times, and what is frozen is never changed. The text
+    tells ``1`` from ``1.0`` and ``true``, in the order of the keys; a value with ``null`` is
+    frozen on its own, as orjson writes NaN as ``null`` too."""
+    if not isinstance(value, dict | list):
+        return value
+    try:
+        text = orjson.dumps(value)
+    except (orjson.JSONEncodeError, TypeError):
+        return freeze(value)
+    if b"null" in text:
+        return freeze(value)
+    found = _FROZEN.get(text)
+    if found is None:
+        if len(_FROZEN) >= 4096:  # a long-lived process: keep the memory bounded
+            _FROZEN.clear()
+        found = _FROZEN[text] = freeze(value)
+    return found
 
 
 def _same(value: Any) -> Any:

@@ -76,6 +76,8 @@ class Checker:
         """Ids used twice: what reads them, or is read by one of them, is not known for sure,
         and the error about the id says what to fix."""
         self.roles = dict(workflow.roles or ())
+        self.schema_problems: dict[int, tuple[str, tuple[Any, ...]] | None] = {}
+        """Output schemas checked, by the id of the IR's object (alive as long as the IR)."""
         self.inputs = dict(workflow.inputs or ())
 
     def touched(self, pointer: str) -> bool:
@@ -242,12 +244,17 @@ class Checker:
 
     def check_output_schema(self, pointer: str, schema: Any) -> None:
         """An ``output`` field (frozen, as the IR holds it) holds a valid JSON Schema."""
-        key = _schema_key(schema)
-        if key not in _SCHEMA_PROBLEMS:
-            if len(_SCHEMA_PROBLEMS) >= 4096:  # a long-lived process: keep the memory bounded
-                _SCHEMA_PROBLEMS.clear()
-            _SCHEMA_PROBLEMS[key] = _schema_problem(thaw(schema))
-        problem = _SCHEMA_PROBLEMS[key]
+        # The IR shares one frozen object between equal schemas (``build``): most are found
+        # by identity, without writing them out.
+        if id(schema) in self.schema_problems:
+            problem = self.schema_problems[id(schema)]
+        else:
+            key = _schema_key(schema)
+            if key not in _SCHEMA_PROBLEMS:
+                if len(_SCHEMA_PROBLEMS) >= 4096:  # a long-lived process: bounded memory
+                    _SCHEMA_PROBLEMS.clear()
+                _SCHEMA_PROBLEMS[key] = _schema_problem(thaw(schema))
+            problem = self.schema_problems[id(schema)] = _SCHEMA_PROBLEMS[key]
         if problem is None:
             return
         message, path = problem
