@@ -18,6 +18,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
+from runner import ir
 from runner.compiler import starlark_loader
 from runner.compiler.pipeline import check_file
 from runner.compiler.plain_templates import plain_reads
@@ -183,3 +184,24 @@ def test_validate_evaluates_a_valid_starlark_file_once(
     assert "1 file valid" in capsys.readouterr().out
     # Where the name is set is found (by a second evaluation) only for a message that needs it.
     assert starlark_loader.EVALUATIONS - before == {"document": 1}
+
+
+def test_equal_output_schemas_share_one_frozen_object(tmp_path: Path) -> None:
+    schemas = ["{const: 1}", "{const: 1}", "{const: 1.0}", "{const: true}"]
+    steps = "\n".join(
+        f"    - {{kind: leaf, id: s{i}, role: r, prompt: hi, output: {schema}}}"
+        for i, schema in enumerate(schemas)
+    )
+    path = tmp_path / "w.yaml"
+    path.write_text(
+        f"version: 1\nname: w\nroles: {{r: {{}}}}\n"
+        f"steps:\n  kind: sequence\n  id: main\n  steps:\n{steps}\n",
+        encoding="utf-8",
+    )
+    checked = check_file(str(path))
+    assert checked.workflow is not None
+    root = checked.workflow.steps
+    assert isinstance(root, ir.Sequence)
+    outputs = [getattr(step, "output", None) for step in root.steps]
+    assert outputs[0] is outputs[1]
+    assert [type(output["const"]) for output in outputs] == [int, int, float, bool]
