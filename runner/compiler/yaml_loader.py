@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from runner.compiler.source import Document, Location, pointer_join, table_locator
+from runner.compiler.source import Document, Location, pointer_join
 from runner.errors import CompileError, Diagnostic
 from runner.jsontext import (
     MAX_DEPTH,
@@ -140,7 +140,7 @@ def load_yaml(path: str, text: str, *, language: str = "yaml") -> Document:
         loader.dispose()
     if root is None or _blank(root):
         raise CompileError([_empty(path)])
-    walker = _Walker(path, loader, escapes=_may_escape_surrogates(text))
+    walker = _Walker(path, loader, escapes=_may_escape_surrogates(text), anchored="&" in text)
     try:
         data = walker.value(root, "", 0)
     except _TooLarge as exc:
@@ -160,7 +160,7 @@ def load_yaml(path: str, text: str, *, language: str = "yaml") -> Document:
     if walker.problems:
         raise CompileError(walker.problems)
     return Document(
-        path=path, data=data, language=language, locator=table_locator(walker.positions)
+        path=path, data=data, language=language, locator=_NodeLocator(path, root, walker.escapes)
     )
 
 
@@ -222,6 +222,42 @@ def _syntax_diagnostic(path: str, exc: yaml.MarkedYAMLError) -> Diagnostic:
     )
 
 
+class _NodeLocator:
+    """Where a JSON pointer's value starts, found in the composed nodes when a message asks:
+    a table of every value's position would cost more than all the messages ever need.
+
+    It follows the walk's rules: a key counts if it is a string (the first of keys given
+    twice), merge keys are already flattened, and an alias is where its anchor is."""
+
+    def __init__(self, path: str, root: Any, escapes: bool) -> None:
+        self.path = path
+        self.root = root
+        self.escapes = escapes
+
+    def __call__(self, pointer: str) -> Location | None:
+        node = self.root
+        for raw in pointer.split("/")[1:] if pointer else ():
+            token = raw.replace("~1", "/").replace("~0", "~")
+            if type(node) is yaml.MappingNode:
+                node = next((v for k, v in node.value if self._key(k) == token), None)
+            elif type(node) is yaml.SequenceNode and token.isdigit() and str(int(token)) == token:
+                index = int(token)
+                node = node.value[index] if index < len(node.value) else None
+            else:
+                return None
+            if node is None:
+                return None
+        mark = node.start_mark
+        return (self.path, mark.line + 1, mark.column + 1)
+
+    def _key(self, node: Any) -> str | None:
+        if type(node) is not yaml.ScalarNode or node.tag != _STR:
+            return None  # not a string: the walk left it out
+        if self.escapes and has_lone_surrogate(node.value):
+            return None
+        return str(node.value)
+
+
 def _may_escape_surrogates(text: str) -> bool:
     """Whether a string of the document may hold a lone surrogate: text decoded as UTF-8 has
     none, so only a ``\\u`` or ``\\U`` escape in a double-quoted string can make one."""
@@ -249,15 +285,19 @@ def _plain_scalar(node: Any) -> Any:
 class _Walker:
     """Builds plain JSON values from composed YAML nodes, recording where each came from."""
 
-    def __init__(self, path: str, loader: Any, *, escapes: bool = True) -> None:
+    def __init__(
+        self, path: str, loader: Any, *, escapes: bool = True, anchored: bool = True
+    ) -> None:
         self.path = path
         self.escapes = escapes
         """Whether a string may hold a lone surrogate (``_may_escape_surrogates``)."""
         self.loader = loader
-        self.positions: dict[str, Location] = {}
         self.problems: list[Diagnostic] = []
         self.count = 0
         self.seen: set[int] = set()
+        self.anchored = anchored
+        """Whether the text may define an anchor (``&name``): without one, no node is met
+        twice, and the nodes met need not be remembered."""
         self.aliased = False
         """Whether a node was met twice: an alias (``*name``) repeats its anchor's node."""
 
@@ -277,15 +317,14 @@ class _Walker:
 
     def value(self, node: Any, pointer: str, depth: int) -> Any:
         self.count += 1
-        seen = self.seen
-        size = len(seen)
-        seen.add(id(node))
-        if len(seen) == size:
-            self.aliased = True
+        if self.anchored:
+            seen = self.seen
+            size = len(seen)
+            seen.add(id(node))
+            if len(seen) == size:
+                self.aliased = True
         if self.count > MAX_VALUES:
             raise _TooLarge()
-        mark = node.start_mark
-        self.positions[pointer] = (self.path, mark.line + 1, mark.column + 1)
         kind = type(node)
         if kind is yaml.ScalarNode:
             if node.tag == _STR and not self.escapes:

@@ -205,3 +205,38 @@ def test_equal_output_schemas_share_one_frozen_object(tmp_path: Path) -> None:
     outputs = [getattr(step, "output", None) for step in root.steps]
     assert outputs[0] is outputs[1]
     assert [type(output["const"]) for output in outputs] == [int, int, float, bool]
+
+
+LOCATED = """\
+base: &base {role: r, prompt: "hi"}
+steps:
+  - <<: *base
+    id: a
+  - id: "b~/c"
+    list: [1, {x: 2}]
+  - *base
+"""
+
+
+@pytest.mark.parametrize(
+    ("pointer", "where"),
+    [
+        ("", (1, 1)),
+        ("/base/prompt", (1, 31)),
+        ("/steps/0", (3, 5)),
+        ("/steps/0/role", (1, 20)),  # merged from the anchor: where the anchor has it
+        ("/steps/0/id", (4, 9)),
+        ("/steps/1/id", (5, 9)),
+        ("/steps/1/list/1/x", (6, 19)),
+        ("/steps/2/prompt", (1, 31)),  # an alias is where its anchor is
+        ("/steps/3", None),
+        ("/steps/01", None),
+        ("/nothing", None),
+    ],
+)
+def test_positions_are_found_in_the_composed_nodes(
+    pointer: str, where: tuple[int, int] | None
+) -> None:
+    document = load_yaml("t.yaml", LOCATED)
+    found = document.locator(pointer)
+    assert (found[1:] if found else None) == where
