@@ -160,7 +160,7 @@ def load_yaml(path: str, text: str, *, language: str = "yaml") -> Document:
     if walker.problems:
         raise CompileError(walker.problems)
     return Document(
-        path=path, data=data, language=language, locator=_NodeLocator(path, root, walker.escapes)
+        path=path, data=data, language=language, locator=_NodeLocator(path, text, walker.escapes)
     )
 
 
@@ -223,30 +223,45 @@ def _syntax_diagnostic(path: str, exc: yaml.MarkedYAMLError) -> Diagnostic:
 
 
 class _NodeLocator:
-    """Where a JSON pointer's value starts, found in the composed nodes when a message asks:
-    a table of every value's position would cost more than all the messages ever need.
+    """Where a JSON pointer's value starts, found when a message asks for it, in the nodes of
+    the text composed once more: a table of every value's position, or the nodes kept alive
+    for the document's life, would cost a valid file more than all its messages ever need.
 
     It follows the walk's rules: a key counts if it is a string (the first of keys given
-    twice), merge keys are already flattened, and an alias is where its anchor is."""
+    twice), merge keys are flattened, and an alias is where its anchor is."""
 
-    def __init__(self, path: str, root: Any, escapes: bool) -> None:
+    def __init__(self, path: str, text: str, escapes: bool) -> None:
         self.path = path
-        self.root = root
+        self.text = text
         self.escapes = escapes
+        self.loader: Any = None
+        self.root: Any = None
 
     def __call__(self, pointer: str) -> Location | None:
+        if self.loader is None:
+            self.loader = _Loader(self.text)
+            try:
+                self.root = self.loader.get_single_node()
+            except yaml.YAMLError:  # the text was composed once already; never expected
+                self.root = None
+            finally:
+                self.loader.dispose()
         node = self.root
         for raw in pointer.split("/")[1:] if pointer else ():
             token = raw.replace("~1", "/").replace("~0", "~")
             if type(node) is yaml.MappingNode:
+                try:
+                    self.loader.flatten_mapping(node)
+                except yaml.YAMLError:
+                    return None
                 node = next((v for k, v in node.value if self._key(k) == token), None)
             elif type(node) is yaml.SequenceNode and token.isdigit() and str(int(token)) == token:
                 index = int(token)
                 node = node.value[index] if index < len(node.value) else None
             else:
                 return None
-            if node is None:
-                return None
+        if node is None:
+            return None
         mark = node.start_mark
         return (self.path, mark.line + 1, mark.column + 1)
 
