@@ -1,10 +1,10 @@
 """What ``branchleaf validate`` costs per node of a long workflow, beyond start-up.
 
 Writes workflows of 1, 100, 1,000 and 10,000 steps, each once as YAML and once as Starlark: a
-``sequence`` of leaves and commands, each leaf with its own prompt (reading the step before it
-and an input) and an output schema, every tenth step a ``cond`` with two leaf arms. (Past
-``LEAN_ABOVE`` steps only every tenth leaf has an output schema: a document holds at most
-100,000 values.) Then:
+``sequence`` of leaves, each with its own prompt (reading the step before it and an input) and
+an output schema; of every ten steps one is a ``command`` and one a ``cond`` with two leaf
+arms. (Past ``LEAN_ABOVE`` steps only every tenth leaf has an output schema: a document holds
+at most 100,000 values.) Then:
 
 1. Runs ``python -m runner validate FILE`` as a fresh process ``--runs`` times per file, in
    turns so that every file sees the same machine load, after one untimed run each, and prints
