@@ -9,6 +9,7 @@ inputs written to sit at the edges.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -240,3 +241,26 @@ def test_positions_are_found_in_the_composed_nodes(
     document = load_yaml("t.yaml", LOCATED)
     found = document.locator(pointer)
     assert (found[1:] if found else None) == where
+
+
+def test_starlark_values_read_by_orjson_are_the_standard_library_s(tmp_path: Path) -> None:
+    path = tmp_path / "w.star"
+    path.write_text(
+        'OUT = {"type": "object", "properties": {"n": {"type": "integer",\n'
+        '       "maximum": 100000000000000000000000000000, "minimum": -0.0}},\n'
+        '       "description": "t\\u00e9st \\" \\\\ \\n", "enum": [1.5, 1e300, True, None]}\n'
+        'workflow(name = "w", roles = {"r": {}},\n'
+        '         steps = leaf(id = "a", role = "r", prompt = "hi", output = OUT))\n',
+        encoding="utf-8",
+    )
+    document = starlark_loader.load_starlark(str(path))
+    assert document is not None
+    output = document.data["steps"]["output"]
+    assert output["properties"]["n"]["maximum"] == 10**29  # beyond 64 bits: the standard path
+    assert str(output["properties"]["n"]["minimum"]) == "-0.0"
+    assert output["description"] == 'tést " \\ \n'
+    assert output["enum"] == [1.5, 1e300, True, None]
+    assert json.loads is _STANDARD_LOADS  # put back after the evaluation
+
+
+_STANDARD_LOADS = json.loads
