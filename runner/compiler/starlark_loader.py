@@ -409,8 +409,10 @@ def _values_read_by_orjson() -> Iterator[None]:
     standard = json.loads
 
     def loads(text: Any, *args: Any, **kwargs: Any) -> Any:
-        if args or kwargs or not isinstance(text, str) or _LONG_DIGITS.search(text):
+        if args or kwargs or not isinstance(text, str):
             return standard(text, *args, **kwargs)
+        if len(text) > 18 and _LONG_DIGITS.search(text):
+            return standard(text)
         try:
             return orjson.loads(text)
         except orjson.JSONDecodeError:
