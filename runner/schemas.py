@@ -12,12 +12,17 @@ validator decides; it also explains every failure.
 Supported: boolean schemas; ``type``, ``enum``, ``const``; ``properties``, ``required``,
 ``additionalProperties``, ``minProperties``, ``maxProperties``; ``items``, ``minItems``,
 ``maxItems``, ``uniqueItems``; ``minLength``, ``maxLength``, ``pattern``; ``minimum``,
-``maximum``, ``exclusiveMinimum``, ``exclusiveMaximum``; and annotations (``format`` included:
-the validator does not assert formats unless asked to).
+``maximum``, ``exclusiveMinimum``, ``exclusiveMaximum``; ``propertyNames``,
+``dependentRequired``; ``allOf``, ``anyOf``, ``oneOf``, ``not``, ``if``/``then``/``else``;
+``$ref`` to a place in the same document (``#/$defs/node``), ``$defs``, and ``$schema`` and
+``$id`` at the root; and annotations (``format`` included: the validator does not assert
+formats unless asked to). The workflow and configuration schemas are built from these, so a
+valid document is told valid without the general validator (``runner.compiler.schema``).
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -110,7 +115,7 @@ class _Unsupported(Exception):
 def compile_check(schema: Any) -> Check | None:
     """A fast check equivalent to the 2020-12 validator for ``schema``, or ``None``."""
     try:
-        return _compile(schema)
+        return _Compiler(schema).compile(schema, root=True)
     except (_Unsupported, re.error, RecursionError):
         return None
 
@@ -123,33 +128,196 @@ def _never(value: Any) -> bool:
     return False
 
 
-def _compile(schema: Any) -> Check:
-    if schema is True:
-        return _always
-    if schema is False:
-        return _never
-    if not isinstance(schema, Mapping):
-        raise _Unsupported
-    checks: list[Check] = []
-    for key in schema:
-        if key not in _KEYWORDS and key not in _ANNOTATIONS:
+_RESOURCE = frozenset({"$schema", "$id"})
+"""Keywords that only the root may hold: lower down they start a new resource, whose
+references resolve against it, and that is left to the general validator."""
+
+
+class _Compiler:
+    """Compiles the schemas of one document, sharing what its local ``$ref`` s point to."""
+
+    def __init__(self, root: Any) -> None:
+        self.root = root
+        self.targets: dict[str, Check] = {}
+
+    def compile(self, schema: Any, *, root: bool = False) -> Check:
+        if schema is True:
+            return _always
+        if schema is False:
+            return _never
+        if not isinstance(schema, Mapping):
             raise _Unsupported
-    if "type" in schema:
-        checks.append(_type(schema["type"]))
-    if "enum" in schema:
-        members = schema["enum"]
-        if isinstance(members, str | Mapping) or not isinstance(members, Sequence):
+        for key in schema:
+            # An ``x-`` key is no keyword of any vocabulary: the validator passes over it.
+            known = (
+                key in _KEYWORDS
+                or key in _ANNOTATIONS
+                or key == "$defs"
+                or str(key).startswith("x-")
+            )
+            if not known and not (root and key in _RESOURCE):
+                raise _Unsupported
+        if not isinstance(schema.get("$defs", {}), Mapping):
             raise _Unsupported
-        allowed = frozenset(_key(member) for member in members)
-        checks.append(lambda v: _key(v) in allowed)
-    if "const" in schema:
-        wanted = _key(schema["const"])
-        checks.append(lambda v: _key(v) == wanted)
-    for group in (_object, _array, _string, _number):
-        check = group(schema)
-        if check is not None:
-            checks.append(check)
-    return _all(checks)
+        checks: list[Check] = []
+        if "type" in schema:
+            checks.append(_type(schema["type"]))
+        if "enum" in schema:
+            members = schema["enum"]
+            if isinstance(members, str | Mapping) or not isinstance(members, Sequence):
+                raise _Unsupported
+            allowed = frozenset(_key(member) for member in members)
+            checks.append(lambda v: _key(v) in allowed)
+        if "const" in schema:
+            wanted = _key(schema["const"])
+            checks.append(lambda v: _key(v) == wanted)
+        for group in (self._object, _array_of(self), _string, _number, self._logic):
+            check = group(schema)
+            if check is not None:
+                checks.append(check)
+        if "$ref" in schema:
+            checks.append(self._ref(schema["$ref"]))
+        return _all(checks)
+
+    def _ref(self, target: Any) -> Check:
+        """The check of a ``#/...`` reference into this document, compiled once (lazily, as
+        a node may contain nodes)."""
+        if not isinstance(target, str) or not (target == "#" or target.startswith("#/")):
+            raise _Unsupported  # another document, or an anchor
+        found = self.targets.get(target)
+        if found is not None:
+            return found
+        schema = self.root
+        for token in target[2:].split("/") if target != "#" else ():
+            if "~" in token or "%" in token or not isinstance(schema, Mapping):
+                raise _Unsupported
+            if token not in schema:
+                raise _Unsupported
+            schema = schema[token]
+        cell: list[Check] = []
+
+        def later(value: Any) -> bool:  # compiled below, once the target can refer to itself
+            return cell[0](value)
+
+        self.targets[target] = later
+        cell.append(self.compile(schema))
+        return later
+
+    def _object(self, schema: Mapping[str, Any]) -> Check | None:
+        check = _object(schema, self.compile)
+        names = schema.get("propertyNames")
+        needs = schema.get("dependentRequired")
+        if names is None and needs is None:
+            return check
+        name_check = self.compile(names) if names is not None else _always
+        if needs is None:
+            needs = {}
+        if not isinstance(needs, Mapping) or not all(
+            isinstance(need, list) and all(isinstance(n, str) for n in need)
+            for need in needs.values()
+        ):
+            raise _Unsupported
+        pairs = tuple((name, tuple(need)) for name, need in needs.items())
+
+        def more(value: Any) -> bool:
+            if not isinstance(value, dict):
+                return True
+            if name_check is not _always and not all(name_check(key) for key in value):
+                return False
+            for name, need in pairs:
+                if name in value and not all(n in value for n in need):
+                    return False
+            return True
+
+        return _all([c for c in (check, more) if c is not None])
+
+    def _logic(self, schema: Mapping[str, Any]) -> Check | None:
+        checks: list[Check] = []
+        for key in ("allOf", "anyOf", "oneOf"):
+            if key not in schema:
+                continue
+            parts = schema[key]
+            if not isinstance(parts, list) or not parts:
+                raise _Unsupported
+            if key == "allOf":
+                dispatch = self._dispatch(parts)
+                if dispatch is not None:
+                    checks.append(dispatch)
+                    continue
+            subs = tuple(self.compile(part) for part in parts)
+            if key == "allOf":
+                checks.append(_all(list(subs)))
+            elif key == "anyOf":
+                checks.append(functools.partial(_any, subs))
+            else:
+                checks.append(functools.partial(_exactly_one, subs))
+        if "not" in schema:
+            negated = self.compile(schema["not"])
+            checks.append(lambda v: not negated(v))
+        if "if" in schema:
+            condition = self.compile(schema["if"])
+            then = self.compile(schema.get("then", True))
+            otherwise = self.compile(schema.get("else", True))
+            checks.append(lambda v: then(v) if condition(v) else otherwise(v))
+        return _all(checks) if checks else None
+
+    def _dispatch(self, parts: list[Any]) -> Check | None:
+        """``allOf`` made only of ``{"if": {"properties": {K: {"const": C}}, "required": [K]},
+        "then": ...}`` on one key K (how the workflow schema picks a node's kind), compiled to a
+        lookup of ``value[K]``: the same answer as trying each ``if`` in turn, in one step."""
+        found: str | None = None
+        table: dict[Any, list[Check]] = {}
+        loose: list[Check] = []  # thens whose if holds for every value that is not an object
+        for part in parts:
+            condition = part.get("if") if isinstance(part, Mapping) else None
+            if not isinstance(condition, Mapping) or set(part) - {"if", "then"}:
+                return None
+            if set(condition) - {"type", "properties", "required"}:
+                return None
+            properties = condition.get("properties")
+            if condition.get("type", "object") != "object" or not isinstance(properties, Mapping):
+                return None
+            if len(properties) != 1:
+                return None
+            ((name, wanted),) = properties.items()
+            if condition.get("required") != [name] or found not in (None, name):
+                return None
+            if not isinstance(wanted, Mapping) or set(wanted) != {"const"}:
+                return None
+            found = name
+            then = self.compile(part.get("then", True))
+            table.setdefault(_key(wanted["const"]), []).append(then)
+            if "type" not in condition:
+                loose.append(then)
+        if found is None:
+            return None
+        key = found
+        branches = {value: _all(thens) for value, thens in table.items()}
+        others = _all(loose)
+
+        def dispatch(value: Any) -> bool:
+            if not isinstance(value, dict):
+                return others(value)
+            if key not in value:
+                return True
+            branch = branches.get(_key(value[key]))
+            return branch is None or branch(value)
+
+        return dispatch
+
+
+def _any(subs: tuple[Check, ...], value: Any) -> bool:
+    return any(sub(value) for sub in subs)
+
+
+def _exactly_one(subs: tuple[Check, ...], value: Any) -> bool:
+    found = False
+    for sub in subs:
+        if sub(value):
+            if found:
+                return False
+            found = True
+    return found
 
 
 def _all(checks: list[Check]) -> Check:
@@ -189,7 +357,7 @@ def _sizes(schema: Mapping[str, Any], low_key: str, high_key: str) -> tuple[int,
     return _count(schema, low_key) or 0, _count(schema, high_key)
 
 
-def _object(schema: Mapping[str, Any]) -> Check | None:
+def _object(schema: Mapping[str, Any], compile: Callable[[Any], Check]) -> Check | None:
     properties = schema.get("properties", {})
     required = schema.get("required", [])
     extra = schema.get("additionalProperties", True)
@@ -200,8 +368,8 @@ def _object(schema: Mapping[str, Any]) -> Check | None:
         raise _Unsupported
     if not properties and not required and extra is True and low == 0 and high is None:
         return None
-    fields = {name: _compile(sub) for name, sub in properties.items()}
-    others = None if extra is True else _compile(extra)
+    fields = {name: compile(sub) for name, sub in properties.items()}
+    others = None if extra is True else compile(extra)
     needed = tuple(dict.fromkeys(required))
 
     def check(value: Any) -> bool:
@@ -220,14 +388,18 @@ def _object(schema: Mapping[str, Any]) -> Check | None:
     return check
 
 
-def _array(schema: Mapping[str, Any]) -> Check | None:
+def _array_of(compiler: _Compiler) -> Callable[[Mapping[str, Any]], Check | None]:
+    return lambda schema: _array(schema, compiler.compile)
+
+
+def _array(schema: Mapping[str, Any], compile: Callable[[Any], Check]) -> Check | None:
     low, high = _sizes(schema, "minItems", "maxItems")
     unique = schema.get("uniqueItems", False)
     if not isinstance(unique, bool):
         raise _Unsupported
     if "items" not in schema and not unique and low == 0 and high is None:
         return None
-    items = _compile(schema.get("items", True))
+    items = compile(schema.get("items", True))
 
     def check(value: Any) -> bool:
         if not isinstance(value, list):
@@ -327,5 +499,15 @@ _KEYWORDS = frozenset(
         "maximum",
         "exclusiveMinimum",
         "exclusiveMaximum",
+        "propertyNames",
+        "dependentRequired",
+        "allOf",
+        "anyOf",
+        "oneOf",
+        "not",
+        "if",
+        "then",
+        "else",
+        "$ref",
     }
 )

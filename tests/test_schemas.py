@@ -125,11 +125,80 @@ def mutate(value: Any, data: st.DataObject) -> Any:
     return data.draw(VALUES)
 
 
+def combine(children: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    some = st.lists(children, min_size=1, max_size=3)
+    return st.one_of(
+        extend(children),
+        st.builds(lambda parts: {"allOf": parts}, some),
+        st.builds(lambda parts: {"anyOf": parts}, some),
+        st.builds(lambda parts: {"oneOf": parts}, some),
+        st.builds(lambda part: {"not": part}, children),
+        st.lists(
+            st.builds(
+                lambda const, typed, then: {
+                    "if": {
+                        **({"type": "object"} if typed else {}),
+                        "properties": {"a": {"const": const}},
+                        "required": ["a"],
+                    },
+                    "then": then,
+                },
+                st.sampled_from([1, "x", True, None]),
+                st.booleans(),
+                children,
+            ),
+            min_size=1,
+            max_size=3,
+        ).map(lambda parts: {"allOf": parts}),  # picked by the value of "a" (runner.schemas)
+        st.fixed_dictionaries({"if": children}, optional={"then": children, "else": children}),
+        st.fixed_dictionaries(
+            {},
+            optional={
+                "propertyNames": st.sampled_from([{"pattern": "^[ab]"}, {"maxLength": 1}]),
+                "dependentRequired": st.dictionaries(
+                    st.sampled_from(["a", "b", "ok"]),
+                    st.lists(st.sampled_from(["a", "b", "x"]), max_size=2),
+                    max_size=2,
+                ),
+            },
+        ),
+    )
+
+
+COMBINED = st.recursive(LEAVES, combine, max_leaves=8)
+
+
+@settings(PROPERTIES, max_examples=150)
+@given(schema=COMBINED, defined=COMBINED, value=VALUES)
+def test_combined_and_referring_schemas_agree_with_the_validator(
+    schema: Any, defined: Any, value: Any
+) -> None:
+    # A reference reaches the root's $defs, and a definition may refer to itself.
+    rooted = {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$defs": {
+            "d": defined,
+            "self": {"anyOf": [{"type": "string"}, {"items": {"$ref": "#/$defs/self"}}]},
+        },
+        "allOf": [schema, {"$ref": "#/$defs/d"}],
+        "properties": {"nested": {"$ref": "#/$defs/self"}},
+    }
+    for whole in (schema, rooted):
+        check = compile_check(whole)
+        assert check is not None, whole
+        assert check(value) == reference(whole, value), (whole, value)
+        assert check({"nested": [value]}) == reference(whole, {"nested": [value]})
+
+
 @pytest.mark.parametrize(
     "schema",
     [
-        {"anyOf": [{"type": "string"}]},
-        {"$ref": "#/$defs/x", "$defs": {"x": True}},
+        {"anyOf": []},
+        {"$ref": "https://example.com/other.json"},
+        {"$ref": "#anchor"},
+        {"$ref": "#/$defs/missing", "$defs": {}},
+        {"properties": {"a": {"$id": "inner", "type": "string"}}},
+        {"dependentRequired": {"a": "b"}},
         {"multipleOf": 2},
         {"type": "object", "patternProperties": {"^a": True}},
         {"prefixItems": [True]},
@@ -139,7 +208,6 @@ def mutate(value: Any, data: st.DataObject) -> Any:
         {"type": []},
         {"pattern": "("},
         {"enum": "abc"},
-        {"properties": {"a": {"not": {}}}},
         {"required": "a"},
         {"uniqueItems": 1},
         "not a schema",

@@ -10,8 +10,10 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
+
+import orjson
 
 from runner import ir
 from runner.canonical import content_hash, freeze, thaw
@@ -70,41 +72,89 @@ def _doc_name(f: dataclasses.Field[Any]) -> str:
     return str(f.metadata.get("doc", f.name))
 
 
+_PLANS: dict[type[Any], tuple[tuple[str, str, Callable[[Any], Any]], ...]] = {}
+
+
+def _plan(cls: type[Any]) -> tuple[tuple[str, str, Callable[[Any], Any]], ...]:
+    """(field, document name, converter) for each field of ``cls`` a document sets: worked
+    out once per class, as a long workflow builds thousands of nodes of a few classes."""
+    if cls not in _PLANS:
+        hints = _hints(cls)
+        _PLANS[cls] = tuple(
+            (f.name, _doc_name(f), _converter(hints[f.name]))
+            for f in dataclasses.fields(cls)
+            if f.name not in _INTERNAL
+        )
+    return _PLANS[cls]
+
+
 def _fields_from(cls: type[Any], data: Mapping[str, Any]) -> dict[str, Any]:
-    hints = _hints(cls)
     values: dict[str, Any] = {}
-    for f in dataclasses.fields(cls):
-        name = _doc_name(f)
-        if f.name in _INTERNAL or name not in data:
-            continue
-        values[f.name] = _convert(hints[f.name], data[name])
+    for field, name, convert in _plan(cls):
+        if name in data:
+            value = data[name]
+            values[field] = None if value is None else convert(value)
     if cls is ir.InputSpec:
         values["has_default"] = "default" in data
     return values
 
 
-def _convert(hint: Any, value: Any) -> Any:
-    """Convert a JSON value to the IR type ``hint``."""
-    if value is None:
-        return None
+def _converter(hint: Any) -> Callable[[Any], Any]:
+    """The function that converts a JSON value (not None) to the IR type ``hint``."""
     origin = typing.get_origin(hint)
     if origin in (types.UnionType, typing.Union):
         args = [arg for arg in typing.get_args(hint) if arg is not type(None)]
         if any(arg in _NODE_CLASSES for arg in args):
-            return build_node(value)
+            return build_node
         if len(args) == 1:
-            return _convert(args[0], value)
-        return value
+            return _converter(args[0])
+        return _same
     if origin is tuple:
         (item,) = typing.get_args(hint)[:1]
-        return tuple(_convert(item, element) for element in value)
+        each = _converter(item)
+        return lambda value: tuple(None if e is None else each(e) for e in value)
     if dataclasses.is_dataclass(hint) and isinstance(hint, type):
         if hint in _NODE_CLASSES:
-            return build_node(value)
-        return hint(**_fields_from(hint, value))
+            return build_node
+        cls = hint
+        return lambda value: cls(**_fields_from(cls, value))
     if hint is Any:
+        return _shared_freeze
+    if hint is int:
+        return _integer
+    return _same
+
+
+_FROZEN: dict[bytes, Any] = {}
+
+
+def _shared_freeze(value: Any) -> Any:
+    """``freeze(value)``, one frozen object for each distinct JSON text: a long workflow
+    repeats a few output schemas many times, and what is frozen is never changed. The text
+    tells ``1`` from ``1.0`` and ``true``, in the order of the keys; a value with ``null`` is
+    frozen on its own, as orjson writes NaN as ``null`` too."""
+    if not isinstance(value, dict | list):
+        return value
+    try:
+        text = orjson.dumps(value)
+    except (orjson.JSONEncodeError, TypeError):
         return freeze(value)
-    if hint is int and isinstance(value, float) and value.is_integer():
+    if b"null" in text:
+        return freeze(value)
+    found = _FROZEN.get(text)
+    if found is None:
+        if len(_FROZEN) >= 4096:  # a long-lived process: keep the memory bounded
+            _FROZEN.clear()
+        found = _FROZEN[text] = freeze(value)
+    return found
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def _integer(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer():
         # JSON Schema counts 1000.0 (and YAML's 1e3) as an integer; the IR holds an int.
         return int(value)
     return value

@@ -10,8 +10,8 @@ allowed, in the reader's terms.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 
 from runner import ir
 from runner.tree import Visit, children
@@ -35,40 +35,69 @@ def exposed(node: ir.Node) -> frozenset[str]:
     return frozenset(out)
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Finished:
+    """The ids finished at one point of the tree: those of an enclosing point (``base``),
+    ``extra`` ones, and those exposed by the steps of a sequence before step ``upto``.
+
+    A sequence's steps share one table of where each id is exposed, so that what a long
+    sequence's steps may read costs one entry per id, not one copy of every earlier id per
+    step."""
+
+    base: Finished | None = None
+    extra: frozenset[str] = frozenset()
+    steps: Mapping[str, int] = field(default_factory=dict)
+    """Id -> the first step of the sequence that exposes it."""
+    upto: int = 0
+
+    def __contains__(self, target: object) -> bool:
+        if target in self.extra:
+            return True
+        step = self.steps.get(target) if isinstance(target, str) else None
+        if step is not None and step < self.upto:
+            return True
+        return self.base is not None and target in self.base
+
+
 @dataclass(frozen=True, slots=True)
 class Availability:
     """Ids finished before each node starts, and before each node's after-children fields."""
 
-    before: dict[str, frozenset[str]]
+    before: dict[str, Finished]
     """Node id -> ids finished when it starts."""
-    after_children: dict[str, frozenset[str]]
+    after_children: dict[str, Finished]
     """Node id -> ids finished once its children have (for ``until``, judges, objectives)."""
-    after_run: frozenset[str]
+    after_run: Finished
     """Ids readable by the workflow's tests."""
 
 
 def availability(root: ir.Node) -> Availability:
     """Compute what every node may read."""
-    before: dict[str, frozenset[str]] = {}
-    after_children: dict[str, frozenset[str]] = {}
+    before: dict[str, Finished] = {}
+    after_children: dict[str, Finished] = {}
 
-    def visit(node: ir.Node, ready: frozenset[str]) -> None:
+    def visit(node: ir.Node, ready: Finished) -> None:
         before.setdefault(node.id, ready)
-        finished = ready
-        for child in children(node):
-            visit(child.node, finished)
-            if node.kind == "sequence":
-                finished = finished | exposed(child.node)
+        inner = list(children(node))
+        steps: dict[str, int] = {}
+        if node.kind == "sequence":
+            for i, child in enumerate(inner):
+                for target in exposed(child.node):
+                    steps.setdefault(target, i)
+        for i, child in enumerate(inner):
+            visit(child.node, Finished(base=ready, steps=steps, upto=i) if steps else ready)
         own = ready
-        for child in children(node):
-            if node.kind in ("loop_until",) or (
-                node.kind in ("tournament", "pareto") and node.candidates is not None
-            ):
-                own = own | exposed(child.node)
+        if node.kind in ("loop_until",) or (
+            node.kind in ("tournament", "pareto") and node.candidates is not None
+        ):
+            extra = frozenset().union(*(exposed(child.node) for child in inner))
+            own = Finished(base=ready, extra=extra)
         after_children.setdefault(node.id, own)
 
-    visit(root, frozenset())
-    return Availability(before=before, after_children=after_children, after_run=exposed(root))
+    visit(root, Finished())
+    return Availability(
+        before=before, after_children=after_children, after_run=Finished(extra=exposed(root))
+    )
 
 
 def hides(node: ir.Node) -> bool:

@@ -17,6 +17,7 @@ from jsonschema.exceptions import ValidationError
 
 from runner.compiler.source import Document, pointer_join
 from runner.errors import Diagnostic
+from runner.schemas import Check, compile_check
 
 WORKFLOW_SCHEMA = "workflow.schema.json"
 CONFIG_SCHEMA = "config.schema.json"
@@ -52,8 +53,18 @@ def workflow_validator() -> Draft202012Validator:
     return _validator(WORKFLOW_SCHEMA)
 
 
+@functools.cache
+def _fast_check(name: str) -> Check | None:
+    return compile_check(load_schema(name))
+
+
 def schema_diagnostics(document: Document, schema: str = WORKFLOW_SCHEMA) -> list[Diagnostic]:
     """Every violation of ``schema`` in ``document``, in source order."""
+    # The compiled check answers what the validator does (runner.schemas), in a tenth of the
+    # time; the validator is asked only to explain a document that fails it.
+    check = _fast_check(schema)
+    if check is not None and check(document.data):
+        return []
     found: dict[tuple[str, str], Diagnostic] = {}
     for error in _validator(schema).iter_errors(document.data):
         for pointer, message, hint in _explain(error, document.data, document.language):

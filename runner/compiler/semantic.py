@@ -18,9 +18,10 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
 from runner import ir
-from runner.canonical import thaw
+from runner.canonical import compact_json, thaw
 from runner.compiler import references, scopes, shape
 from runner.compiler.expression_fields import TextField, scope_names, text_fields
+from runner.compiler.plain_templates import plain_reads
 from runner.compiler.source import Document, pointer_join
 from runner.config import UnmappedRole
 from runner.errors import Diagnostic
@@ -75,6 +76,8 @@ class Checker:
         """Ids used twice: what reads them, or is read by one of them, is not known for sure,
         and the error about the id says what to fix."""
         self.roles = dict(workflow.roles or ())
+        self.schema_problems: dict[int, tuple[str, tuple[Any, ...]] | None] = {}
+        """Output schemas checked, by the id of the IR's object (alive as long as the IR)."""
         self.inputs = dict(workflow.inputs or ())
 
     def touched(self, pointer: str) -> bool:
@@ -220,7 +223,7 @@ class Checker:
             for field in ("output",):
                 schema = getattr(visit.node, field, None)
                 if schema is not None:
-                    self.check_output_schema(pointer_join(visit.pointer, field), thaw(schema))
+                    self.check_output_schema(pointer_join(visit.pointer, field), schema)
         if self.capabilities is None:
             return
         for name, spec in self.roles.items():
@@ -240,22 +243,32 @@ class Checker:
                 )
 
     def check_output_schema(self, pointer: str, schema: Any) -> None:
-        """An ``output`` field holds a valid JSON Schema."""
-        try:
-            Draft202012Validator.check_schema(schema)
-        except SchemaError as exc:
-            where = "/".join(str(p) for p in exc.absolute_path)
-            typed = bool(exc.absolute_path) and exc.absolute_path[-1] == "type"
-            self.report(
-                pointer,
-                f"output is not a valid JSON Schema: {exc.message}"
-                + (f" (at {where})" if where else ""),
-                rule="schema",
-                hint="Use one of the JSON Schema types: string, integer, number, boolean, "
-                "array, object, null."
-                if typed
-                else "See https://json-schema.org/understanding-json-schema/.",
-            )
+        """An ``output`` field (frozen, as the IR holds it) holds a valid JSON Schema."""
+        # The IR shares one frozen object between equal schemas (``build``): most are found
+        # by identity, without writing them out.
+        if id(schema) in self.schema_problems:
+            problem = self.schema_problems[id(schema)]
+        else:
+            key = _schema_key(schema)
+            if key not in _SCHEMA_PROBLEMS:
+                if len(_SCHEMA_PROBLEMS) >= 4096:  # a long-lived process: bounded memory
+                    _SCHEMA_PROBLEMS.clear()
+                _SCHEMA_PROBLEMS[key] = _schema_problem(thaw(schema))
+            problem = self.schema_problems[id(schema)] = _SCHEMA_PROBLEMS[key]
+        if problem is None:
+            return
+        message, path = problem
+        where = "/".join(str(p) for p in path)
+        typed = bool(path) and path[-1] == "type"
+        self.report(
+            pointer,
+            f"output is not a valid JSON Schema: {message}" + (f" (at {where})" if where else ""),
+            rule="schema",
+            hint="Use one of the JSON Schema types: string, integer, number, boolean, "
+            "array, object, null."
+            if typed
+            else "See https://json-schema.org/understanding-json-schema/.",
+        )
 
     def check_references(self) -> None:
         """Expressions compile, read names in scope, and read only finished nodes."""
@@ -316,7 +329,7 @@ class Checker:
         pointer: str,
         source: TextField,
         scope: frozenset[str],
-        ready: frozenset[str],
+        ready: references.Finished,
         *,
         open_scope: bool = False,
     ) -> None:
@@ -324,7 +337,9 @@ class Checker:
         known, so reading an unknown name is not a problem."""
         what = "expression" if source.expression else "template"
         try:
-            reads = (analyze_expression if source.expression else analyze_template)(source.text)
+            reads = plain_reads(source.text, expression=source.expression) or (
+                analyze_expression if source.expression else analyze_template
+            )(source.text)
         except ExpressionError as exc:
             line = f" (line {exc.line} of the {what})" if exc.line and exc.line > 1 else ""
             self.report(
@@ -373,7 +388,7 @@ class Checker:
                 rule="references",
                 hint="Name the node: outputs.X or outputs['X'].",
             )
-        for target in sorted(reads.outputs - ready):
+        for target in sorted(target for target in reads.outputs if target not in ready):
             if target not in self.by_id and not self.ids_complete:
                 continue
             reader = visit.node.id if visit is not None else None
@@ -448,6 +463,27 @@ class Checker:
                     hint=f"Raise budget.leaves to {launched}, or lower max_children, "
                     "max_iterations or count.",
                 )
+
+
+_SCHEMA_PROBLEMS: dict[str, tuple[str, tuple[Any, ...]] | None] = {}
+"""What is wrong with each output schema seen, by its JSON text: a long workflow repeats a
+few schemas many times, and the meta-schema check costs about a millisecond."""
+
+
+def _schema_key(schema: Any) -> str:
+    """A schema's JSON text with its keys in their order, which decides which problem is
+    told first. It tells apart ``true`` and ``1``, and ``1`` and ``1.0``, as the meta-schema
+    check may; the loaders refuse the non-finite numbers it would write as ``null``."""
+    return compact_json(schema)
+
+
+def _schema_problem(schema: Any) -> tuple[str, tuple[Any, ...]] | None:
+    """The meta-schema's objection to ``schema`` and where it is, or ``None``."""
+    try:
+        Draft202012Validator.check_schema(schema)
+    except SchemaError as exc:
+        return exc.message, tuple(exc.absolute_path)
+    return None
 
 
 def _fan_out_size(node: ir.Node) -> tuple[int | None, str]:

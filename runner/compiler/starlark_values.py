@@ -38,8 +38,44 @@ def finite_float(*args: Any) -> float:
     return value
 
 
+class _Refused(Exception):
+    """A value ``_fast`` does not take: ``_explained`` says why."""
+
+
 def plain(value: Any, where: str, depth: int) -> Any:
     """A builtin's argument as JSON (lists for tuples), or a NotJSONError saying why not."""
+    try:
+        return _fast(value, depth)
+    except _Refused:
+        return _explained(value, where, depth)
+
+
+_SCALARS = (str, int, bool, type(None))
+
+
+def _fast(value: Any, depth: int) -> Any:
+    """``plain`` without building the place of every value, which only an error needs."""
+    if isinstance(value, _SCALARS):
+        return value
+    if isinstance(value, dict):
+        if depth > MAX_DEPTH:
+            raise _Refused
+        out = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise _Refused
+            out[key] = item if isinstance(item, _SCALARS) else _fast(item, depth + 1)
+        return out
+    if isinstance(value, list | tuple):
+        if depth > MAX_DEPTH:
+            raise _Refused
+        return [item if isinstance(item, _SCALARS) else _fast(item, depth + 1) for item in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        raise _Refused
+    return value
+
+
+def _explained(value: Any, where: str, depth: int) -> Any:
     if isinstance(value, dict):
         if depth > MAX_DEPTH:
             raise NotJSONError(f"{_field(where)} is nested more than {MAX_DEPTH} levels deep")
@@ -49,12 +85,12 @@ def plain(value: Any, where: str, depth: int) -> Any:
                 raise NotJSONError(
                     f"{where} has the key {key!r}, which is not a string; JSON keys are strings"
                 )
-            out[key] = plain(item, f"{where}.{key}", depth + 1)
+            out[key] = _explained(item, f"{where}.{key}", depth + 1)
         return out
     if isinstance(value, list | tuple):
         if depth > MAX_DEPTH:
             raise NotJSONError(f"{_field(where)} is nested more than {MAX_DEPTH} levels deep")
-        return [plain(item, f"{where}[{i}]", depth + 1) for i, item in enumerate(value)]
+        return [_explained(item, f"{where}[{i}]", depth + 1) for i, item in enumerate(value)]
     if isinstance(value, float) and not math.isfinite(value):
         raise NotJSONError(f"{where} is {value}, which is not a JSON number; give a finite one")
     return value

@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from runner.compiler.source import Document, Location, pointer_join, table_locator
+from runner.compiler.source import Document, Location, pointer_join
 from runner.errors import CompileError, Diagnostic
 from runner.jsontext import (
     MAX_DEPTH,
@@ -26,6 +26,28 @@ class _Loader(_BaseLoader):  # type: ignore[misc]
     """Safe loading with YAML 1.2 booleans: only true and false, so ``memo: on`` stays a string;
     YAML 1.2 floats, so ``1e3`` is a number; and no timestamps, so dates stay strings as JSON
     has no date type."""
+
+    # The composer asks for a tag for every node. Without path resolvers (none are added),
+    # PyYAML's answer is the first implicit resolver that matches, else the default; the
+    # same answer, in fewer steps, as a long workflow has tens of thousands of nodes.
+
+    def descend_resolver(self, current_node: Any, current_index: Any) -> None:
+        if self.yaml_path_resolvers:
+            super().descend_resolver(current_node, current_index)
+
+    def ascend_resolver(self) -> None:
+        if self.yaml_path_resolvers:
+            super().ascend_resolver()
+
+    def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
+        if self.yaml_path_resolvers or kind is not yaml.ScalarNode:
+            return super().resolve(kind, value, implicit)
+        if implicit[0]:
+            found = self.yaml_implicit_resolvers
+            for tag, regexp in (*found.get(value[:1], ()), *found.get(None, ())):
+                if regexp.match(value):
+                    return tag
+        return self.DEFAULT_SCALAR_TAG
 
 
 _Loader.yaml_implicit_resolvers = {
@@ -118,7 +140,7 @@ def load_yaml(path: str, text: str, *, language: str = "yaml") -> Document:
         loader.dispose()
     if root is None or _blank(root):
         raise CompileError([_empty(path)])
-    walker = _Walker(path, loader)
+    walker = _Walker(path, loader, escapes=_may_escape_surrogates(text), anchored="&" in text)
     try:
         data = walker.value(root, "", 0)
     except _TooLarge as exc:
@@ -138,7 +160,7 @@ def load_yaml(path: str, text: str, *, language: str = "yaml") -> Document:
     if walker.problems:
         raise CompileError(walker.problems)
     return Document(
-        path=path, data=data, language=language, locator=table_locator(walker.positions)
+        path=path, data=data, language=language, locator=_NodeLocator(path, text, walker.escapes)
     )
 
 
@@ -200,16 +222,97 @@ def _syntax_diagnostic(path: str, exc: yaml.MarkedYAMLError) -> Diagnostic:
     )
 
 
+class _NodeLocator:
+    """Where a JSON pointer's value starts, found when a message asks for it, in the nodes of
+    the text composed once more: a table of every value's position, or the nodes kept alive
+    for the document's life, would cost a valid file more than all its messages ever need.
+
+    It follows the walk's rules: a key counts if it is a string (the first of keys given
+    twice), merge keys are flattened, and an alias is where its anchor is."""
+
+    def __init__(self, path: str, text: str, escapes: bool) -> None:
+        self.path = path
+        self.text = text
+        self.escapes = escapes
+        self.loader: Any = None
+        self.root: Any = None
+
+    def __call__(self, pointer: str) -> Location | None:
+        if self.loader is None:
+            self.loader = _Loader(self.text)
+            try:
+                self.root = self.loader.get_single_node()
+            except yaml.YAMLError:  # the text was composed once already; never expected
+                self.root = None
+            finally:
+                self.loader.dispose()
+        node = self.root
+        for raw in pointer.split("/")[1:] if pointer else ():
+            token = raw.replace("~1", "/").replace("~0", "~")
+            if type(node) is yaml.MappingNode:
+                try:
+                    self.loader.flatten_mapping(node)
+                except yaml.YAMLError:
+                    return None
+                node = next((v for k, v in node.value if self._key(k) == token), None)
+            elif type(node) is yaml.SequenceNode and token.isdigit() and str(int(token)) == token:
+                index = int(token)
+                node = node.value[index] if index < len(node.value) else None
+            else:
+                return None
+        if node is None:
+            return None
+        mark = node.start_mark
+        return (self.path, mark.line + 1, mark.column + 1)
+
+    def _key(self, node: Any) -> str | None:
+        if type(node) is not yaml.ScalarNode or node.tag != _STR:
+            return None  # not a string: the walk left it out
+        if self.escapes and has_lone_surrogate(node.value):
+            return None
+        return str(node.value)
+
+
+def _may_escape_surrogates(text: str) -> bool:
+    """Whether a string of the document may hold a lone surrogate: text decoded as UTF-8 has
+    none, so only a ``\\u`` or ``\\U`` escape in a double-quoted string can make one."""
+    return "\\u" in text or "\\U" in text or has_lone_surrogate(text)
+
+
+_NOT_PLAIN = object()
+_STR = "tag:yaml.org,2002:str"
+_INT = "tag:yaml.org,2002:int"
+
+
+def _plain_scalar(node: Any) -> Any:
+    """The value of a string or plain decimal integer scalar, as the constructor builds it
+    (in a fraction of its time: most of a long workflow's values are these); ``_NOT_PLAIN``
+    for any other scalar."""
+    tag = node.tag
+    if tag == _STR:
+        return node.value
+    text = node.value
+    if tag == _INT and text.isascii() and text.isdigit() and (text == "0" or text[0] != "0"):
+        return int(text)
+    return _NOT_PLAIN
+
+
 class _Walker:
     """Builds plain JSON values from composed YAML nodes, recording where each came from."""
 
-    def __init__(self, path: str, loader: Any) -> None:
+    def __init__(
+        self, path: str, loader: Any, *, escapes: bool = True, anchored: bool = True
+    ) -> None:
         self.path = path
+        self.escapes = escapes
+        """Whether a string may hold a lone surrogate (``_may_escape_surrogates``)."""
         self.loader = loader
-        self.positions: dict[str, Location] = {}
         self.problems: list[Diagnostic] = []
         self.count = 0
         self.seen: set[int] = set()
+        self.anchored = anchored
+        """Whether the text may define an anchor (``&name``): without one, no node is met
+        twice, and the nodes met need not be remembered."""
         self.aliased = False
         """Whether a node was met twice: an alias (``*name``) repeats its anchor's node."""
 
@@ -229,43 +332,49 @@ class _Walker:
 
     def value(self, node: Any, pointer: str, depth: int) -> Any:
         self.count += 1
-        if id(node) in self.seen:
-            self.aliased = True
-        self.seen.add(id(node))
+        if self.anchored:
+            seen = self.seen
+            size = len(seen)
+            seen.add(id(node))
+            if len(seen) == size:
+                self.aliased = True
         if self.count > MAX_VALUES:
             raise _TooLarge()
-        self.positions[pointer] = (self.path, *_position(node.start_mark))
-        if depth >= MAX_DEPTH and isinstance(node, yaml.MappingNode | yaml.SequenceNode):
+        kind = type(node)
+        if kind is yaml.ScalarNode:
+            if node.tag == _STR and not self.escapes:
+                return node.value
+            scalar = self.construct(node, pointer)
+            if isinstance(scalar, str | bool | int) or scalar is None:
+                return scalar
+            if isinstance(scalar, float) and not math.isfinite(scalar):
+                self.problem(
+                    node, pointer, f"{node.value} is not a JSON number", "Use a finite number."
+                )
+            elif not isinstance(scalar, float):
+                self.problem(
+                    node,
+                    pointer,
+                    f"a YAML {type(scalar).__name__} value is not JSON",
+                    "Quote the value to make it a string.",
+                )
+            return scalar
+        if depth >= MAX_DEPTH:
             self.problem(node, pointer, _TOO_DEEP, "Flatten the document.")
             return None
-        if isinstance(node, yaml.MappingNode):
+        if kind is yaml.MappingNode:
             return self.mapping(node, pointer, depth)
-        if isinstance(node, yaml.SequenceNode):
-            return [
-                self.value(item, pointer_join(pointer, i), depth + 1)
-                for i, item in enumerate(node.value)
-            ]
-        scalar = self.construct(node, pointer)
-        if isinstance(scalar, float) and not math.isfinite(scalar):
-            self.problem(
-                node, pointer, f"{node.value} is not a JSON number", "Use a finite number."
-            )
-        elif scalar is not None and not isinstance(scalar, str | int | float | bool):
-            self.problem(
-                node,
-                pointer,
-                f"a YAML {type(scalar).__name__} value is not JSON",
-                "Quote the value to make it a string.",
-            )
-        return scalar
+        return [self.value(item, f"{pointer}/{i}", depth + 1) for i, item in enumerate(node.value)]
 
     def construct(self, node: Any, pointer: str) -> Any:
         """The value of a scalar (or key) node; a tag that cannot be built is a problem."""
         if not isinstance(node, yaml.ScalarNode):
             return None
         try:
-            value = self.loader.construct_object(node, deep=True)
-            if isinstance(value, str) and has_lone_surrogate(value):
+            value = _plain_scalar(node)
+            if value is _NOT_PLAIN:
+                value = self.loader.construct_object(node, deep=True)
+            if isinstance(value, str) and self.escapes and has_lone_surrogate(value):
                 self.problem(node, pointer, *lone_surrogate(value))
                 return None
             return value
@@ -292,15 +401,19 @@ class _Walker:
             )
             return {}
         out: dict[str, Any] = {}
+        plain = not self.escapes
         for key_node, value_node in node.value:
-            key = self.construct(key_node, pointer)
+            if plain and key_node.tag == _STR and type(key_node) is yaml.ScalarNode:
+                key = key_node.value
+            else:
+                key = self.construct(key_node, pointer)
             if not isinstance(key, str):
                 shown = repr(key_node.value) if isinstance(key_node, yaml.ScalarNode) else "a list"
                 self.problem(
                     key_node, pointer, f"the key {shown} is not a string", "Quote the key."
                 )
                 continue
-            child = pointer_join(pointer, key)
+            child = pointer_join(pointer, key) if "~" in key or "/" in key else f"{pointer}/{key}"
             if key in out:
                 self.problem(
                     key_node,

@@ -34,13 +34,16 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+from jsonschema import Draft202012Validator
 
 from runner import ir
 from runner.canonical import content_hash
 from runner.compiler.build import to_document
 from runner.compiler.pipeline import Checked, check_file
+from runner.compiler.schema import load_schema
 from runner.compiler.yaml_loader import Dumper
 from runner.errors import Diagnostic
+from runner.schemas import compile_check
 
 PROPERTIES = settings(
     max_examples=60,
@@ -956,6 +959,10 @@ MUTATIONS = (
 )
 
 
+WORKFLOW_CHECK = compile_check(load_schema("workflow.schema.json"))
+WORKFLOW_VALIDATOR = Draft202012Validator(load_schema("workflow.schema.json"))
+
+
 @st.composite
 def mutated_documents(draw: Draw) -> Any:
     """A valid document with one to three random mutations."""
@@ -968,6 +975,9 @@ def mutated_documents(draw: Draw) -> Any:
 @PROPERTIES
 @given(doc=mutated_documents())
 def test_mutated_documents_never_raise(doc: Any) -> None:
+    # Validation trusts the compiled schema check for a valid document (runner.schemas).
+    assert WORKFLOW_CHECK is not None
+    assert WORKFLOW_CHECK(doc) == WORKFLOW_VALIDATOR.is_valid(doc), doc
     path, checked = _check(_unfolded_yaml(doc), ".yaml")
     _assert_well_formed(path, checked)
     if checked.workflow is not None:  # a mutation can leave the document valid
