@@ -54,8 +54,12 @@ docs: $(VENV)/.installed-dev
 	$(BIN)/python -m runner.docgen_config configuration > docs/configuration.md
 	$(BIN)/python -m runner.docgen_config mock-script > docs/mock-script.md
 
+# Every benchmark runs, each printing its figures; the target fails when any missed its own.
+BENCHES = startup validate summary engine cli providers
 bench: $(VENV)/.installed
-	$(BIN)/python bench/startup.py
+	@failed=""; for name in $(BENCHES); do \
+		echo "== bench/$$name.py"; $(BIN)/python bench/$$name.py || failed="$$failed $$name"; \
+	done; if [ -n "$$failed" ]; then echo "over target:$$failed"; exit 1; fi
 
 clean:
 	rm -rf $(VENV) $(REPORTS) .mypy_cache .ruff_cache .pytest_cache
