@@ -133,6 +133,20 @@ def test_validate_warns_of_unused_entries_of_the_ci_script_and_still_passes(
     assert "'best*/judje*'" in captured.err
 
 
+def test_validate_refuses_a_ci_script_that_does_not_load(
+    flows: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """ci would stop on it with exit 2, so the pre-commit hook must not call it valid."""
+    (flows / "mocks" / "judged.yaml").write_text("nodes:\n  ask: {reply: [open\n")
+    assert main(["validate", "judged.yaml"]) == 2
+    out = capsys.readouterr().out
+    assert "mocks/judged.yaml:3:1: [syntax] invalid YAML" in out
+    assert main(["validate", "judged.yaml", "--format", "json"]) == 2
+    found = json.loads(capsys.readouterr().out)
+    assert found["valid"] is False
+    assert found["files"][0]["diagnostics"][0]["file"] == "mocks/judged.yaml"
+
+
 class _Chat(BaseHTTPRequestHandler):
     """An OpenAI-compatible chat-completions endpoint that answers every call alike."""
 

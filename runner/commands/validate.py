@@ -74,8 +74,7 @@ def _where(result: Checked) -> str:
 
 def run(args: argparse.Namespace, console: Console) -> int:
     """Validate every workflow named or found; 0 when all are valid, 2 otherwise."""
-    results = check_paths(args.paths, load_config(args.config))
-    _warn_unused_entries(results)
+    results = _check_scripts(check_paths(args.paths, load_config(args.config)))
     if args.format == "json":
         console.print_json(json.dumps(_report(results)))
     else:
@@ -83,23 +82,41 @@ def run(args: argparse.Namespace, console: Console) -> int:
     return 2 if any(result.diagnostics for result in results) else 0
 
 
-def _warn_unused_entries(results: list[Checked]) -> None:
-    """Warn, on standard error, of each entry of a ``ci.mock_script`` no call can use."""
+def _check_scripts(results: list[Checked]) -> list[Checked]:
+    """``results`` with the problems of each ``ci.mock_script`` that does not load (``ci``
+    would refuse to run the workflow with it); a warning on standard error of each entry of
+    one that loads that no call can use."""
     errors = Console(stderr=True, highlight=False, soft_wrap=True)
+    checked = []
     for result in results:
         workflow = result.workflow
         if workflow is None or workflow.ci is None or workflow.ci.mock_script is None:
+            checked.append(result)
             continue
-        from runner.providers.script import load_script, unused_entries
+        from runner.providers.script import ScriptError, load_script, unused_entries
 
         path = (Path(workflow.source).parent / workflow.ci.mock_script).as_posix()
         try:
             script = load_script(path)
-        except ConfigError as exc:
-            errors.print(f"warning: {exc}", markup=False)
+        except ScriptError as exc:
+            checked.append(replace(result, diagnostics=(*result.diagnostics, *exc.diagnostics)))
+            continue
+        except ConfigError as exc:  # unreadable: a folder, a pipe, not UTF-8
+            problem = Diagnostic(
+                file=path,
+                line=None,
+                col=None,
+                pointer="",
+                rule="ci",
+                message=str(exc),
+                hint="Give ci.mock_script the path of a mock script (docs/mock-script.md).",
+            )
+            checked.append(replace(result, diagnostics=(*result.diagnostics, problem)))
             continue
         for line in unused_entries(script, workflow):
             errors.print(f"warning: {line}", markup=False)
+        checked.append(result)
+    return checked
 
 
 def _report(results: list[Checked]) -> dict[str, object]:

@@ -88,6 +88,14 @@ class MockScript:
         return next((entry for entry in self.entries if entry.matches(node_id)), None)
 
 
+class ScriptError(ConfigError):
+    """A mock script that does not load, with its problems as diagnostics (file:line:col)."""
+
+    def __init__(self, problems: list[Diagnostic]) -> None:
+        super().__init__(_first(problems))
+        self.diagnostics = tuple(problems)
+
+
 def load_script(path: str) -> MockScript:
     """Read and check a mock script; a bad one raises ConfigError with file:line:col."""
     try:
@@ -98,10 +106,10 @@ def load_script(path: str) -> MockScript:
     try:
         document = load_yaml(path, text)
     except CompileError as exc:
-        raise ConfigError(_first(_for_scripts(exc.diagnostics))) from exc
+        raise ScriptError(_for_scripts(exc.diagnostics)) from exc
     problems = schema_diagnostics(document, SCRIPT_SCHEMA) or _clashes(document)
     if problems:
-        raise ConfigError(_first(problems))
+        raise ScriptError(problems)
     data: dict[str, Any] = document.data
     return MockScript(
         path=path,
