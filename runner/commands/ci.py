@@ -57,7 +57,7 @@ class _Runs:
 
 def run(args: argparse.Namespace, console: Console) -> int:
     """Validate, run or replay, and report; 0 when everything passed, 1 when a workflow failed,
-    4 when nothing failed but a provider, 2 when a file is invalid or there is nothing to do,
+    4 when nothing failed except a provider, 2 when a file is invalid or there is nothing to do,
     130 when interrupted."""
     config = load_config(args.config)
     checked = check_paths(args.paths, config)
