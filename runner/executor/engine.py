@@ -291,7 +291,7 @@ class Engine:
                 return output
             except (NodeFailed, TimeoutError, RenderError, OutputError, RunnerError) as exc:
                 status, reason, provider_failure = _failure(node, exc)
-                if isinstance(exc, kinds.ReplyRejected):  # its call was made: it counts
+                if isinstance(exc, kinds.ReplyRejected | kinds.RepeatedCall):  # a call was made
                     spent = exc.spend if spent is _NOTHING else spent + exc.spend
                 if status is Status.FAILED and attempt < attempts:
                     failures.append(reason)

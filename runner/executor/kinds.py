@@ -130,7 +130,10 @@ async def model_call(
         position=engine.call_position(frame, caller, node_id),
     )
     if frame.watch is not None:
-        _watch_repeats(frame.watch, node_id, request)
+        try:
+            _watch_repeats(frame.watch, node_id, request)
+        except NodeFailed as exc:  # the call was made: the leaf that stops is charged for it
+            raise RepeatedCall(exc.status, exc.reason, call.spend) from exc
     for tally in frame.tallies:
         tally.cost_usd += call.spend.cost_usd
     if output is None:
@@ -149,6 +152,14 @@ class ReplyRejected(OutputError):
 
     def __init__(self, message: str, spend: Spend) -> None:
         super().__init__(message)
+        self.spend = spend
+
+
+class RepeatedCall(NodeFailed):
+    """A loop that sent the same request again, stopped as stuck, with what the last call cost."""
+
+    def __init__(self, status: Status, reason: str, spend: Spend) -> None:
+        super().__init__(status, reason)
         self.spend = spend
 
 

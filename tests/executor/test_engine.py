@@ -1422,6 +1422,10 @@ def test_a_loop_repeating_the_same_leaf_request_ends_stuck(tmp_path: Path) -> No
     assert nodes["ask@2"].status is Status.STUCK
     assert "note@3" not in nodes
     assert len(provider.prompts("ask")) <= 3
+    # Every call made is paid for, the one that showed the loop stuck too.
+    made = len(provider.prompts("ask")) + len(provider.prompts("note"))
+    assert result.spend.calls == made
+    assert nodes["ask@2"].spend.calls == 1
 
 
 # -- worktree isolation -----------------------------------------------------------------------
