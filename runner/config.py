@@ -11,13 +11,12 @@ from __future__ import annotations
 import difflib
 import os
 import re
-import stat
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from runner.errors import CompileError, ConfigError
+from runner.userfiles import UnreadableFile, read_user_text
 
 CONFIG_FILE = "branchleaf.yaml"
 MOCK = "mock"
@@ -159,27 +158,15 @@ def _read(path: str, *, implicit: bool = False) -> str:
     if implicit:
         fix = f"remove or rename it, or {fix}"
     try:
-        mode = os.stat(path).st_mode
-    except OSError as exc:
-        raise ConfigError(f"cannot read the configuration {path}: {exc.strerror}") from exc
-    if stat.S_ISDIR(mode):
-        raise ConfigError(f"the configuration {path} is a directory, not a file: {fix}")
-    if not stat.S_ISREG(mode):
-        # Reading a FIFO or a device could block for ever.
-        raise ConfigError(f"the configuration {path} is not a regular file: {fix}")
-    try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"cannot read the configuration {path}: {exc.strerror}") from exc
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        col = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
-        raise ConfigError(
-            f"{path}:{line}:{col}: the configuration is not UTF-8 text (byte "
-            f"0x{data[exc.start]:02x}): save it as UTF-8"
-        ) from None
+        return read_user_text(path)
+    except UnreadableFile as exc:
+        if exc.line is not None:  # not UTF-8: where, and what to do, are in the reason
+            raise ConfigError(
+                f"{path}:{exc.line}:{exc.col}: the configuration {exc.reason}"
+            ) from None
+        if exc.reason.startswith("cannot be read") or exc.reason.startswith("does not exist"):
+            raise ConfigError(f"the configuration {path} {exc.reason}") from exc
+        raise ConfigError(f"the configuration {path} {exc.reason}: {fix}") from exc
 
 
 def _provider(name: str, spec: dict[str, Any]) -> Provider:

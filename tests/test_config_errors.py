@@ -48,7 +48,7 @@ def test_a_latin1_configuration_is_named_with_its_line(
     Path("branchleaf.yaml").write_bytes(b"providers: {}\n# caf\xe9 au lait\n")
     argv = [command, workflow, *([] if implicit else ["--config", "branchleaf.yaml"])]
     err = _fails(argv + (["--state", "state"] if command == "run" else []), capsys)
-    assert "branchleaf.yaml:2:6: the configuration is not UTF-8 text (byte 0xe9)" in err
+    assert "branchleaf.yaml:2:6: the configuration is not UTF-8 text: it has the byte 0xe9" in err
 
 
 @pytest.mark.parametrize("implicit", [False, True], ids=["given", "found"])
@@ -59,7 +59,7 @@ def test_a_configuration_that_is_a_directory_is_not_ignored(
     err = _fails(
         ["validate", workflow, *([] if implicit else ["--config", "branchleaf.yaml"])], capsys
     )
-    assert "the configuration branchleaf.yaml is a directory, not a file" in err
+    assert "the configuration branchleaf.yaml is a folder, not a file" in err
 
 
 def test_a_configuration_that_is_a_fifo_is_not_read(
@@ -68,7 +68,7 @@ def test_a_configuration_that_is_a_fifo_is_not_read(
     os.mkfifo("branchleaf.yaml")
     # Opening a FIFO without a writer would block: the check must come before any read.
     err = _fails(["validate", workflow], capsys)
-    assert "is not a regular file" in err
+    assert "is a named pipe (FIFO), not a regular file" in err
 
 
 @pytest.mark.parametrize(
