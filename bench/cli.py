@@ -30,70 +30,13 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+
+from workloads import chain, fan_out  # bench/, beside this script
 
 TARGET_REPLAY_RATIO = 1.0
 TARGET_MEMO_RATIO = 1.0
 TARGET_REPLAY_MB = 350.0
 TARGET_STEP_US = 100.0
-
-
-def fan_out(leaves: int) -> dict[str, Any]:
-    """An expand of ``leaves`` leaves with an output schema, then a reduce over them."""
-    return {
-        "version": 1,
-        "name": "bench-cli-fan-out",
-        "roles": {"worker": {}},
-        "budget": {"leaves": leaves},
-        "concurrency": {"leaves": 64},
-        "steps": {
-            "kind": "sequence",
-            "id": "main",
-            "steps": [
-                {
-                    "kind": "expand",
-                    "id": "fan",
-                    "over": f"range({leaves}) | list",
-                    "as": "item",
-                    "max_children": leaves,
-                    "body": {
-                        "kind": "leaf",
-                        "id": "one",
-                        "role": "worker",
-                        "prompt": "Item {{ item }}",
-                        "output": {
-                            "type": "object",
-                            "properties": {"ok": {"type": "boolean"}},
-                            "required": ["ok"],
-                        },
-                    },
-                },
-                {
-                    "kind": "reduce",
-                    "id": "count",
-                    "inputs": ["fan"],
-                    "expr": "outputs.fan | length",
-                },
-            ],
-        },
-    }
-
-
-def chain(steps: int) -> dict[str, Any]:
-    """A sequence of ``steps`` leaves."""
-    return {
-        "version": 1,
-        "name": "bench-cli-chain",
-        "roles": {"worker": {}},
-        "steps": {
-            "kind": "sequence",
-            "id": "main",
-            "steps": [
-                {"kind": "leaf", "id": f"s{i}", "role": "worker", "prompt": f"step {i}"}
-                for i in range(steps)
-            ],
-        },
-    }
 
 
 def cli(args: list[str], cwd: Path) -> tuple[float, float, float]:
@@ -221,9 +164,13 @@ def main() -> int:
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="bench-cli-"))
     files = {"fan": root / "fan.yaml", "long": root / "chain.yaml", "short": root / "one.yaml"}
-    files["fan"].write_text(json.dumps(fan_out(args.leaves)), encoding="utf-8")
-    files["long"].write_text(json.dumps(chain(args.chain)), encoding="utf-8")
-    files["short"].write_text(json.dumps(chain(1)), encoding="utf-8")
+    files["fan"].write_text(
+        json.dumps(fan_out(args.leaves, name="bench-cli-fan-out")), encoding="utf-8"
+    )
+    files["long"].write_text(
+        json.dumps(chain(args.chain, name="bench-cli-chain")), encoding="utf-8"
+    )
+    files["short"].write_text(json.dumps(chain(1, name="bench-cli-chain")), encoding="utf-8")
     checkouts = [Figures(Path.cwd())]
     if args.against is not None:
         checkouts.append(Figures(args.against.resolve()))
@@ -233,7 +180,7 @@ def main() -> int:
             for figures in checkouts:
                 one_round(figures, root, files)
         big = root / "big.yaml"
-        big.write_text(json.dumps(fan_out(args.big)), encoding="utf-8")
+        big.write_text(json.dumps(fan_out(args.big, name="bench-cli-fan-out")), encoding="utf-8")
         for figures in checkouts:
             state = Path(tempfile.mkdtemp(dir=root))
             big_run_s, _, big_run_mb = cli(run_args(big, state), figures.checkout)

@@ -23,6 +23,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from workloads import chain, fan_out  # bench/, beside this script
+
 from runner.compiler.build import build_workflow
 from runner.config import DEFAULT
 from runner.executor.engine import Engine, run_sync
@@ -38,67 +40,6 @@ TARGET_US = 50.0
 TARGET_MB = 150.0
 TARGET_STORED_US = 60.0
 TARGET_REPLAY_S = 1.0
-
-
-def fan_out(leaves: int, *, schema: bool = True) -> dict[str, Any]:
-    """An expand of ``leaves`` leaves (with an output schema), then a reduce over them."""
-    body: dict[str, Any] = {
-        "kind": "leaf",
-        "id": "one",
-        "role": "worker",
-        "prompt": "Item {{ item }}",
-    }
-    if schema:
-        body["output"] = {
-            "type": "object",
-            "properties": {"ok": {"type": "boolean"}},
-            "required": ["ok"],
-        }
-    return {
-        "version": 1,
-        "name": "bench-fan-out",
-        "inputs": {"n": {"type": "integer", "default": leaves}},
-        "roles": {"worker": {}},
-        "budget": {"leaves": leaves},
-        "concurrency": {"leaves": 64},
-        "steps": {
-            "kind": "sequence",
-            "id": "main",
-            "steps": [
-                {
-                    "kind": "expand",
-                    "id": "fan",
-                    "over": "range(inputs.n) | list",
-                    "as": "item",
-                    "max_children": leaves,
-                    "body": body,
-                },
-                {
-                    "kind": "reduce",
-                    "id": "count",
-                    "inputs": ["fan"],
-                    "expr": "outputs.fan | length",
-                },
-            ],
-        },
-    }
-
-
-def chain(steps: int) -> dict[str, Any]:
-    """A sequence of ``steps`` leaves."""
-    return {
-        "version": 1,
-        "name": "bench-chain",
-        "roles": {"worker": {}},
-        "steps": {
-            "kind": "sequence",
-            "id": "main",
-            "steps": [
-                {"kind": "leaf", "id": f"s{i}", "role": "worker", "prompt": f"step {i}"}
-                for i in range(steps)
-            ],
-        },
-    }
 
 
 def run(document: dict[str, Any]) -> tuple[float, int]:

@@ -30,6 +30,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from workloads import fan_out  # bench/, beside this script
+
 from runner.commands.run import _write_summary, summary_bytes, summary_json
 from runner.compiler.build import build_workflow
 from runner.config import DEFAULT
@@ -41,54 +43,13 @@ from runner.status import Status
 from runner.store.recording import provider_map
 
 
-def fan_out(leaves: int) -> dict[str, Any]:
-    """An expand of ``leaves`` leaves with an output schema, then a reduce over them."""
-    return {
-        "version": 1,
-        "name": "bench-summary",
-        "roles": {"worker": {}},
-        "budget": {"leaves": leaves},
-        "concurrency": {"leaves": 64},
-        "steps": {
-            "kind": "sequence",
-            "id": "main",
-            "steps": [
-                {
-                    "kind": "expand",
-                    "id": "fan",
-                    "over": f"range({leaves}) | list",
-                    "as": "item",
-                    "max_children": leaves,
-                    "body": {
-                        "kind": "leaf",
-                        "id": "one",
-                        "role": "worker",
-                        "prompt": "Item {{ item }}",
-                        "output": {
-                            "type": "object",
-                            "properties": {"ok": {"type": "boolean"}},
-                            "required": ["ok"],
-                        },
-                    },
-                },
-                {
-                    "kind": "reduce",
-                    "id": "count",
-                    "inputs": ["fan"],
-                    "expr": "outputs.fan | length",
-                },
-            ],
-        },
-    }
-
-
 def a_run(leaves: int) -> tuple[RunResult, dict[str, Any]]:
     """A finished run of :func:`fan_out` on the mock, and its provider map."""
-    workflow = build_workflow(fan_out(leaves))
+    workflow = build_workflow(fan_out(leaves, name="bench-summary"))
     roles = [name for name, _ in workflow.roles or ()]
     providers = build_providers(DEFAULT, roles)
     engine = Engine(workflow, config=DEFAULT, providers=providers, workspace=Path.cwd())
-    result = run_sync(engine.run({}))
+    result = run_sync(engine.run({"n": leaves}))
     if result.status is not Status.SUCCEEDED:
         raise SystemExit(f"the run ended {result.status.value}: {result.reason}")
     return result, provider_map(workflow, DEFAULT, providers, None)
