@@ -21,6 +21,8 @@ class Seen:
     url: str = ""
     """Its base URL (``http://127.0.0.1:PORT``)."""
     requests: int = 0
+    bodies: list[dict[str, Any]] = field(default_factory=list)
+    """The JSON body of every request, in the order they came."""
     in_flight: int = 0
     most_in_flight: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -75,12 +77,13 @@ def model_server(latency_s: float = 0.0) -> Iterator[Seen]:
         disable_nagle_algorithm = True
 
         def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))))
             with seen.lock:
                 seen.requests += 1
+                seen.bodies.append(body)
                 seen.in_flight += 1
                 seen.most_in_flight = max(seen.most_in_flight, seen.in_flight)
             try:
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))))
                 time.sleep(latency_s)
                 data = json.dumps(_reply(self.path, body)).encode()
                 self.send_response(200)

@@ -8,14 +8,12 @@ import asyncio
 import contextlib
 import json
 import sqlite3
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import GOOD_YAML
+from loopback import model_server
 
 from runner.config import Provider as ProviderConfig
 from runner.main import main
@@ -25,64 +23,6 @@ from runner.providers.base import ChatMessage, ModelRequest, ProviderError
 
 ENV = "BRANCHLEAF_OUTPUT_SCHEMA_KEY"
 SCHEMA = {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]}
-ANSWER = {"ok": True}
-
-
-def _reply(kind: str, body: dict[str, Any]) -> dict[str, Any]:
-    """What the real API answers to ``body``: a tool call when a tool is forced, else text."""
-    if kind == "openai":
-        return {
-            "model": body["model"],
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": json.dumps(ANSWER)},
-                    "finish_reason": "stop",
-                }
-            ],
-            "usage": {"prompt_tokens": 20, "completion_tokens": 5},
-        }
-    if "tool_choice" in body:
-        content: list[dict[str, Any]] = [
-            {"type": "tool_use", "id": "toolu_1", "name": "output", "input": ANSWER}
-        ]
-        stop = "tool_use"
-    else:
-        content, stop = [{"type": "text", "text": json.dumps(ANSWER)}], "end_turn"
-    return {
-        "id": "msg_1",
-        "type": "message",
-        "role": "assistant",
-        "model": body["model"],
-        "content": content,
-        "stop_reason": stop,
-        "usage": {"input_tokens": 20, "output_tokens": 5},
-    }
-
-
-def _serving(kind: str, received: list[dict[str, Any]]) -> Iterator[str]:
-    class _Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))))
-            received.append(body)
-            data = json.dumps(_reply(kind, body)).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/v1"
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def _run(
@@ -94,8 +34,8 @@ def _run(
 ) -> list[dict[str, Any]]:
     """The bodies the server received for a run of the two-file review, which must pass."""
     monkeypatch.setenv(ENV, "sk-test")
-    received: list[dict[str, Any]] = []
-    for base_url in _serving(kind, received):
+    with model_server() as seen:
+        base_url = seen.url + "/v1"
         (tmp_path / "branchleaf.yaml").write_text(
             "providers:\n"
             f"  peer: {{type: {kind}, base_url: '{base_url}', api_key_env: {ENV},"
@@ -108,8 +48,8 @@ def _run(
         code = main(["run", "good.yaml", "--plain", "--state", "s"])
     captured = capsys.readouterr()
     assert code == 0, captured.out + captured.err
-    assert len(received) == 2
-    return received
+    assert len(seen.bodies) == 2
+    return seen.bodies
 
 
 def _recorded_requests(tmp_path: Path) -> list[dict[str, Any]]:
@@ -191,9 +131,8 @@ def test_an_anthropic_tool_wraps_a_schema_that_is_not_an_object_and_unwraps_the_
 ) -> None:
     monkeypatch.setenv(ENV, "sk-test")
     listed = {"type": "array", "items": {"type": "string"}}
-    received: list[dict[str, Any]] = []
-
-    for base_url in _serving("anthropic", received):
+    with model_server() as seen:
+        base_url = seen.url + "/v1"
         provider = AnthropicProvider(
             ProviderConfig(
                 name="peer",
