@@ -323,8 +323,6 @@ def _finish(
 
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
-NOT_EVALUATED = "not evaluated"
-"""How the message of a test that a run ended before begins."""
 
 
 @contextlib.contextmanager
@@ -401,8 +399,8 @@ def _print(result: RunResult, console: Console) -> None:
                 mark = "[green]passed[/]"
             elif result.status is Status.PROVIDER_FAILED:
                 mark = "[yellow]not evaluated[/]: the provider failed"
-            elif message.startswith(NOT_EVALUATED):  # the run ended before its tests
-                mark = f"[yellow]not evaluated[/]{escape(message.removeprefix(NOT_EVALUATED))}"
+            elif result.status is not Status.SUCCEEDED:  # it ended before its tests: say why
+                mark = f"[yellow]{escape(message)}[/]"
             else:
                 mark = f"[red]failed[/] {escape(message)}"
             table.add_row(escape(test.name), mark)
