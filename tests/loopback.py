@@ -107,3 +107,98 @@ def model_server(latency_s: float = 0.0) -> Iterator[Seen]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One planned answer of a :func:`scripted_server`: a status with a JSON value or raw bytes
+    as its body; ``raw`` instead sends those bytes as the whole answer (not HTTP, perhaps),
+    ``hang_up`` closes the connection without a word, ``hold_s`` waits that long first."""
+
+    status: int = 200
+    json: Any = None
+    body: bytes | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    raw: bytes | None = None
+    hang_up: bool = False
+    hold_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class Request:
+    """A request a :func:`scripted_server` received."""
+
+    path: str
+    headers: dict[str, str]
+    """Names in lower case."""
+    body: Any
+
+
+@dataclass
+class Script:
+    """A running :func:`scripted_server`."""
+
+    url: str
+    plan: list[Reply]
+    calls: list[Request] = field(default_factory=list)
+    peers: set[int] = field(default_factory=set)
+    """The client ports requests came from: one per connection."""
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+@contextlib.contextmanager
+def scripted_server(*plan: Reply) -> Iterator[Script]:
+    """A server answering its POSTs with ``plan``, one answer each, in order (then 500), and
+    recording every request."""
+    script = Script(url="", plan=list(plan))
+    stopping = threading.Event()
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True
+
+        def do_POST(self) -> None:
+            data = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            request = Request(
+                path=self.path,
+                headers={name.lower(): value for name, value in self.headers.items()},
+                body=json.loads(data) if data else None,
+            )
+            with script.lock:
+                script.calls.append(request)
+                script.peers.add(self.client_address[1])
+                reply = script.plan.pop(0) if script.plan else Reply(500, {"error": "unplanned"})
+            if reply.hold_s:
+                stopping.wait(reply.hold_s)
+            if reply.hang_up or reply.raw is not None:
+                if reply.raw is not None:
+                    self.wfile.write(reply.raw)
+                self.close_connection = True
+                return
+            payload = reply.body if reply.body is not None else json.dumps(reply.json).encode()
+            self.send_response(reply.status)
+            headers = {"Content-Type": "application/json", **reply.headers}
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def handle(self) -> None:
+            # Answering a client that has gone away fails; that is expected here.
+            with contextlib.suppress(OSError):
+                super().handle()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = _Server(("127.0.0.1", 0), Handler)
+    script.url = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield script
+    finally:
+        stopping.set()
+        server.shutdown()
+        server.server_close()

@@ -1,8 +1,10 @@
 """Why an HTTP request failed, in a few plain words for a message.
 
-``requests`` and urllib3 describe a failure by nesting their exceptions and printing their
-reprs ("HTTPConnectionPool(host=...): Max retries exceeded ... (Caused by NewConnectionError(
-'<urllib3.connection.HTTPConnection object at 0x...>...'))"); a user needs the innermost cause.
+``requests`` and urllib3 (the GitHub client's) describe a failure by nesting their exceptions
+and printing their reprs ("HTTPConnectionPool(host=...): Max retries exceeded ... (Caused by
+NewConnectionError('<urllib3.connection.HTTPConnection object at 0x...>...'))"), aiohttp (the
+providers') by its own classes around the OS error ("Cannot connect to host 127.0.0.1:9
+ssl:default [Connect call failed ...]"); a user needs the innermost cause.
 """
 
 from __future__ import annotations
@@ -10,7 +12,9 @@ from __future__ import annotations
 import http.client
 import socket
 import ssl
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 import requests
 
@@ -19,7 +23,20 @@ from runner.jsontext import JSONProblem, parse_json
 _NOT_UTF8 = "not UTF-8 text"
 
 
-def read_json(response: requests.Response) -> Any:
+class Body(Protocol):
+    """An answer whose body has been read: a ``requests.Response``, or the providers' answer."""
+
+    @property
+    def content(self) -> bytes: ...
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+    @property
+    def text(self) -> str: ...
+
+
+def read_json(response: Body) -> Any:
     """The body's JSON value, or the :class:`JSONProblem` that keeps it from being used.
 
     Read strictly and with bounded nesting (:func:`runner.jsontext.parse_json`): an answer
@@ -38,7 +55,7 @@ def read_json(response: requests.Response) -> Any:
         return exc
 
 
-def unusable_body(response: requests.Response, problem: JSONProblem) -> str:
+def unusable_body(response: Body, problem: JSONProblem) -> str:
     """What a body :func:`read_json` refused was, as a phrase."""
     if problem.message.startswith("invalid JSON"):
         return not_json(response)
@@ -47,7 +64,7 @@ def unusable_body(response: requests.Response, problem: JSONProblem) -> str:
     return f"JSON that cannot be used ({problem.message})"
 
 
-def not_json(response: requests.Response) -> str:
+def not_json(response: Body) -> str:
     """What a body that did not parse as JSON was, as a phrase."""
     kind = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
     if kind == "text/html" or response.text.lstrip()[:1] == "<":
@@ -63,8 +80,12 @@ def _chain(exc: BaseException) -> list[BaseException]:
     here: BaseException | None = exc
     while here is not None and len(seen) < 16:
         seen.append(here)
-        # urllib3 wraps its errors in MaxRetryError.reason, requests in args[0].
+        # urllib3 wraps its errors in MaxRetryError.reason, requests in args[0], aiohttp in
+        # os_error or certificate_error.
         inner = getattr(here, "reason", None)
+        for name in ("os_error", "certificate_error"):
+            if not isinstance(inner, BaseException):
+                inner = getattr(here, name, None)
         if not isinstance(inner, BaseException) and here.args:
             inner = here.args[0] if isinstance(here.args[0], BaseException) else None
         here = inner or here.__cause__ or here.__context__
@@ -111,3 +132,53 @@ def connection_failure(exc: BaseException) -> str:
     if isinstance(exc, requests.ConnectionError):
         return "the connection failed"
     return type(exc).__name__
+
+
+@dataclass(frozen=True, slots=True)
+class WireFailure:
+    """Why an aiohttp request got no usable answer."""
+
+    why: str
+    """In a few plain words."""
+    dropped: bool = False
+    """The connection was made, then dropped or answered with something that is not HTTP."""
+    tls: bool = False
+    """The TLS handshake failed (not worth another attempt)."""
+    unsent: bool = False
+    """The request could not be made at all (its URL, its proxy...): not worth another one."""
+
+
+def wire_failure(exc: BaseException) -> WireFailure:
+    """Why an aiohttp request failed (``exc``: an ``aiohttp.ClientError`` or a ValueError it
+    let through)."""
+    import aiohttp
+
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        return WireFailure(connection_failure(exc.certificate_error), tls=True)
+    if isinstance(exc, aiohttp.ClientSSLError):
+        return WireFailure(connection_failure(exc), tls=True)
+    if isinstance(exc, aiohttp.ClientConnectorDNSError):
+        return WireFailure("the host name could not be resolved")
+    if isinstance(exc, aiohttp.ClientProxyConnectionError):
+        return WireFailure(f"its proxy could not be reached: {connection_failure(exc)}")
+    if isinstance(exc, aiohttp.ClientHttpProxyError):
+        return WireFailure(f"its proxy refused the connection (HTTP {exc.status})")
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return WireFailure(connection_failure(exc))
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return WireFailure("the server closed the connection without answering", dropped=True)
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        why = "the server closed the connection in the middle of its answer"
+        return WireFailure(why, dropped=True)
+    if isinstance(exc, aiohttp.ClientResponseError):
+        # What the parser raises for an answer that is not HTTP (a status of 400 made up).
+        return WireFailure("the server's answer is not valid HTTP", dropped=True)
+    if isinstance(exc, aiohttp.InvalidURL | aiohttp.NonHttpUrlClientError | ValueError):
+        return WireFailure("the URL is not valid", unsent=True)
+    if isinstance(exc, ConnectionResetError) or any(
+        isinstance(error, ConnectionResetError) for error in _chain(exc)
+    ):
+        return WireFailure("the server reset the connection", dropped=True)
+    if isinstance(exc, aiohttp.ClientOSError):
+        return WireFailure(connection_failure(exc), dropped=True)
+    return WireFailure(connection_failure(exc))

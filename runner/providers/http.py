@@ -1,14 +1,18 @@
 """Plumbing shared by the HTTP providers: keys, timeouts, retries and error translation.
 
+Calls are made with aiohttp on the run's event loop: a call in flight costs a socket and a few
+objects, not a thread, so the workflow's ``concurrency`` bounds decide how many are in flight
+(up to :data:`MAX_IN_FLIGHT` per provider), and a wait before a retry holds nothing but a timer.
+
 Every failure leaves this module as a :class:`ProviderError` whose message names the provider,
 the endpoint and the HTTP status, and never contains the API key: the key is scrubbed from any
-text that reaches a message, including the provider's own error text and ``requests``' exception
-strings, and an exception chain that would carry it is cut.
+text that reaches a message, including the provider's own error text and the HTTP client's
+exception strings, and an exception chain that would carry it is cut.
 
 A call ends within the provider's ``timeout_s`` (default :data:`DEFAULT_TIMEOUT_S`), its retries
-and the waits between them included: past that deadline the socket of the attempt in flight is
-shut down, whatever the server is doing (silent, or trickling bytes that would renew a read
-time-out), no retry starts, and no wait for one runs past it. Within it, a 429, a 5xx, a
+and the waits between them included: past that deadline the attempt in flight is cut off and its
+connection closed, whatever the server is doing (silent, or trickling bytes that would renew a
+read time-out), no retry starts, and no wait for one runs past it. Within it, a 429, a 5xx, a
 time-out or a dropped connection is tried again up to ``max_retries`` times (default
 :data:`DEFAULT_MAX_RETRIES`), with exponential backoff and full jitter, honouring Retry-After.
 
@@ -16,47 +20,46 @@ A failure of the provider itself (unreachable, timed out, refusing the key, unav
 answer that is not the API's) carries an :class:`~runner.providers.outage.Outage` saying so in
 words that are the same for every call it stops.
 
-A call made with :meth:`HttpClient.post_json_async` stops when the awaiting task is cancelled:
-the socket of the request in flight is shut down, so the worker thread's blocked read fails at
-once, no further attempt starts, and the cancellation propagates only after the worker thread
-has finished. Nothing keeps running detached.
+A call stops when the awaiting task is cancelled: the request in flight is abandoned and its
+connection closed (not put back in the pool), and no further attempt starts. Nothing keeps
+running detached.
+
+Redirects are not followed: a client that follows one keeps custom credential headers such as
+x-api-key on a redirect to another host, and a provider endpoint that moved is a base_url to
+correct, not to chase.
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
-import contextvars
 import email.utils
 import functools
+import json
 import math
 import os
 import random
-import threading
+import ssl
 import time
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit
 
-import requests
+import orjson
 
+from runner import __version__
 from runner.config import Provider as ProviderConfig
 from runner.errors import ConfigError
 from runner.jsontext import JSONProblem
 from runner.plural import plural
-from runner.providers.abortable import (
-    AbortableAdapter,
-    Aborted,
-    Call,
-    aborted,
-    current_call,
-    running,
-)
 from runner.providers.base import ProviderError, public_url
-from runner.providers.failures import broke_off, connection_failure, read_json, unusable_body
+from runner.providers.failures import read_json, unusable_body, wire_failure
 from runner.providers.outage import Cause, Outage
 from runner.secrets import Redactor
+
+if TYPE_CHECKING:
+    import aiohttp
 
 DEFAULT_TIMEOUT_S = 60.0
 """How long one call may take, retries and the waits between them included."""
@@ -76,19 +79,8 @@ MAX_REPLY_BYTES = 16 * 2**20
 """The longest answer body read from a provider; a longer one fails the call."""
 _CHUNK_BYTES = 64 * 1024
 MAX_IN_FLIGHT = 1024
-"""Most HTTP model calls one process keeps in flight. Each runs ``requests`` on a worker thread
-of its own, from a pool that grows only as calls need threads, and keeps its connection in a
-per-host pool of the same size: the workflow's ``concurrency`` bounds decide how many are in
-flight, not the size of a default thread pool (``min(32, cpus + 4)``, 6 on two cores) or of
-urllib3's connection pool (10 per host, which would drop and reopen connections above that)."""
-
-
-@functools.cache
-def _executor() -> concurrent.futures.ThreadPoolExecutor:
-    """The worker threads of HTTP calls, made on first use and shared by every client."""
-    return concurrent.futures.ThreadPoolExecutor(
-        max_workers=MAX_IN_FLIGHT, thread_name_prefix="branchleaf-http"
-    )
+"""Most HTTP model calls one provider keeps in flight (its connection pool's size). The
+workflow's ``concurrency`` bounds decide how many are in flight below that."""
 
 
 def read_api_key(config: ProviderConfig) -> str | None:
@@ -229,6 +221,34 @@ def required_count(usage: Any, field: str) -> int:
     return count
 
 
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """An HTTP answer, its body read in full."""
+
+    status: int
+    reason: str
+    headers: Mapping[str, str]
+    content: bytes
+    url: str
+
+    @property
+    def text(self) -> str:
+        """The body as text (UTF-8, anything undecodable replaced)."""
+        return self.content.decode("utf-8", "replace")
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """What the environment says about reaching one endpoint, read once per client: the proxy
+    (``HTTPS_PROXY``, ``NO_PROXY``...), the CA bundle (``REQUESTS_CA_BUNDLE``,
+    ``CURL_CA_BUNDLE``, ``SSL_CERT_FILE``; else certifi's, as before) and, for an endpoint sent no
+    key, the ``~/.netrc`` login."""
+
+    proxy: str | None
+    tls: ssl.SSLContext | None
+    login: tuple[str, str] | None
+
+
 class HttpClient:
     """A JSON-over-HTTP endpoint with timeouts, retries and scrubbed errors."""
 
@@ -241,7 +261,7 @@ class HttpClient:
         secret: str | None,
         timeout_s: float | None = None,
         max_retries: int | None = None,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rng: random.Random | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -253,12 +273,11 @@ class HttpClient:
         self._sleep = sleep
         self._rng = rng if rng is not None else random.Random()
         self._clock = clock
-        self._session = _Session()
-        adapter = AbortableAdapter(pool_connections=4, pool_maxsize=MAX_IN_FLIGHT)
-        self._session.mount("http://", adapter)
-        self._session.mount("https://", adapter)
-        self._session.headers.update(headers)
-        _settle_environment(self._session, self.base_url)
+        self._headers = {"User-Agent": f"branchleaf/{__version__}", **headers}
+        self._route = _route(provider, self.base_url, self._headers)
+        self._session: aiohttp.ClientSession | None = None
+        self._session_loop: asyncio.AbstractEventLoop | None = None
+        self._closer: AsyncIterator[None] | None = None
 
     @classmethod
     def for_provider(
@@ -268,7 +287,7 @@ class HttpClient:
         default_base_url: str,
         headers: Mapping[str, str],
         secret: str | None,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rng: random.Random | None = None,
     ) -> HttpClient:
         """The client for a configured provider: its URL, timeout and retries."""
@@ -283,9 +302,11 @@ class HttpClient:
             rng=rng,
         )
 
-    def close(self) -> None:
-        """Release pooled connections."""
-        self._session.close()
+    async def aclose(self) -> None:
+        """Close the pooled connections (a later call opens new ones)."""
+        session, self._session = self._session, None
+        if session is not None and self._session_loop is asyncio.get_running_loop():
+            await session.close()
 
     def scrub(self, text: str) -> str:
         """``text`` with the API key replaced in every form it can take, safe to put in a
@@ -311,85 +332,47 @@ class HttpClient:
             )
         return ProviderError(self.scrub(f"{where} {detail}"), outage=found, **fields)
 
-    def post_json(
-        self,
-        path: str,
-        body: Mapping[str, Any],
-        *,
-        stop: threading.Event | None = None,
-        deadline: float | None = None,
-    ) -> dict[str, Any]:
-        """POST ``body`` as JSON and return the JSON object answered; retry transient failures
-        until ``deadline`` (``time.monotonic()``; default: ``timeout_s`` from now)."""
-        if deadline is None:
-            deadline = time.monotonic() + self.timeout_s
-        call = current_call()
-        attempt = 0
-        while True:
-            try:
-                return self._attempt(path, body, deadline - time.monotonic())
-            except Aborted:
-                if call is not None and call.expired:
-                    raise self._timed_out(path) from None
-                raise self.error(path, "was cancelled before it was sent") from None
-            except ProviderError as exc:
-                if call is not None and call.expired:
-                    raise self._timed_out(path) from exc
-                if aborted():
-                    raise self.error(path, "was cancelled before the reply arrived") from exc
-                retry = exc.retryable and attempt < self.max_retries and not _stopped(stop)
-                wait = self._delay(attempt, exc.retry_after_s) if retry else 0.0
-                late = retry and time.monotonic() + wait >= deadline
-                if not retry or late:
-                    if attempt == 0 and not late:
-                        raise
-                    why = f"gave up after {plural(attempt + 1, 'attempt')}"
-                    if late:
-                        why += f": a retry would end past timeout_s {self.timeout_s:g} s"
-                    raise ProviderError(
-                        f"{exc} ({why})",
-                        status=exc.status,
-                        retryable=exc.retryable,
-                        retry_after_s=exc.retry_after_s,
-                        outage=exc.outage,
-                    ) from exc
-                self._pause(wait, stop)
-                attempt += 1
-                if call is not None and call.expired:
-                    raise self._timed_out(path) from exc
-                if _stopped(stop):
-                    raise self.error(path, "was cancelled while waiting to retry") from exc
-
-    async def post_json_async(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        """:meth:`post_json` on a worker thread, aborted when the awaiting task is cancelled
-        and cut off at the call's deadline.
-
-        On cancellation the request in flight is cut off and no further attempt starts; the
-        CancelledError propagates once the worker thread has finished with the call.
-        """
-        call = Call()
+    async def post_json(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """POST ``body`` as JSON and return the JSON object answered, retrying transient
+        failures within ``timeout_s``."""
+        payload = _encode(body)
         loop = asyncio.get_running_loop()
-        # The loop's clock is time.monotonic, which post_json measures the deadline with.
-        deadline = time.monotonic() + self.timeout_s
-        context = contextvars.copy_context()
-        work = functools.partial(context.run, self._post_json_for, call, path, body, deadline)
-        future = loop.run_in_executor(_executor(), work)
-        # A read time-out restarts with every byte received; this stops the call as a whole.
-        expiry = loop.call_at(loop.time() + self.timeout_s, call.expire)
+        deadline = loop.time() + self.timeout_s
+        attempt = 0
+        scope = asyncio.timeout_at(deadline)
         try:
-            return await asyncio.shield(future)
-        except asyncio.CancelledError:
-            call.abort()
-            await _outlast(future)
+            async with scope:
+                while True:
+                    try:
+                        return await self._attempt(path, payload, deadline - loop.time())
+                    except ProviderError as exc:
+                        retry = exc.retryable and attempt < self.max_retries
+                        wait = self._delay(attempt, exc.retry_after_s) if retry else 0.0
+                        late = retry and loop.time() + wait >= deadline
+                        if not retry or late:
+                            if attempt == 0 and not late:
+                                raise
+                            raise self._gave_up(exc, attempt, late) from exc
+                    await self._sleep(wait)
+                    attempt += 1
+        except TimeoutError:
+            if scope.expired():
+                # A read time-out restarts with every byte received; this stops the call as a
+                # whole, retries and waits included.
+                raise self._timed_out(path) from None
             raise
-        finally:
-            expiry.cancel()
 
-    def _post_json_for(
-        self, call: Call, path: str, body: Mapping[str, Any], deadline: float
-    ) -> dict[str, Any]:
-        with running(call):
-            return self.post_json(path, body, stop=call.stop, deadline=deadline)
+    def _gave_up(self, exc: ProviderError, attempt: int, late: bool) -> ProviderError:
+        why = f"gave up after {plural(attempt + 1, 'attempt')}"
+        if late:
+            why += f": a retry would end past timeout_s {self.timeout_s:g} s"
+        return ProviderError(
+            f"{exc} ({why})",
+            status=exc.status,
+            retryable=exc.retryable,
+            retry_after_s=exc.retry_after_s,
+            outage=exc.outage,
+        )
 
     def _timed_out(self, path: str) -> ProviderError:
         """The error of a call whose deadline passed."""
@@ -400,13 +383,6 @@ class HttpClient:
             outage=(Cause.TIMED_OUT, f"did not answer within timeout_s {self.timeout_s:g} s"),
         )
 
-    def _pause(self, seconds: float, stop: threading.Event | None) -> None:
-        # With the real clock, a stopped call cuts its wait short; an injected sleep is used as is.
-        if stop is not None and self._sleep is time.sleep:
-            stop.wait(seconds)
-        else:
-            self._sleep(seconds)
-
     def _delay(self, attempt: int, retry_after_s: float | None) -> float:
         if retry_after_s is not None:
             return min(retry_after_s, RETRY_AFTER_CAP_S)
@@ -414,79 +390,112 @@ class HttpClient:
         # "Exponential Backoff And Jitter").
         return self._rng.uniform(0.0, min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2**attempt))
 
-    def _attempt(self, path: str, body: Mapping[str, Any], left_s: float) -> dict[str, Any]:
+    async def _open(self) -> aiohttp.ClientSession:
+        """This event loop's session, made on first use."""
+        loop = asyncio.get_running_loop()
+        session = self._session
+        if session is not None and self._session_loop is loop and not session.closed:
+            return session
+        import aiohttp
+
+        _allow_sockets(MAX_IN_FLIGHT)
+        session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(
+                limit=MAX_IN_FLIGHT,
+                limit_per_host=0,
+                ssl=self._route.tls if self._route.tls is not None else True,
+            ),
+            headers=self._headers,
+            # The environment was read once, in _route; per request it walks it all again.
+            trust_env=False,
+            timeout=aiohttp.ClientTimeout(total=None),
+        )
+        self._session, self._session_loop = session, loop
+        # asyncio.run closes the loop's open async generators before it closes the loop: this
+        # one closes the session then, so no connection outlives the run that opened it.
+        self._closer = _closing(session)
+        await anext(self._closer)
+        return session
+
+    async def _attempt(self, path: str, payload: bytes, left_s: float) -> dict[str, Any]:
         """One attempt, given ``left_s`` seconds of the call's time."""
+        import aiohttp
+
         if left_s <= 0:
             raise self._timed_out(path)
+        session = await self._open()
         connect = min(CONNECT_TIMEOUT_S, left_s)
+        route = self._route
         try:
-            # Redirects are not followed: requests keeps custom credential headers such as
-            # x-api-key on a redirect to another host (issue 11), and a provider endpoint that
-            # moved is a base_url to correct, not to chase.
-            response = self._session.post(
+            async with session.post(
                 self.base_url + path,
-                json=body,
-                timeout=(connect, left_s),
+                data=payload,
+                headers={"Content-Type": "application/json"},
                 allow_redirects=False,
-                stream=True,  # the body is read below, at most MAX_REPLY_BYTES of it
-            )
-            with response:
-                self._take_body(path, response)
-        except requests.exceptions.ConnectTimeout as exc:
+                proxy=route.proxy,
+                auth=aiohttp.BasicAuth(*route.login) if route.login else None,
+                # Waiting for a free connection of the pool is bounded by the call's deadline
+                # alone; connecting itself by CONNECT_TIMEOUT_S.
+                timeout=aiohttp.ClientTimeout(
+                    total=None, connect=None, sock_connect=connect, sock_read=left_s
+                ),
+            ) as response:
+                content = await self._take_body(path, response)
+                answer = Answer(
+                    status=response.status,
+                    reason=response.reason or "",
+                    headers=response.headers,
+                    content=content,
+                    url=str(response.url),
+                )
+        except aiohttp.ConnectionTimeoutError as exc:
             raise self.error(
                 path,
                 f"timed out connecting ({connect:.3g} s)",
                 retryable=True,
                 outage=(Cause.UNREACHABLE, "could not be reached: connecting timed out"),
             ) from self._cause(exc)
-        except requests.Timeout as exc:
+        except aiohttp.ServerTimeoutError as exc:
             raise self._timed_out(path) from self._cause(exc)
-        except requests.exceptions.SSLError as exc:
-            why = self.short(connection_failure(exc))
+        except (aiohttp.ClientError, ValueError) as exc:
+            failure = wire_failure(exc)
+            why = self.short(failure.why)
+            if failure.tls:
+                detail, retryable = f"failed the TLS handshake ({why})", False
+            elif failure.unsent:
+                detail, retryable = f"could not be sent ({why})", False
+            else:
+                detail, retryable = f"failed: {why}", True
+            verb = "dropped the call" if failure.dropped else "could not be reached"
             raise self.error(
                 path,
-                f"failed the TLS handshake ({why})",
-                outage=(Cause.UNREACHABLE, f"could not be reached: {why}"),
-            ) from self._cause(exc)
-        except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
-            why = self.short(connection_failure(exc))
-            verb = "dropped the call" if broke_off(exc) else "could not be reached"
-            raise self.error(
-                path,
-                f"failed: {why}",
-                retryable=True,
+                detail,
+                retryable=retryable,
                 outage=(Cause.UNREACHABLE, f"{verb}: {why}"),
             ) from self._cause(exc)
-        except requests.RequestException as exc:
-            why = self.short(connection_failure(exc))
-            raise self.error(
-                path,
-                f"could not be sent ({why})",
-                outage=(Cause.UNREACHABLE, f"could not be reached: {why}"),
-            ) from self._cause(exc)
-        return self._read(path, response)
+        return self._read(path, answer)
 
-    def _take_body(self, path: str, response: requests.Response) -> None:
-        """Read the body as requests would, failing the call once it is longer than
-        :data:`MAX_REPLY_BYTES` rather than holding whatever an endpoint sends."""
+    async def _take_body(self, path: str, response: aiohttp.ClientResponse) -> bytes:
+        """The whole body, failing the call once it is longer than :data:`MAX_REPLY_BYTES`
+        rather than holding whatever an endpoint sends."""
         chunks: list[bytes] = []
         size = 0
-        for chunk in response.iter_content(_CHUNK_BYTES):
+        async for chunk in response.content.iter_chunked(_CHUNK_BYTES):
             size += len(chunk)
             if size > MAX_REPLY_BYTES:
                 mib = MAX_REPLY_BYTES // 2**20
                 answered = f"answered with a body longer than {mib} MiB"
                 raise self.error(
                     path,
-                    f"{answered} (HTTP {response.status_code}), far more than a model's reply",
-                    status=response.status_code,
+                    f"{answered} (HTTP {response.status}), far more than a model's reply",
+                    status=response.status,
                     outage=(Cause.BAD_ANSWER, answered),
                 )
             chunks.append(chunk)
-        response._content = b"".join(chunks)  # what requests sets when it reads the body itself
+        return b"".join(chunks)
 
-    def _read(self, path: str, response: requests.Response) -> dict[str, Any]:
-        status = response.status_code
+    def _read(self, path: str, response: Answer) -> dict[str, Any]:
+        status = response.status
         if 300 <= status < 400:
             redirect = (
                 Cause.BAD_ANSWER,
@@ -524,7 +533,7 @@ class HttpClient:
             outage=outage,
         )
 
-    def _redirect(self, response: requests.Response) -> str:
+    def _redirect(self, response: Answer) -> str:
         """Why a redirect answer is an error, naming where it pointed."""
         location = response.headers.get("Location", "")
         try:
@@ -536,7 +545,7 @@ class HttpClient:
         except ValueError:  # a port out of range, a broken IPv6 address
             moved = " to an address that is not valid"
         return (
-            f"answered HTTP {response.status_code}, a redirect{moved or ' without saying where'}; "
+            f"answered HTTP {response.status}, a redirect{moved or ' without saying where'}; "
             "provider calls do not follow redirects, so that the key is sent to the configured "
             "host only: set the provider's base_url to the address that answers"
         )
@@ -563,6 +572,89 @@ class HttpClient:
         return public_url(self.base_url + path)
 
 
+async def _closing(session: aiohttp.ClientSession) -> AsyncIterator[None]:
+    """Closes ``session`` when closed itself: by the loop's shutdown, or when collected."""
+    try:
+        yield
+    finally:
+        await session.close()
+
+
+@functools.cache
+def _allow_sockets(count: int) -> None:
+    """Let this process open ``count`` more files than it needs otherwise: a soft limit of
+    1,024 open files, the default of many systems, is reached by 1,000 calls in flight. Raised
+    within the hard limit only, which a process may do for itself."""
+    try:
+        import resource
+    except ImportError:  # not on this platform
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = count + 256
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        raised = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (raised, hard))
+
+
+def _encode(body: Mapping[str, Any]) -> bytes:
+    """``body`` as JSON bytes."""
+    try:
+        return orjson.dumps(body)
+    except TypeError:  # an integer beyond 64 bits, in a user's output schema
+        return json.dumps(body, ensure_ascii=False, allow_nan=False).encode()
+
+
+def _route(provider: str, base_url: str, headers: Mapping[str, str]) -> Route:
+    """What the environment says about reaching ``base_url`` (see :class:`Route`)."""
+    import requests.utils
+
+    proxies = requests.utils.get_environ_proxies(base_url)
+    scheme = urlsplit(base_url).scheme
+    proxy = proxies.get(scheme) or proxies.get("all") or None
+    if proxy is not None and urlsplit(proxy).scheme not in ("http", "https"):
+        raise ConfigError(
+            f"provider {provider!r}: the proxy for {public_url(base_url)} set in the environment "
+            f"({public_url(proxy)}) is not an HTTP proxy, the only kind provider calls can use: "
+            "set HTTPS_PROXY (or HTTP_PROXY) to an http:// proxy, or add the host to NO_PROXY"
+        )
+    tls = None
+    if scheme == "https":
+        tls = _trust(provider)
+    login = None
+    if not {"authorization", "x-api-key"} & {name.lower() for name in headers}:
+        found = requests.utils.get_netrc_auth(base_url)
+        login = (str(found[0]), str(found[1])) if found else None
+    return Route(proxy=proxy, tls=tls, login=login)
+
+
+def _trust(provider: str) -> ssl.SSLContext:
+    """The certificates a TLS endpoint is checked against."""
+    variable = next(
+        (
+            name
+            for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE")
+            if os.environ.get(name)
+        ),
+        None,
+    )
+    if variable is None:
+        import certifi
+
+        return ssl.create_default_context(cafile=certifi.where())
+    bundle = os.environ[variable]
+    try:
+        if os.path.isdir(bundle):
+            return ssl.create_default_context(capath=bundle)
+        return ssl.create_default_context(cafile=bundle)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(
+            f"provider {provider!r}: the CA bundle {bundle!r} named by {variable} cannot be "
+            f"used ({exc.strerror or exc}): point {variable} at a PEM file of certificates, or "
+            "unset it"
+        ) from None
+
+
 def _outage_of(status: int, code: str) -> tuple[Cause, str] | None:
     """The provider failure an HTTP error status is (``code``: ``HTTP 401 Unauthorized``), or
     None for a request the provider refused for what it asked (400, 413, 422...)."""
@@ -576,49 +668,10 @@ def _outage_of(status: int, code: str) -> tuple[Cause, str] | None:
     return None
 
 
-def _settle_environment(session: requests.Session, base_url: str) -> None:
-    """Read once what requests would read from the environment on every request: the proxy for
-    the endpoint (``HTTPS_PROXY``, ``NO_PROXY``...), a CA bundle (``REQUESTS_CA_BUNDLE``,
-    ``CURL_CA_BUNDLE``) and, for an endpoint sent no key, ``~/.netrc``. Looking them up per
-    request walks the whole environment twice, most of a call's cost once hundreds are in
-    flight; the endpoint and the environment do not change during a run."""
-    session.trust_env = False
-    session.proxies.update(requests.utils.get_environ_proxies(base_url))
-    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
-    if bundle:
-        session.verify = bundle
-    credentials = {"authorization", "x-api-key"}
-    if not credentials & {name.lower() for name in session.headers}:
-        session.auth = requests.utils.get_netrc_auth(base_url)
-
-
-class _Session(requests.Session):
-    """A session that never follows a redirect, nor reads a redirect's Location itself."""
-
-    def get_redirect_target(self, resp: requests.Response) -> str | None:
-        """None: :meth:`HttpClient._read` reports a redirect as an error, and requests would
-        otherwise parse the Location of one it does not follow, failing on a malformed one."""
-        return None
-
-
 def _origin(url: str) -> tuple[str, str | None, int | None]:
     """Scheme, host and port of ``url``, the port spelled out when it is the default one."""
     parts = urlsplit(url)
     return parts.scheme, parts.hostname, parts.port or {"http": 80, "https": 443}.get(parts.scheme)
-
-
-def _stopped(stop: threading.Event | None) -> bool:
-    return stop is not None and stop.is_set()
-
-
-async def _outlast(future: asyncio.Future[Any]) -> None:
-    """Wait for ``future`` to finish, even if the waiting task is cancelled again meanwhile."""
-    while not future.done():
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.wait([future])
-    if not future.cancelled():
-        # The shield that awaited it let go when cancelled; mark the outcome as seen.
-        future.exception()
 
 
 def _chain_text(exc: BaseException | None) -> str:

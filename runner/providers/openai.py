@@ -3,9 +3,9 @@ vLLM, Ollama."""
 
 from __future__ import annotations
 
+import asyncio
 import random
-import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from runner.config import Provider as ProviderConfig
@@ -39,7 +39,7 @@ class OpenAIProvider:
         self,
         config: ProviderConfig,
         *,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rng: random.Random | None = None,
     ) -> None:
         self.name = config.name
@@ -58,9 +58,9 @@ class OpenAIProvider:
         self.endpoint: str | None = self._client.endpoint
         """Its base URL, credentials left out: part of every call's key."""
 
-    def close(self) -> None:
-        """Release pooled connections."""
-        self._client.close()
+    async def aclose(self) -> None:
+        """Close pooled connections (asyncio.run's shutdown closes them too)."""
+        await self._client.aclose()
 
     def body(self, request: ModelRequest) -> dict[str, Any]:
         """The JSON body sent for ``request``."""
@@ -98,7 +98,7 @@ class OpenAIProvider:
     async def complete(self, request: ModelRequest) -> ModelReply:
         """Answer one request, or raise ProviderError."""
         body = self.body(request)
-        data = await self._client.post_json_async(PATH, body)
+        data = await self._client.post_json(PATH, body)
         try:
             return self._reply(request, body["model"], data)
         except Malformed as exc:

@@ -1,5 +1,6 @@
-"""HTTP model calls reach the concurrency the workflow asks for: not the size of a default
-thread pool (6 on two cores) or of urllib3's connection pool. Counted at a loopback server."""
+"""HTTP model calls reach the concurrency the workflow asks for, not the size of a default
+thread pool (6 on two cores) or of a default connection pool (10 per host for urllib3, 100 for
+aiohttp). Counted at a loopback server."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ from loopback import model_server
 
 from runner.main import main
 
-BOUND = 48
-"""Above any default thread pool on the machines the suite runs on (``min(32, cpus + 4)``)."""
+BOUND = 120
+"""Above any default thread pool on the machines the suite runs on (``min(32, cpus + 4)``), and
+above aiohttp's default connection pool (100)."""
 
 WORKFLOW = f"""\
 version: 1

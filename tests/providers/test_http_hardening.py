@@ -13,6 +13,7 @@ import traceback
 import urllib.parse
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -106,11 +107,8 @@ REQUEST = ModelRequest(
 
 
 def _failure(provider: OpenAIProvider | AnthropicProvider) -> ProviderError:
-    try:
-        with pytest.raises(ProviderError) as caught:
-            asyncio.run(provider.complete(REQUEST))
-    finally:
-        provider.close()
+    with pytest.raises(ProviderError) as caught:
+        asyncio.run(provider.complete(REQUEST))
     return caught.value
 
 
@@ -295,10 +293,7 @@ def test_an_anthropic_base_url_may_leave_out_v1(
 ) -> None:
     server = serve(_answer(200, json.dumps(ANTHROPIC_REPLY).encode()))
     provider = _provider("anthropic", server.url + suffix)
-    try:
-        reply = asyncio.run(provider.complete(REQUEST))
-    finally:
-        provider.close()
+    reply = asyncio.run(provider.complete(REQUEST))
     assert reply.text == "ok"
     assert [seen for seen, _ in server.requests] == [path]
 
@@ -373,3 +368,26 @@ def test_an_endless_answer_fails_the_call_instead_of_filling_memory(
     error = _failure(_provider(kind, server.url + "/v1"))
     assert "answered with a body longer than 16 MiB" in str(error)
     assert error.outage is not None
+
+
+def test_a_socks_proxy_in_the_environment_is_named_as_unusable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTPS_PROXY", "socks5://user:secret@proxy.example.test:1080")
+    with pytest.raises(ConfigError) as caught:
+        _provider("openai", "https://llm.example.test/v1")
+    message = str(caught.value)
+    assert "not an HTTP proxy" in message
+    assert "NO_PROXY" in message
+    assert "secret" not in message
+
+
+def test_a_ca_bundle_that_cannot_be_read_is_named_with_its_variable(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tmp_path / "missing.pem"))
+    with pytest.raises(ConfigError, match="REQUESTS_CA_BUNDLE") as caught:
+        _provider("anthropic", "https://api.anthropic.com")
+    assert "missing.pem" in str(caught.value)

@@ -4,19 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 import random
-import threading
 import traceback
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from email.utils import format_datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-import requests
-import responses
+from loopback import Reply, Script, scripted_server
 
 from runner.config import Model
 from runner.config import Provider as ProviderConfig
@@ -28,8 +24,6 @@ from runner.providers.openai import OpenAIProvider
 
 KEY = "sk-test-DO-NOT-LEAK-7f3a9c1e5b"
 ENV = "BRANCHLEAF_TEST_KEY"
-OPENAI_URL = "https://llm.example.test/v1/chat/completions"
-ANTHROPIC_URL = "https://api.anthropic.com/v1/messages"
 
 OPENAI_REPLY: dict[str, Any] = {
     "id": "chatcmpl-1",
@@ -88,9 +82,9 @@ def _request(**fields: Any) -> ModelRequest:
 
 
 class Sleeps(list[float]):
-    """An injected sleep that records how long it was asked to wait."""
+    """An injected sleep that records how long it was asked to wait, and does not wait."""
 
-    def __call__(self, seconds: float) -> None:
+    async def __call__(self, seconds: float) -> None:
         self.append(seconds)
 
 
@@ -104,6 +98,8 @@ class TopJitter(random.Random):
 @pytest.fixture(autouse=True)
 def _key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(ENV, KEY)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    monkeypatch.setenv("no_proxy", "127.0.0.1")
 
 
 @pytest.fixture
@@ -112,23 +108,26 @@ def sleeps() -> Sleeps:
 
 
 @pytest.fixture
-def openai(sleeps: Sleeps) -> Iterator[OpenAIProvider]:
-    provider = OpenAIProvider(
-        _config("openai", base_url="https://llm.example.test/v1/"), sleep=sleeps, rng=TopJitter()
-    )
-    yield provider
-    provider.close()
+def server() -> Iterator[Script]:
+    """A loopback server; a test plans its answers with ``server.plan.append(Reply(...))``."""
+    with scripted_server() as script:
+        yield script
 
 
 @pytest.fixture
-def anthropic(sleeps: Sleeps) -> Iterator[AnthropicProvider]:
-    provider = AnthropicProvider(_config("anthropic"), sleep=sleeps, rng=TopJitter())
-    yield provider
-    provider.close()
+def openai(server: Script, sleeps: Sleeps) -> OpenAIProvider:
+    config = _config("openai", base_url=f"{server.url}/v1/")
+    return OpenAIProvider(config, sleep=sleeps, rng=TopJitter())
 
 
-def _sent(call: Any) -> Any:
-    return json.loads(call.request.body)
+@pytest.fixture
+def anthropic(server: Script, sleeps: Sleeps) -> AnthropicProvider:
+    config = _config("anthropic", base_url=f"{server.url}/v1")
+    return AnthropicProvider(config, sleep=sleeps, rng=TopJitter())
+
+
+def _answer(server: Script, *replies: Reply) -> None:
+    server.plan.extend(replies)
 
 
 def _failure(provider: OpenAIProvider | AnthropicProvider, request: ModelRequest) -> ProviderError:
@@ -144,14 +143,16 @@ def _everything_shown(error: BaseException) -> str:
 # --- OpenAI-compatible -------------------------------------------------------------------------
 
 
-@responses.activate
-def test_openai_request_shape_auth_usage_and_cost(openai: OpenAIProvider) -> None:
-    responses.post(OPENAI_URL, json=OPENAI_REPLY)
+def test_openai_request_shape_auth_usage_and_cost(openai: OpenAIProvider, server: Script) -> None:
+    _answer(server, Reply(json=OPENAI_REPLY))
     reply = asyncio.run(openai.complete(_request(temperature=0.2, max_tokens=64)))
 
-    call = responses.calls[0]
-    assert call.request.headers["Authorization"] == f"Bearer {KEY}"
-    assert _sent(call) == {
+    (call,) = server.calls
+    assert call.path == "/v1/chat/completions"
+    assert call.headers["authorization"] == f"Bearer {KEY}"
+    assert call.headers["content-type"] == "application/json"
+    assert call.headers["user-agent"].startswith("branchleaf/")
+    assert call.body == {
         "model": "small",
         "messages": [
             {"role": "system", "content": "You review code."},
@@ -170,15 +171,13 @@ def test_openai_request_shape_auth_usage_and_cost(openai: OpenAIProvider) -> Non
     assert not reply.usage.estimated
 
 
-@responses.activate
-def test_openai_json_mode_asks_for_a_json_object(openai: OpenAIProvider) -> None:
-    responses.post(OPENAI_URL, json=OPENAI_REPLY)
-    responses.post(OPENAI_URL, json=OPENAI_REPLY)
+def test_openai_json_mode_asks_for_a_json_object(openai: OpenAIProvider, server: Script) -> None:
+    _answer(server, Reply(json=OPENAI_REPLY), Reply(json=OPENAI_REPLY))
     asyncio.run(openai.complete(_request(json_mode=True)))
     mentioned = (ChatMessage(role="user", content="Answer in JSON: is a.py ok?"),)
     asyncio.run(openai.complete(_request(json_mode=True, messages=mentioned)))
 
-    first, second = (_sent(call) for call in responses.calls)
+    first, second = (call.body for call in server.calls)
     assert first["response_format"] == {"type": "json_object"}
     assert "temperature" not in first
     assert "max_tokens" not in first
@@ -187,14 +186,12 @@ def test_openai_json_mode_asks_for_a_json_object(openai: OpenAIProvider) -> None
     assert second["messages"] == [{"role": "user", "content": "Answer in JSON: is a.py ok?"}]
 
 
-@responses.activate
-def test_deepseek_cache_hits_and_missing_usage(openai: OpenAIProvider) -> None:
+def test_deepseek_cache_hits_and_missing_usage(openai: OpenAIProvider, server: Script) -> None:
     deepseek = {
         **OPENAI_REPLY,
         "usage": {"prompt_tokens": 10, "completion_tokens": 2, "prompt_cache_hit_tokens": 8},
     }
-    responses.post(OPENAI_URL, json=deepseek)
-    responses.post(OPENAI_URL, json={**OPENAI_REPLY, "usage": None})
+    _answer(server, Reply(json=deepseek), Reply(json={**OPENAI_REPLY, "usage": None}))
     assert asyncio.run(openai.complete(_request())).usage.cached_prompt_tokens == 8
 
     estimated = asyncio.run(openai.complete(_request())).usage
@@ -212,27 +209,29 @@ def test_deepseek_cache_hits_and_missing_usage(openai: OpenAIProvider) -> None:
         {"error": {"message": "upstream overloaded"}},
     ],
 )
-@responses.activate
-def test_openai_malformed_reply_is_a_provider_error(openai: OpenAIProvider, body: Any) -> None:
-    responses.post(OPENAI_URL, json=body)
+def test_openai_malformed_reply_is_a_provider_error(
+    openai: OpenAIProvider, server: Script, body: Any
+) -> None:
+    _answer(server, Reply(json=body))
     error = _failure(openai, _request())
     assert "malformed reply" in str(error)
     assert not error.retryable
 
 
-@responses.activate
-def test_a_body_that_is_not_json_is_a_provider_error(openai: OpenAIProvider) -> None:
-    responses.post(OPENAI_URL, body="<html>gateway</html>", status=200)
+def test_a_body_that_is_not_json_is_a_provider_error(
+    openai: OpenAIProvider, server: Script
+) -> None:
+    _answer(server, Reply(body=b"<html>gateway</html>", headers={"Content-Type": "text/html"}))
     error = _failure(openai, _request())
     assert "not JSON" in str(error)
     assert error.status == 200
 
 
-def test_openai_without_api_key_env_sends_no_authorization(sleeps: Sleeps) -> None:
+def test_openai_without_api_key_env_sends_no_authorization(server: Script, sleeps: Sleeps) -> None:
     config = ProviderConfig(
         name="ollama",
         type="openai",
-        base_url="https://llm.example.test/v1",
+        base_url=f"{server.url}/v1",
         api_key_env=None,
         script=None,
         timeout_s=None,
@@ -240,29 +239,27 @@ def test_openai_without_api_key_env_sends_no_authorization(sleeps: Sleeps) -> No
         models={},
     )
     provider = OpenAIProvider(config, sleep=sleeps)
-    try:
-        with responses.RequestsMock() as mock:
-            mock.post(OPENAI_URL, json=OPENAI_REPLY)
-            reply = asyncio.run(provider.complete(_request(model="llama3")))
-            assert "Authorization" not in mock.calls[0].request.headers
-    finally:
-        provider.close()
+    _answer(server, Reply(json=OPENAI_REPLY))
+    reply = asyncio.run(provider.complete(_request(model="llama3")))
+    assert "authorization" not in server.calls[0].headers
     assert reply.usage.cost_usd == 0.0  # an unpriced model costs nothing
 
 
 # --- Anthropic ---------------------------------------------------------------------------------
 
 
-@responses.activate
-def test_anthropic_request_shape_headers_and_usage(anthropic: AnthropicProvider) -> None:
-    responses.post(ANTHROPIC_URL, json=ANTHROPIC_REPLY)
+def test_anthropic_request_shape_headers_and_usage(
+    anthropic: AnthropicProvider, server: Script
+) -> None:
+    _answer(server, Reply(json=ANTHROPIC_REPLY))
     reply = asyncio.run(anthropic.complete(_request(model="claude-x", temperature=0.0)))
 
-    call = responses.calls[0]
-    assert call.request.headers["x-api-key"] == KEY
-    assert call.request.headers["anthropic-version"] == "2023-06-01"
-    assert "Authorization" not in call.request.headers
-    assert _sent(call) == {
+    (call,) = server.calls
+    assert call.path == "/v1/messages"
+    assert call.headers["x-api-key"] == KEY
+    assert call.headers["anthropic-version"] == "2023-06-01"
+    assert "authorization" not in call.headers
+    assert call.body == {
         "model": "claude-x",
         "max_tokens": 1024,
         "system": "You review code.",
@@ -278,26 +275,26 @@ def test_anthropic_request_shape_headers_and_usage(anthropic: AnthropicProvider)
     assert reply.usage.cost_usd == pytest.approx((1000 * 2.0 + 50 * 8.0) / 1e6)
 
 
-@responses.activate
 def test_anthropic_json_mode_instructs_through_the_system_prompt(
-    anthropic: AnthropicProvider,
+    anthropic: AnthropicProvider, server: Script
 ) -> None:
-    responses.post(ANTHROPIC_URL, json=ANTHROPIC_REPLY)
+    _answer(server, Reply(json=ANTHROPIC_REPLY))
     user_only = (ChatMessage(role="user", content="Is a.py ok?"),)
     asyncio.run(
         anthropic.complete(
             _request(model="claude-x", json_mode=True, max_tokens=77, messages=user_only)
         )
     )
-    sent = _sent(responses.calls[0])
+    sent = server.calls[0].body
     assert sent["system"] == JSON_ONLY
     assert sent["max_tokens"] == 77
     assert "response_format" not in sent
 
 
-@responses.activate
-def test_anthropic_malformed_reply_is_a_provider_error(anthropic: AnthropicProvider) -> None:
-    responses.post(ANTHROPIC_URL, json={"content": [{"type": "text", "text": "x"}]})
+def test_anthropic_malformed_reply_is_a_provider_error(
+    anthropic: AnthropicProvider, server: Script
+) -> None:
+    _answer(server, Reply(json={"content": [{"type": "text", "text": "x"}]}))
     error = _failure(anthropic, _request(model="claude-x"))
     assert "malformed reply" in str(error)
     assert "usage" in str(error)
@@ -311,50 +308,46 @@ def test_anthropic_requires_a_key_variable() -> None:
 # --- Retries -----------------------------------------------------------------------------------
 
 
-@responses.activate
-def test_429_waits_for_retry_after_then_succeeds(openai: OpenAIProvider, sleeps: Sleeps) -> None:
-    responses.post(
-        OPENAI_URL,
-        status=429,
-        headers={"Retry-After": "7"},
-        json={"error": {"message": "slow down"}},
-    )
-    responses.post(OPENAI_URL, json=OPENAI_REPLY)
+def test_429_waits_for_retry_after_then_succeeds(
+    openai: OpenAIProvider, server: Script, sleeps: Sleeps
+) -> None:
+    slow_down = Reply(429, {"error": {"message": "slow down"}}, headers={"Retry-After": "7"})
+    _answer(server, slow_down, Reply(json=OPENAI_REPLY))
     assert asyncio.run(openai.complete(_request())).text == "hi"
     assert sleeps == [7.0]
-    assert len(responses.calls) == 2
+    assert len(server.calls) == 2
 
 
-@responses.activate
 def test_500_then_success_backs_off_with_jitter(
-    anthropic: AnthropicProvider, sleeps: Sleeps
+    anthropic: AnthropicProvider, server: Script, sleeps: Sleeps
 ) -> None:
-    responses.post(ANTHROPIC_URL, status=500, json={"type": "error", "error": {"message": "oops"}})
-    responses.post(
-        ANTHROPIC_URL, status=529, json={"type": "error", "error": {"message": "overloaded"}}
+    _answer(
+        server,
+        Reply(500, {"type": "error", "error": {"message": "oops"}}),
+        Reply(529, {"type": "error", "error": {"message": "overloaded"}}),
+        Reply(json=ANTHROPIC_REPLY),
     )
-    responses.post(ANTHROPIC_URL, json=ANTHROPIC_REPLY)
     assert asyncio.run(anthropic.complete(_request(model="claude-x"))).text == "hello there"
     assert sleeps == [0.5, 1.0]
 
 
-@responses.activate
-def test_timeout_is_retried(openai: OpenAIProvider, sleeps: Sleeps) -> None:
-    responses.post(OPENAI_URL, body=requests.exceptions.ConnectTimeout("connect timed out"))
-    responses.post(OPENAI_URL, json=OPENAI_REPLY)
+def test_a_dropped_connection_is_retried(
+    openai: OpenAIProvider, server: Script, sleeps: Sleeps
+) -> None:
+    _answer(server, Reply(hang_up=True), Reply(json=OPENAI_REPLY))
     assert asyncio.run(openai.complete(_request())).text == "hi"
     assert sleeps == [0.5]
+    assert len(server.calls) == 2
 
 
-@responses.activate
 def test_retries_exhausted_raise_a_retryable_error_with_status(
-    openai: OpenAIProvider, sleeps: Sleeps
+    openai: OpenAIProvider, server: Script, sleeps: Sleeps
 ) -> None:
-    responses.post(OPENAI_URL, status=503, json={"error": {"message": "try later"}})
+    _answer(server, *[Reply(503, {"error": {"message": "try later"}})] * 4)
     error = _failure(openai, _request())
     assert error.retryable
     assert error.status == 503
-    assert len(responses.calls) == 4
+    assert len(server.calls) == 4
     assert sleeps == [0.5, 1.0, 2.0]
     text = str(error)
     assert "'remote'" in text
@@ -364,34 +357,32 @@ def test_retries_exhausted_raise_a_retryable_error_with_status(
     assert "gave up after 4 attempts" in text
 
 
-@responses.activate
-def test_timeouts_exhausted_have_no_status(sleeps: Sleeps) -> None:
-    provider = OpenAIProvider(
-        _config("openai", base_url="https://llm.example.test/v1", max_retries=1), sleep=sleeps
-    )
-    try:
-        responses.post(OPENAI_URL, body=requests.exceptions.ReadTimeout("read timed out"))
-        error = _failure(provider, _request())
-    finally:
-        provider.close()
+def test_a_silent_server_times_the_call_out_without_a_status(
+    server: Script, sleeps: Sleeps
+) -> None:
+    config = _config("openai", base_url=f"{server.url}/v1", max_retries=1)
+    provider = OpenAIProvider(dataclasses.replace(config, timeout_s=0.3), sleep=sleeps)
+    _answer(server, Reply(json=OPENAI_REPLY, hold_s=5))
+    error = _failure(provider, _request())
     assert error.retryable
     assert error.status is None
-    assert "timed out" in str(error)
-    assert len(responses.calls) == 2
+    assert "timed out: no answer within timeout_s 0.3 s" in str(error)
+    # The call's time is spent: no retry starts past it.
+    assert len(server.calls) == 1
+    assert sleeps == []
 
 
-@responses.activate
-def test_400_is_not_retried(openai: OpenAIProvider, sleeps: Sleeps) -> None:
-    responses.post(OPENAI_URL, status=400, json={"error": {"message": "max_tokens is too large"}})
+def test_400_is_not_retried(openai: OpenAIProvider, server: Script, sleeps: Sleeps) -> None:
+    _answer(server, Reply(400, {"error": {"message": "max_tokens is too large"}}))
     error = _failure(openai, _request())
     assert not error.retryable
     assert error.status == 400
     assert "max_tokens is too large" in str(error)
     assert sleeps == []
-    assert len(responses.calls) == 1
+    assert len(server.calls) == 1
 
 
-def test_retry_after_is_capped_and_reads_http_dates() -> None:
+def test_retry_after_is_capped_and_reads_http_dates(server: Script) -> None:
     now = datetime(2025, 1, 1, tzinfo=UTC).timestamp()
     later = format_datetime(datetime(2025, 1, 1, 0, 0, 12, tzinfo=UTC), usegmt=True)
     assert parse_retry_after(later, now) == 12.0
@@ -403,7 +394,7 @@ def test_retry_after_is_capped_and_reads_http_dates() -> None:
     sleeps = Sleeps()
     client = HttpClient(
         provider="p",
-        base_url="https://llm.example.test/v1",
+        base_url=f"{server.url}/v1",
         headers={},
         secret=None,
         # A call's waits end within its time-out: a long one lets the cap show.
@@ -411,27 +402,48 @@ def test_retry_after_is_capped_and_reads_http_dates() -> None:
         sleep=sleeps,
         clock=lambda: now,
     )
-    try:
-        with responses.RequestsMock() as mock:
-            mock.post(OPENAI_URL, status=429, headers={"Retry-After": "3600"})
-            mock.post(OPENAI_URL, status=503, headers={"Retry-After": later})
-            mock.post(OPENAI_URL, json={"ok": True})
-            assert client.post_json("/chat/completions", {}) == {"ok": True}
-    finally:
-        client.close()
+    _answer(
+        server,
+        Reply(429, {}, headers={"Retry-After": "3600"}),
+        Reply(503, {}, headers={"Retry-After": later}),
+        Reply(json={"ok": True}),
+    )
+    assert asyncio.run(client.post_json("/chat/completions", {})) == {"ok": True}
     assert sleeps == [60.0, 12.0]
+
+
+def test_a_cancelled_call_starts_no_further_attempt(server: Script) -> None:
+    async def cancelled_while_waiting(seconds: float) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        task.cancel()
+        await asyncio.sleep(seconds)
+
+    client = HttpClient(
+        provider="p",
+        base_url=f"{server.url}/v1",
+        headers={},
+        secret=None,
+        sleep=cancelled_while_waiting,
+    )
+    _answer(server, Reply(503, {}), Reply(json={"ok": True}))
+    with pytest.raises(asyncio.CancelledError):
+        asyncio.run(client.post_json("/chat/completions", {}))
+    assert len(server.calls) == 1
 
 
 # --- Keys --------------------------------------------------------------------------------------
 
 
-@responses.activate
-def test_the_key_never_appears_in_errors(openai: OpenAIProvider) -> None:
+def test_the_key_never_appears_in_errors(openai: OpenAIProvider, server: Script) -> None:
     echoed = {"error": {"message": f"Incorrect API key provided: {KEY}. Get one at example.test"}}
-    responses.post(OPENAI_URL, status=401, json=echoed)
-    responses.post(OPENAI_URL, body=requests.exceptions.InvalidHeader(f"bad header Bearer {KEY}"))
-    responses.post(OPENAI_URL, status=200, json={"choices": [], "note": KEY})
-
+    _answer(
+        server,
+        Reply(401, echoed),
+        # Not HTTP: the HTTP client's own message quotes the line it could not read.
+        Reply(raw=f"HTTP/1.1 200 OK\r\nBearer {KEY}\r\n\r\n".encode()),
+        Reply(json={"choices": [], "note": KEY}),
+    )
     errors = [_failure(openai, _request()) for _ in range(3)]
     for error in errors:
         assert KEY not in _everything_shown(error)
@@ -441,27 +453,23 @@ def test_the_key_never_appears_in_errors(openai: OpenAIProvider) -> None:
     assert "api_key_env" in str(errors[0])
 
 
-@responses.activate
-def test_a_connection_error_carrying_the_key_is_scrubbed_and_unchained(
-    openai: OpenAIProvider,
+def test_an_exception_carrying_the_key_is_scrubbed_and_unchained(
+    server: Script, sleeps: Sleeps
 ) -> None:
-    responses.post(OPENAI_URL, body=requests.exceptions.ConnectionError(f"proxy refused {KEY}"))
-    error = _failure(openai, _request())
+    config = _config("openai", base_url=f"{server.url}/v1", max_retries=0)
+    provider = OpenAIProvider(config, sleep=sleeps)
+    _answer(server, Reply(raw=f"HTTP/1.1 200 OK {KEY}\r\nX: {KEY}\r\n".encode()))
+    error = _failure(provider, _request())
     assert error.retryable
     assert KEY not in _everything_shown(error)
+    assert error.__cause__ is None
 
 
-def test_a_long_message_is_scrubbed_before_it_is_cut() -> None:
-    client = HttpClient(
-        provider="p", base_url="https://llm.example.test/v1", headers={}, secret=KEY
-    )
-    try:
-        with responses.RequestsMock() as mock:
-            mock.post(OPENAI_URL, status=400, json={"error": {"message": "x" * 290 + KEY}})
-            with pytest.raises(ProviderError) as caught:
-                client.post_json("/chat/completions", {})
-    finally:
-        client.close()
+def test_a_long_message_is_scrubbed_before_it_is_cut(server: Script) -> None:
+    client = HttpClient(provider="p", base_url=f"{server.url}/v1", headers={}, secret=KEY)
+    _answer(server, Reply(400, {"error": {"message": "x" * 290 + KEY}}))
+    with pytest.raises(ProviderError) as caught:
+        asyncio.run(client.post_json("/chat/completions", {}))
     assert KEY[:8] not in str(caught.value)
 
 
@@ -476,86 +484,18 @@ def test_missing_key_variable_is_a_config_error_naming_it(
     assert KEY not in str(caught.value)
 
 
-# --- A real server -----------------------------------------------------------------------------
+# --- Connections -------------------------------------------------------------------------------
 
 
-class _ChatHandler(BaseHTTPRequestHandler):
-    """A minimal OpenAI-compatible /v1/chat/completions that echoes the last message."""
+def test_calls_of_a_run_share_one_kept_alive_connection(
+    openai: OpenAIProvider, server: Script
+) -> None:
+    _answer(server, *[Reply(json=OPENAI_REPLY)] * 3)
 
-    def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        if (
-            self.path != "/v1/chat/completions"
-            or self.headers.get("Authorization") != f"Bearer {KEY}"
-        ):
-            self.send_error(404 if self.path != "/v1/chat/completions" else 401)
-            return
-        reply = {
-            "model": body["model"],
-            "choices": [
-                {
-                    "message": {
-                        "role": "assistant",
-                        "content": "echo: " + body["messages"][-1]["content"],
-                    },
-                    "finish_reason": "stop",
-                }
-            ],
-            "usage": {
-                "prompt_tokens": 12,
-                "completion_tokens": 4,
-                "prompt_tokens_details": {"cached_tokens": 0},
-            },
-        }
-        payload = json.dumps(reply).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
+    async def three() -> None:
+        for _ in range(3):
+            await openai.complete(_request())
 
-    def log_message(self, format: str, *args: Any) -> None:
-        # Keep the test output clean.
-        pass
-
-
-def test_openai_provider_against_a_real_local_server(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _ChatHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    provider = None
-    try:
-        base_url = f"http://127.0.0.1:{server.server_address[1]}/v1"
-        provider = OpenAIProvider(_config("openai", base_url=base_url))
-        reply = asyncio.run(provider.complete(_request(max_tokens=16)))
-        assert reply.text == "echo: Review a.py"
-        assert reply.model == "small"
-        assert reply.usage.prompt_tokens == 12
-        assert reply.usage.completion_tokens == 4
-        assert reply.usage.cost_usd == pytest.approx((12 * 2.0 + 4 * 8.0) / 1e6)
-    finally:
-        if provider is not None:
-            provider.close()
-        server.shutdown()
-        server.server_close()
-        thread.join()
-
-
-def test_a_cancelled_call_starts_no_further_attempt() -> None:
-    stop = threading.Event()
-    client = HttpClient(
-        provider="p",
-        base_url="https://llm.example.test/v1",
-        headers={},
-        secret=None,
-        sleep=lambda _seconds: stop.set(),  # the caller is cancelled while we wait
-    )
-    try:
-        with responses.RequestsMock() as mock:
-            mock.post(OPENAI_URL, status=503)
-            with pytest.raises(ProviderError, match="cancelled"):
-                client.post_json("/chat/completions", {}, stop=stop)
-            assert len(mock.calls) == 1
-    finally:
-        client.close()
+    asyncio.run(three())
+    assert len(server.calls) == 3
+    assert len(server.peers) == 1

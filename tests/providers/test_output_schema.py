@@ -162,7 +162,6 @@ def test_an_anthropic_tool_wraps_a_schema_that_is_not_an_object_and_unwraps_the_
         with pytest.raises(ProviderError, match="the output tool input has no 'value'"):
             # The loopback server answers with the object answer, not wrapped in value.
             asyncio.run(provider.complete(request))
-        provider.close()
     reply = {
         "type": "message",
         "content": [{"type": "tool_use", "name": "output", "input": {"value": ["a.py"]}}],

@@ -92,8 +92,6 @@ def _complete(kind: str, status: int, body: bytes) -> str:
             return asyncio.run(provider.complete(REQUEST)).text
         except ProviderError as error:
             return f"ProviderError: {error}"
-        finally:
-            provider.close()
     raise AssertionError("no server")
 
 
