@@ -19,23 +19,26 @@ diagnostic needs a position.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import orjson
 import starlark as sl
 
 from runner.compiler.source import Document, Location, pointer_join
 from runner.compiler.starlark_hints import KEYWORD_FIELDS, improved
-from runner.compiler.starlark_values import MAX_DEPTH, finite_float, infinite_literals, plain
+from runner.compiler.starlark_values import (
+    MAX_DEPTH,
+    finite_float,
+    infinite_literals,
+    plain,
+    values_read_once,
+)
 from runner.errors import CompileError, Diagnostic
 from runner.sandbox import ChildFailed, run_bounded
 
@@ -370,7 +373,7 @@ def _run(file: Path, display: str, root: Path, *, locating: bool) -> _Evaluation
     deadline = time.monotonic() + EVAL_SECONDS
     evaluation = _Evaluation(root=root, locating=locating, deadline=deadline)
     try:
-        with _values_read_by_orjson():
+        with values_read_once():
             evaluation.evaluate(file, display)
     except _BuiltinError as exc:  # a problem reading the top-level file itself
         raise CompileError([Diagnostic(file=display, rule="starlark", message=str(exc))]) from exc
@@ -391,38 +394,6 @@ def _run(file: Path, display: str, root: Path, *, locating: bool) -> _Evaluation
     if evaluation.problems:
         raise CompileError(evaluation.problems)
     return evaluation
-
-
-_LONG_DIGITS = re.compile(r"[0-9]{19}")
-
-
-@contextmanager
-def _values_read_by_orjson() -> Iterator[None]:
-    """``json.loads`` answered by orjson while a file is evaluated (in the forked child).
-
-    starlark-pyo3 hands every value given to a builtin to Python as JSON text, which it reads
-    with ``json.loads``, looked up at each call: about 90 calls per step of a long workflow,
-    most of its evaluation time. orjson reads the same JSON to the same values several times
-    faster. A text with 19 digits in a row, which may hold an integer beyond 64 bits (orjson
-    reads one as a float), and anything orjson refuses, goes to the standard library.
-    """
-    standard = json.loads
-
-    def loads(text: Any, *args: Any, **kwargs: Any) -> Any:
-        if args or kwargs or not isinstance(text, str):
-            return standard(text, *args, **kwargs)
-        if len(text) > 18 and _LONG_DIGITS.search(text):
-            return standard(text)
-        try:
-            return orjson.loads(text)
-        except orjson.JSONDecodeError:
-            return standard(text)
-
-    json.loads = loads  # type: ignore[assignment]  # the same answers, for what it is given
-    try:
-        yield
-    finally:
-        json.loads = standard
 
 
 def _strip_marks(value: Any, pointer: str, calls: dict[str, int]) -> Any:
