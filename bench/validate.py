@@ -18,7 +18,12 @@ at most 100,000 values.) Then:
 Exits 1 with a ``FAIL:`` line when a 1,000-step validate takes more than ``--limit`` seconds
 (0.15 by default) beyond start-up, in either language; 2 when a command fails.
 
+``--against DIR`` runs the validates of another checkout (``git worktree add DIR COMMIT``) in
+the same interleaved rounds and prints its figures too, for a before/after on one machine load
+(the in-process figures are this checkout's only).
+
     .venv/bin/python bench/validate.py [--runs 5] [--limit 0.15] [--sizes 100,1000,10000]
+        [--against DIR]
 """
 
 from __future__ import annotations
@@ -184,9 +189,9 @@ def write(folder: Path, sizes: list[int]) -> dict[tuple[int, str], Path]:
     return files
 
 
-def _run(argv: list[str]) -> float:
+def _run(argv: list[str], cwd: Path) -> float:
     start = time.perf_counter()
-    done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, check=False)
+    done = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, check=False)
     elapsed = time.perf_counter() - start
     if done.returncode != 0:
         print(f"error: {' '.join(argv)} exited {done.returncode}", file=sys.stderr)
@@ -195,17 +200,25 @@ def _run(argv: list[str]) -> float:
     return elapsed
 
 
-def wall_times(files: dict[tuple[int, str], Path], runs: int) -> dict[tuple[int, str], list[float]]:
-    """Wall times of ``python -m runner validate`` per file, in interleaved rounds."""
-    commands = {
+Key = tuple[Path, int, str]
+"""A checkout, a size and a language."""
+
+
+def wall_times(
+    files: dict[tuple[int, str], Path], runs: int, checkouts: list[Path]
+) -> dict[Key, list[float]]:
+    """Wall times of ``python -m runner validate`` per checkout and file, in interleaved
+    rounds."""
+    argv = {
         key: [sys.executable, "-m", "runner", "validate", str(path)] for key, path in files.items()
     }
-    for argv in commands.values():
-        _run(argv)  # warm-up: bytecode written, files in the page cache
-    samples: dict[tuple[int, str], list[float]] = {key: [] for key in commands}
+    keys = [(checkout, *key) for key in files for checkout in checkouts]
+    for checkout, steps, language in keys:
+        _run(argv[(steps, language)], checkout)  # warm-up: bytecode written, files cached
+    samples: dict[Key, list[float]] = {key: [] for key in keys}
     for _ in range(runs):
-        for key, argv in commands.items():
-            samples[key].append(_run(argv))
+        for key in keys:
+            samples[key].append(_run(argv[key[1:]], key[0]))
     return samples
 
 
@@ -235,40 +248,48 @@ def main() -> int:
         "--limit", type=float, default=0.15, help="largest seconds beyond start-up at 1,000 steps"
     )
     parser.add_argument("--sizes", default="100,1000,10000", help="step counts, comma-separated")
+    parser.add_argument(
+        "--against", type=Path, help="another checkout whose validates run in the same rounds"
+    )
     args = parser.parse_args()
     sizes = sorted({1, *(int(size) for size in args.sizes.split(","))})
+    checkouts = [ROOT] if args.against is None else [ROOT, args.against.resolve()]
     with tempfile.TemporaryDirectory() as folder:
         files = write(Path(folder), sizes)
-        walls = wall_times(files, args.runs)
+        walls = wall_times(files, args.runs, checkouts)
         inner = in_process(files, args.runs)
     failed = False
     print(
         f"validate, {args.runs} interleaved runs per file; "
         "beyond start-up = median - the 1-step file's median"
     )
-    print(
-        f"{'steps':>6} {'nodes':>6} {'lang':>5} {'median s':>9} {'spread s':>9} "
-        f"{'beyond s':>9} {'us/node':>8} {'in-proc us/node':>16}"
-    )
-    for language in ("yaml", "star"):
-        floor = statistics.median(walls[(1, language)])
-        for steps in sizes:
-            samples = walls[(steps, language)]
-            median = statistics.median(samples)
-            beyond = median - floor
-            nodes = node_count(steps)
-            per_node = beyond / nodes * 1e6 if steps > 1 else 0.0
-            print(
-                f"{steps:>6} {nodes:>6} {language:>5} {median:>9.3f} "
-                f"{max(samples) - min(samples):>9.3f} {beyond:>9.3f} {per_node:>8.0f} "
-                f"{inner[(steps, language)] / nodes * 1e6:>16.0f}"
-            )
-            if steps == 1000 and beyond > args.limit:
+    for checkout in checkouts:
+        if len(checkouts) > 1:
+            print(f"checkout {checkout}")
+        print(
+            f"{'steps':>6} {'nodes':>6} {'lang':>5} {'median s':>9} {'spread s':>9} "
+            f"{'beyond s':>9} {'us/node':>8} {'in-proc us/node':>16}"
+        )
+        for language in ("yaml", "star"):
+            floor = statistics.median(walls[(checkout, 1, language)])
+            for steps in sizes:
+                samples = walls[(checkout, steps, language)]
+                median = statistics.median(samples)
+                beyond = median - floor
+                nodes = node_count(steps)
+                per_node = beyond / nodes * 1e6 if steps > 1 else 0.0
+                here = checkout == ROOT  # in-process figures: this checkout's only
+                own = f" {inner[(steps, language)] / nodes * 1e6:>16.0f}" if here else ""
                 print(
-                    f"FAIL: {language} validate of 1,000 steps takes {beyond:.3f} s beyond "
-                    f"start-up, over {args.limit} s"
+                    f"{steps:>6} {nodes:>6} {language:>5} {median:>9.3f} "
+                    f"{max(samples) - min(samples):>9.3f} {beyond:>9.3f} {per_node:>8.0f}{own}"
                 )
-                failed = True
+                if here and steps == 1000 and beyond > args.limit:
+                    print(
+                        f"FAIL: {language} validate of 1,000 steps takes {beyond:.3f} s beyond "
+                        f"start-up, over {args.limit} s"
+                    )
+                    failed = True
     return 1 if failed else 0
 
 

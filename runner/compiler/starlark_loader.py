@@ -9,6 +9,10 @@ Bounds: evaluation runs in a forked child (``runner.sandbox``) that may take ``E
 and grow by ``EVAL_MEMORY_MB``; the document comes back through a pipe. Values handed to a
 builtin must be JSON (``runner.compiler.starlark_values``).
 
+Handles: the builtins first return each node as a handle that Starlark hands on untouched, so
+that a node's values reach Python once, not once per enclosing builtin; a file that looks into
+a node it built is evaluated again with nodes as dicts (``_document_pass``).
+
 Positions: Starlark hands a Python builtin no call site. Every builtin call is numbered; when a
 diagnostic needs a position, the file is evaluated once more with each builtin wrapped in a
 Starlark lambda that passes ``call_stack()`` along, which gives the file and line of every call
@@ -19,23 +23,27 @@ diagnostic needs a position.
 
 from __future__ import annotations
 
-import json
+import marshal
 import os
 import re
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import orjson
 import starlark as sl
 
 from runner.compiler.source import Document, Location, pointer_join
 from runner.compiler.starlark_hints import KEYWORD_FIELDS, improved
-from runner.compiler.starlark_values import MAX_DEPTH, finite_float, infinite_literals, plain
+from runner.compiler.starlark_values import (
+    MAX_DEPTH,
+    finite_float,
+    infinite_literals,
+    plain,
+    values_read_once,
+)
 from runner.errors import CompileError, Diagnostic
 from runner.sandbox import ChildFailed, run_bounded
 
@@ -59,7 +67,8 @@ EVAL_SECONDS = 10.0
 EVAL_MEMORY_MB = 512
 """How much memory evaluating a workflow file may take."""
 EVALUATIONS: Counter[str] = Counter()
-"""How many times files were evaluated, by pass (``document``, ``positions``)."""
+"""How many times files were evaluated, by pass (``document``, ``positions``; ``dicts``: the
+document pass once more, its builtins returning dicts, for a file that looks into a node)."""
 _MARK = "__branchleaf_call__"
 _PREFIX = "_branchleaf_"
 _PRELUDE = "; ".join(
@@ -72,10 +81,23 @@ _FRAME = re.compile(r"^\s*\* (?P<file>.+):(?P<line>\d+), in ", re.MULTILINE)
 _SPAN = re.compile(r"-->\s*(?P<file>.+?):(?P<line>\d+):(?P<col>\d+)")
 _TOO_DEEP = re.compile(r"Maximum depth of \d+ exceeded while converting")
 _ERROR_LINE = re.compile(r"^error:\s*(?:[A-Za-z_]+Error:\s*)?(?P<message>.*)$", re.MULTILINE)
+_TELLERS = r"(?:type|dir|getattr|hasattr)"
+_INSPECTS = re.compile(
+    rf"(?<![\w.]){_TELLERS}\s*\(|[=(,:\[]\s*{_TELLERS}\s*(?:[,)\]}}]|$)", re.MULTILINE
+)
+"""A call of a builtin that tells a handle from a dict without failing (``type(node)``), or
+the builtin itself handed on (``kind_of = type``); a word in a prompt may match too, which only
+costs the file its handles."""
+_HANDLE_SHOWN = b"<opaque python object>"
+"""What Starlark makes of a handle turned into a string (``str(node)``, ``"%s" % node``)."""
 
 
 class _BuiltinError(Exception):
     """Raised inside a builtin; Starlark attaches the call's span to it."""
+
+
+class _Inspects(Exception):
+    """A file evaluated with handles may tell them from dicts: it is evaluated with dicts."""
 
 
 @dataclass(slots=True)
@@ -85,6 +107,8 @@ class _Evaluation:
     root: Path
     locating: bool = False
     """The positions pass: builtins hear their call sites, recorded in ``sites``."""
+    handles: bool = False
+    """Builtins return each node as a handle, not as a dict (see ``_document_pass``)."""
     deadline: float = 0.0
     calls: int = 0
     workflows: list[dict[str, Any]] = field(default_factory=list)
@@ -143,10 +167,11 @@ class _Evaluation:
                 out[field_name] = plain(value, f"{name}(): {field_name}", 1)
         return out
 
-    def _builtin(self, kind: str) -> Callable[..., dict[str, Any]]:
-        def build(*args: Any, **kwargs: Any) -> dict[str, Any]:
+    def _builtin(self, kind: str) -> Callable[..., Any]:
+        def build(*args: Any, **kwargs: Any) -> Any:
             call, args = self._count(args, kind)
-            return {"kind": kind, **self._fields(kind, args, kwargs), _MARK: call}
+            node = {"kind": kind, **self._fields(kind, args, kwargs), _MARK: call}
+            return sl.OpaquePythonObject(node) if self.handles else node
 
         build.__name__ = kind
         return build
@@ -159,6 +184,8 @@ class _Evaluation:
     def evaluate(self, path: Path, display: str) -> Any:
         """Evaluate one file and return its module, frozen."""
         text = _read(path, display)
+        if self.handles and _INSPECTS.search(text):
+            raise _Inspects(display)
         self.problems.extend(infinite_literals(display, text))
         module = self.module()
         globals_ = sl.Globals.standard()
@@ -249,7 +276,11 @@ def load_starlark(path: str, *, library_ok: bool = False) -> Document | None:
     """
     file = Path(path).resolve()
     root = file.parent
-    workflows = _bounded(path, lambda: _document_pass(file, path, root), "document")
+    workflows, again = _bounded(
+        path, lambda: _document_pass(file, path, root), "document", attempts=2
+    )
+    if again:
+        EVALUATIONS["dicts"] += 1
     if not workflows:
         if library_ok:
             return None
@@ -331,11 +362,13 @@ _Answer = tuple[Literal["ok"], Any] | tuple[Literal["error"], list[dict[str, Any
 """What a child evaluation sends back: its result, or its diagnostics as JSON objects."""
 
 
-def _bounded(display: str, work: Callable[[], _Answer], kind: str) -> Any:
-    """What ``work`` found, evaluated in a child bounded in time and memory."""
+def _bounded(display: str, work: Callable[[], _Answer], kind: str, attempts: int = 1) -> Any:
+    """What ``work`` found, evaluated in a child bounded in time and memory (``EVAL_SECONDS``
+    for each of its ``attempts`` evaluations)."""
     EVALUATIONS[kind] += 1
+    seconds = attempts * EVAL_SECONDS + 1.0
     try:
-        answer = run_bounded(work, seconds=EVAL_SECONDS + 1.0, memory_mb=EVAL_MEMORY_MB)
+        answer = run_bounded(work, seconds=seconds, memory_mb=EVAL_MEMORY_MB)
     except ChildFailed as exc:
         hint = "Workflow files only build the graph; move heavy computation elsewhere."
         if exc.why == "time":
@@ -351,9 +384,38 @@ def _bounded(display: str, work: Callable[[], _Answer], kind: str) -> Any:
 
 
 def _document_pass(file: Path, display: str, root: Path) -> _Answer:
-    """The workflow documents the file builds (in the child)."""
+    """The workflow documents the file builds, and whether that took a second evaluation
+    (in the child).
+
+    starlark-pyo3 hands a builtin its arguments converted value by value, and converts the
+    dict a builtin returns back into Starlark value by value too: a leaf's values cross five
+    times on their way into ``workflow()`` (into ``leaf``, back, into ``sequence``, back, into
+    ``workflow``), and each crossing costs about a microsecond a value. So the file is first
+    evaluated with builtins that return each node as a handle, which Starlark carries as it is
+    and hands back to the builtin it is given to as the node itself: each value crosses once.
+
+    A file may look into a node it built: read it, change it, copy it. Every such use of a
+    handle fails, and so does every error the file makes; either way the file is evaluated
+    again with builtins that return dicts, as the language has them, and its document or its
+    errors are that evaluation's. What does not fail on a handle tells one from a dict by
+    ``type``, ``dir``, ``getattr`` or ``hasattr`` (a file that names one of them is evaluated
+    with dicts at once) or by the text a handle turns into (a document holding that text is
+    made again with dicts). A node is never equal to another node however it is built: each
+    holds its own call number, so comparing nodes gives the same answer either way.
+    """
+    started = time.monotonic()
     try:
-        return "ok", _run(file, display, root, locating=False).workflows
+        workflows = _run(file, display, root, handles=True).workflows
+    except _Inspects:
+        pass
+    except CompileError as exc:
+        if time.monotonic() - started > EVAL_SECONDS:  # it ran out of time: so would the next
+            return "error", [found.to_json() for found in exc.diagnostics]
+    else:
+        if _HANDLE_SHOWN not in marshal.dumps(workflows):
+            return "ok", (workflows, False)
+    try:
+        return "ok", (_run(file, display, root).workflows, True)
     except CompileError as exc:
         return "error", [found.to_json() for found in exc.diagnostics]
 
@@ -366,11 +428,13 @@ def _positions_pass(file: Path, display: str, root: Path) -> _Answer:
         return "error", [found.to_json() for found in exc.diagnostics]
 
 
-def _run(file: Path, display: str, root: Path, *, locating: bool) -> _Evaluation:
+def _run(
+    file: Path, display: str, root: Path, *, locating: bool = False, handles: bool = False
+) -> _Evaluation:
     deadline = time.monotonic() + EVAL_SECONDS
-    evaluation = _Evaluation(root=root, locating=locating, deadline=deadline)
+    evaluation = _Evaluation(root=root, locating=locating, handles=handles, deadline=deadline)
     try:
-        with _values_read_by_orjson():
+        with values_read_once():
             evaluation.evaluate(file, display)
     except _BuiltinError as exc:  # a problem reading the top-level file itself
         raise CompileError([Diagnostic(file=display, rule="starlark", message=str(exc))]) from exc
@@ -391,38 +455,6 @@ def _run(file: Path, display: str, root: Path, *, locating: bool) -> _Evaluation
     if evaluation.problems:
         raise CompileError(evaluation.problems)
     return evaluation
-
-
-_LONG_DIGITS = re.compile(r"[0-9]{19}")
-
-
-@contextmanager
-def _values_read_by_orjson() -> Iterator[None]:
-    """``json.loads`` answered by orjson while a file is evaluated (in the forked child).
-
-    starlark-pyo3 hands every value given to a builtin to Python as JSON text, which it reads
-    with ``json.loads``, looked up at each call: about 90 calls per step of a long workflow,
-    most of its evaluation time. orjson reads the same JSON to the same values several times
-    faster. A text with 19 digits in a row, which may hold an integer beyond 64 bits (orjson
-    reads one as a float), and anything orjson refuses, goes to the standard library.
-    """
-    standard = json.loads
-
-    def loads(text: Any, *args: Any, **kwargs: Any) -> Any:
-        if args or kwargs or not isinstance(text, str):
-            return standard(text, *args, **kwargs)
-        if len(text) > 18 and _LONG_DIGITS.search(text):
-            return standard(text)
-        try:
-            return orjson.loads(text)
-        except orjson.JSONDecodeError:
-            return standard(text)
-
-    json.loads = loads  # type: ignore[assignment]  # the same answers, for what it is given
-    try:
-        yield
-    finally:
-        json.loads = standard
 
 
 def _strip_marks(value: Any, pointer: str, calls: dict[str, int]) -> Any:

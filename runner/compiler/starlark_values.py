@@ -9,10 +9,15 @@ levels deep (deeper than any workflow needs, and shallow enough for recursive co
 from __future__ import annotations
 
 import io
+import json
 import math
 import re
 import tokenize
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
+
+import orjson
 
 from runner.errors import Diagnostic
 
@@ -134,3 +139,48 @@ def _number(literal: str) -> float:
         return float(literal.replace("_", ""))
     except ValueError:  # an integer literal, 0x..., or something Starlark will refuse
         return 0.0
+
+
+_LONG_DIGITS = re.compile(r"[0-9]{19}")
+
+
+class _ReadValues(dict[str, Any]):
+    """The value of every JSON text read so far, by its text: a text read again (the same
+    string, key or number given to another builtin, or to the next enclosing one) is one
+    lookup in C, without a Python frame."""
+
+    def __init__(self, standard: Callable[[str], Any]) -> None:
+        super().__init__()
+        self.standard = standard
+
+    def __missing__(self, text: str) -> Any:
+        if len(text) > 18 and _LONG_DIGITS.search(text):
+            value = self.standard(text)  # maybe an integer beyond 64 bits: orjson reads a float
+        else:
+            try:
+                value = orjson.loads(text)
+            except orjson.JSONDecodeError:
+                value = self.standard(text)
+        if not isinstance(value, dict | list):  # only what cannot change is shared
+            self[text] = value
+        return value
+
+
+@contextmanager
+def values_read_once() -> Iterator[None]:
+    """``json.loads`` answered from a table of the texts already read, while a file is
+    evaluated (in the forked child).
+
+    starlark-pyo3 hands a value to a builtin one scalar at a time, each as JSON text read by
+    ``json.loads``, looked up at each call; a leaf's strings are read again by every builtin
+    that encloses it. Each distinct text is read once, by orjson (several times faster than
+    the standard library, and the same values); a text with 19 digits in a row, which may hold
+    an integer beyond 64 bits, and anything orjson refuses, by the standard library. Only
+    scalars are kept, so no two values share a list or a dict.
+    """
+    standard = json.loads
+    json.loads = _ReadValues(standard).__getitem__  # type: ignore[assignment]  # a text in, its value out
+    try:
+        yield
+    finally:
+        json.loads = standard

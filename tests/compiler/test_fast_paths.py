@@ -264,3 +264,26 @@ def test_starlark_values_read_by_orjson_are_the_standard_library_s(tmp_path: Pat
 
 
 _STANDARD_LOADS = json.loads
+
+
+def test_starlark_values_read_again_are_the_values_read_first(tmp_path: Path) -> None:
+    path = tmp_path / "w.star"
+    path.write_text(
+        'E = [1, 1.0, True, -0.0, 0.0, 0, "1", None, 10000000000000000000000, [1], {"a": 1}]\n'
+        "def step(i):\n"
+        '    return leaf(id = "s%d" % i, role = "r", prompt = "the same prompt",\n'
+        '                output = {"enum": E + E})\n'
+        'workflow(name = "w", roles = {"r": {}},\n'
+        '         steps = sequence(id = "main", steps = [step(0), step(1)]))\n',
+        encoding="utf-8",
+    )
+    document = starlark_loader.load_starlark(str(path))
+    assert document is not None
+    first, second = document.data["steps"]["steps"]
+    once = [1, 1.0, True, -0.0, 0.0, 0, "1", None, 10**22, [1], {"a": 1}]
+    assert first["output"]["enum"] == second["output"]["enum"] == once + once
+    assert [type(v) for v in first["output"]["enum"]] == [type(v) for v in once + once]
+    assert [str(v) for v in first["output"]["enum"]][3:5] == ["-0.0", "0.0"]
+    # Each distinct text is read once: the second step's prompt is the first's string.
+    assert first["prompt"] is second["prompt"]
+    assert first["output"]["enum"][9] is not first["output"]["enum"][20]  # lists stay apart
