@@ -226,7 +226,7 @@ def test_configuration_examples_load_as_configurations(tmp_path: Path) -> None:
 
 
 def test_mock_script_example_loads_as_a_script(tmp_path: Path) -> None:
-    (example,) = docgen_config.examples(SCRIPT)
+    example = docgen_config.examples(SCRIPT)[0]
     path = tmp_path / "script.yaml"
     path.write_text(yaml.safe_dump(example, sort_keys=False), encoding="utf-8")
     loaded = load_script(str(path))

@@ -1,6 +1,7 @@
 """How a mock script meets a workflow: entries no call can use are warned of (run, ci,
-validate), ``ci`` says which roles the script plays and which are live, and ``inspect`` shows
-the staged errors and the retries they caused."""
+validate), ``ci`` says which roles the script plays and which are live, ``inspect`` shows
+the staged errors and the retries they caused, and the documented script stages learning: a
+student that passes only when its prompt says how, and a teacher scripted by role."""
 
 from __future__ import annotations
 
@@ -12,8 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
+from runner import docgen_config
+from runner.canonical import canonical_json
 from runner.compiler.pipeline import compile_file
+from runner.compiler.schema import load_schema
 from runner.main import main
 from runner.providers.script import ScriptEntry, call_ids, load_script, unused_entries
 
@@ -199,3 +204,98 @@ def test_ci_says_which_roles_the_script_plays_and_which_are_live(
         "judged: roles mocked by mocks/judged.yaml: judge; live: writer on local (small)\n"
     ) in out
     assert "roles: judge on mock, writer on local (small)" in out
+
+
+# Staging learning: the script of the reference's "Staging learning" section
+
+LEARNING = """\
+version: 1
+name: locate
+inputs:
+  note: {type: string, default: ""}
+roles:
+  locator: {}
+  teacher: {}
+steps:
+  kind: sequence
+  id: main
+  steps:
+    - kind: leaf
+      id: locate
+      role: locator
+      prompt: "Which file builds the cache key? {{ inputs.note }}"
+"""
+
+TEACHER = "    - {kind: teacher_review, id: review, inputs: [locate]}\n"
+
+NAMES_THE_FILE = """\
+tests:
+  - name: names the file
+    expect: "outputs.locate == 'runner/cache.py'"
+"""
+
+NOTE = "note=Answer with the file name only."
+
+
+@pytest.fixture
+def learning(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The documented learning script, written to mocks/learn.yaml; the working directory."""
+    monkeypatch.chdir(tmp_path)
+    staged = next(
+        section["example"]
+        for section in docgen_config.sections(load_schema("mock-script.schema.json"))
+        if section["title"] == "Staging learning"
+    )
+    text = yaml.safe_dump(staged, sort_keys=False)
+    (tmp_path / "mocks").mkdir()
+    (tmp_path / "mocks" / "learn.yaml").write_text(text, encoding="utf-8")
+    return text
+
+
+def _run(*extra: str) -> tuple[int, dict[str, Any]]:
+    argv = ["--plain", "--state", "state", "--report-dir", "r", "--mock-script", "mocks/learn.yaml"]
+    code = main(["run", "locate.yaml", *argv, *extra])
+    return code, json.loads(Path("r/locate.summary.json").read_text(encoding="utf-8"))
+
+
+def test_the_student_passes_its_test_only_when_its_prompt_holds_the_note(
+    learning: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    Path("locate.yaml").write_text(LEARNING + NAMES_THE_FILE, encoding="utf-8")
+    code, failed = _run()
+    assert code == 1
+    assert failed["tests"] == [
+        {"name": "names the file", "passed": False, "message": failed["tests"][0]["message"]}
+    ]
+    code, passed = _run("--input", NOTE)
+    assert code == 0
+    assert passed["tests"] == [{"name": "names the file", "passed": True, "message": None}]
+    assert main(["inspect", "last", "locate", "--state", "state"]) == 0
+    out = capsys.readouterr().out
+    line = learning.splitlines().index("    - when:") + 1
+    assert f'"model": "mock (case 1 of \'locate\', mocks/learn.yaml:{line})"' in out
+    assert '"text": "runner/cache.py"' in out
+
+
+def test_a_teacher_review_is_answered_by_the_role_entry_by_what_it_is_shown(
+    learning: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    Path("locate.yaml").write_text(LEARNING + TEACHER, encoding="utf-8")
+    lines = learning.splitlines()
+    teacher = lines.index("    - when:", lines.index("roles:")) + 1
+    default = lines.index("    - reply:", teacher) + 1
+    staged = yaml.safe_load(learning)["roles"]["teacher"]["cases"]
+    # The student explains itself: the teacher, shown that, proposes the note.
+    _run()
+    assert main(["inspect", "last", "review", "--state", "state"]) == 0
+    out = capsys.readouterr().out
+    assert f'"model": "mock (case 1 of \'teacher\', mocks/learn.yaml:{teacher})"' in out
+    assert f'"text": {json.dumps(canonical_json(staged[0]["reply"]))}' in out
+    assert '"role": "teacher"' in out
+    # Told how, the student answers with the file name, and the teacher proposes nothing.
+    code, summary = _run("--input", NOTE)
+    assert code == 0
+    assert summary["output"] == {"lessons": []}
+    assert main(["inspect", "last", "review", "--state", "state"]) == 0
+    out = capsys.readouterr().out
+    assert f'"model": "mock (case 2 of \'teacher\', mocks/learn.yaml:{default})"' in out

@@ -1,11 +1,19 @@
-"""Mock scripts: what the mock provider answers for which node ids, so tests and demos can stage
-any scenario (replies, sequences, judge scores, failures, latencies).
+"""Mock scripts: what the mock provider answers for which node ids and roles, so tests and
+demos can stage any scenario (replies, sequences, judge scores, failures, latencies, and answers
+chosen by what the request contains, as a learning loop needs).
 
     defaults: {latency_ms: 0}
     nodes:
       "review_one*": {reply: {ok: true}}
       "draft_*": {replies: ["first", "second"], latency_ms: 50}
       "flaky": {errors: [429, 500]}
+      "locate":
+        cases:
+          - when: {prompt_contains: "Answer with the file name only"}
+            reply: runner/cache.py
+          - reply: "It is built in runner/cache.py."
+    roles:
+      teacher: {reply: {lessons: []}}
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ from runner.compiler.schema import schema_diagnostics
 from runner.compiler.source import Document, pointer_join
 from runner.compiler.yaml_loader import load_yaml
 from runner.errors import CompileError, ConfigError, Diagnostic
+from runner.providers.base import ModelRequest
 from runner.tree import walk
 from runner.userfiles import UnreadableFile, read_user_text
 
@@ -44,17 +53,65 @@ def _literal(pattern: str) -> str:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class When:
+    """What a request must contain for a case to answer it; every field given must hold."""
+
+    prompt_contains: tuple[str, ...] = ()
+    """Texts each found in some message of the request, whatever its role."""
+    system_contains: tuple[str, ...] = ()
+    """Texts each found in some system message."""
+    user_contains: tuple[str, ...] = ()
+    """Texts each found in some user message."""
+    role: str | None = None
+    """The role making the call; ``None``: any."""
+
+    def holds(self, request: ModelRequest) -> bool:
+        """Whether ``request`` is one this case answers."""
+        if self.role is not None and request.role != self.role:
+            return False
+        messages = request.messages
+        return (
+            _found(self.prompt_contains, [m.content for m in messages])
+            and _found(self.system_contains, [m.content for m in messages if m.role == "system"])
+            and _found(self.user_contains, [m.content for m in messages if m.role == "user"])
+        )
+
+
+def _found(texts: tuple[str, ...], contents: list[str]) -> bool:
+    return all(any(text in content for content in contents) for text in texts)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ScriptCase:
+    """One answer of an entry's cases: the calls whose request its ``when`` holds for."""
+
+    when: When | None = None
+    """What the request must contain; ``None``: every call (the last case only)."""
+    replies: tuple[str, ...] = ()
+    """Reply texts, one per call after the errors, the last repeating; empty: the derived reply."""
+    errors: tuple[ScriptedError, ...] = ()
+    """How the first calls this case answers fail, one per call."""
+    latency_ms: float | None = None
+    """Delay of each call; ``None``: the entry's, else the script's default."""
+    where: str = dataclasses.field(default="", compare=False)
+    """Where the case is written (``file:line``), for messages and the reply's record."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ScriptEntry:
-    """What the mock does for the node ids one glob matches."""
+    """What the mock does for the node ids (or role names) one glob matches."""
 
     pattern: str
-    """The node-id glob, as written in the script."""
+    """The node-id glob (the role-name glob, under ``roles``), as written in the script."""
     replies: tuple[str, ...] = ()
     """Reply texts, one per call after the errors, the last repeating; empty: the derived reply."""
     errors: tuple[ScriptedError, ...] = ()
     """How the first calls fail, one per call."""
     latency_ms: float | None = None
     """Delay of each call; ``None``: the script's default."""
+    cases: tuple[ScriptCase, ...] = ()
+    """Answers by what the request contains, tried in order; empty: the fields above answer
+    every call."""
     where: str = dataclasses.field(default="", compare=False)
     """Where the entry is written (``file:line``), for messages; not what it does."""
 
@@ -67,6 +124,17 @@ class ScriptEntry:
             node_id == self.pattern
             or fnmatch.fnmatchcase(node_id, self.pattern)
             or ("[" in self.pattern and fnmatch.fnmatchcase(node_id, _literal(self.pattern)))
+        )
+
+    def case(self, request: ModelRequest) -> int | None:
+        """The index of the first case that answers ``request``; ``None``: no case does."""
+        return next(
+            (
+                index
+                for index, case in enumerate(self.cases)
+                if case.when is None or case.when.holds(request)
+            ),
+            None,
         )
 
 
@@ -82,10 +150,16 @@ class MockScript:
     """Delay of each call no entry sets one for."""
     entries: tuple[ScriptEntry, ...] = ()
     """Entries in file order; the first that matches a node id is its entry."""
+    roles: tuple[ScriptEntry, ...] = ()
+    """Entries by role name, in file order, for the calls no node entry matches."""
 
-    def entry(self, node_id: str) -> ScriptEntry | None:
-        """The entry for ``node_id``, if any."""
-        return next((entry for entry in self.entries if entry.matches(node_id)), None)
+    def entry(self, node_id: str, role: str | None = None) -> ScriptEntry | None:
+        """The entry for a call of ``node_id`` made by ``role``, if any: the first node entry
+        that matches the id, else the first role entry that matches the role."""
+        found = next((entry for entry in self.entries if entry.matches(node_id)), None)
+        if found is None and role is not None:
+            found = next((entry for entry in self.roles if entry.matches(role)), None)
+        return found
 
 
 class ScriptError(ConfigError):
@@ -115,34 +189,79 @@ def load_script(path: str) -> MockScript:
         path=path,
         digest=hashlib.sha256(text.encode("utf-8")).hexdigest(),
         latency_ms=float(data.get("defaults", {}).get("latency_ms", 0)),
-        entries=tuple(
-            _entry(pattern, spec, _where(document, pattern))
-            for pattern, spec in data.get("nodes", {}).items()
-        ),
+        entries=_entries(document, "nodes"),
+        roles=_entries(document, "roles"),
     )
 
 
-def _where(document: Document, pattern: str) -> str:
-    """``file:line`` of the entry for ``pattern``."""
-    found = document.diagnostic(pointer_join("/nodes", pattern), "", rule="schema")
+def _entries(document: Document, section: str) -> tuple[ScriptEntry, ...]:
+    """The entries under ``section`` (``nodes`` or ``roles``), in file order."""
+    found = []
+    for pattern, spec in document.data.get(section, {}).items():
+        pointer = pointer_join(f"/{section}", pattern)
+        cases = tuple(
+            _case(case, _where(document, pointer_join(pointer_join(pointer, "cases"), index)))
+            for index, case in enumerate(spec.get("cases", ()))
+        )
+        found.append(_entry(pattern, spec, _where(document, pointer), cases))
+    return tuple(found)
+
+
+def _where(document: Document, pointer: str) -> str:
+    """``file:line`` of what ``pointer`` names."""
+    found = document.diagnostic(pointer, "", rule="schema")
     return found.file if found.line is None else f"{found.file}:{found.line}"
 
 
-def _entry(pattern: str, spec: dict[str, Any], where: str = "") -> ScriptEntry:
-    replies: tuple[str, ...]
-    if "score" in spec:
-        replies = (canonical_json(spec["score"]),)
-    else:
-        given = [spec["reply"]] if "reply" in spec else spec.get("replies", [])
-        replies = tuple(item if isinstance(item, str) else canonical_json(item) for item in given)
-    latency = spec.get("latency_ms")
+def _entry(
+    pattern: str, spec: dict[str, Any], where: str = "", cases: tuple[ScriptCase, ...] = ()
+) -> ScriptEntry:
     return ScriptEntry(
         pattern=pattern,
-        replies=replies,
-        errors=tuple(e if e == "timeout" else int(e) for e in spec.get("errors", [])),
-        latency_ms=None if latency is None else float(latency),
+        replies=_replies(spec),
+        errors=_errors(spec),
+        latency_ms=_latency(spec),
+        cases=cases,
         where=where,
     )
+
+
+def _case(spec: dict[str, Any], where: str) -> ScriptCase:
+    when = spec.get("when")
+    return ScriptCase(
+        when=None
+        if when is None
+        else When(
+            prompt_contains=_texts(when.get("prompt_contains")),
+            system_contains=_texts(when.get("system_contains")),
+            user_contains=_texts(when.get("user_contains")),
+            role=when.get("role"),
+        ),
+        replies=_replies(spec),
+        errors=_errors(spec),
+        latency_ms=_latency(spec),
+        where=where,
+    )
+
+
+def _texts(given: str | list[str] | None) -> tuple[str, ...]:
+    return () if given is None else (given,) if isinstance(given, str) else tuple(given)
+
+
+def _replies(spec: dict[str, Any]) -> tuple[str, ...]:
+    if "score" in spec:
+        return (canonical_json(spec["score"]),)
+    given = [spec["reply"]] if "reply" in spec else spec.get("replies", [])
+    return tuple(item if isinstance(item, str) else canonical_json(item) for item in given)
+
+
+def _errors(spec: dict[str, Any]) -> tuple[ScriptedError, ...]:
+    return tuple(e if e == "timeout" else int(e) for e in spec.get("errors", []))
+
+
+def _latency(spec: dict[str, Any]) -> float | None:
+    latency = spec.get("latency_ms")
+    return None if latency is None else float(latency)
 
 
 def call_ids(workflow: ir.Workflow) -> list[str]:
@@ -187,22 +306,83 @@ def unused_entries(script: MockScript, workflow: ir.Workflow) -> list[str]:
     return lines
 
 
+_ANSWERS = ("reply", "replies", "score")
+"""The fields that give replies; an entry or a case gives at most one."""
+
+
 def _clashes(document: Document) -> list[Diagnostic]:
-    """Entries that give more than one of reply, replies and score."""
+    """What the schema cannot say: an entry or a case giving more than one of reply, replies
+    and score, an entry giving cases beside its own answer, an empty ``when``, and a case
+    without ``when`` before the last."""
     found = []
-    for pattern, spec in document.data.get("nodes", {}).items():
-        given = [key for key in ("reply", "replies", "score") if key in spec]
-        if len(given) > 1:
-            pointer = pointer_join(pointer_join("/nodes", pattern), given[1])
+    for section in ("nodes", "roles"):
+        owner = "" if section == "nodes" else "the role "
+        for pattern, spec in document.data.get(section, {}).items():
+            pointer = pointer_join(f"/{section}", pattern)
+            name = f"the entry for {owner}{pattern!r}"
+            found += _answer_clashes(document, pointer, spec, name)
+            found += _case_clashes(document, pointer, spec, name)
+    return sorted(found, key=lambda d: (d.line or 0, d.col or 0))
+
+
+def _case_clashes(
+    document: Document, pointer: str, spec: dict[str, Any], name: str
+) -> list[Diagnostic]:
+    cases: list[dict[str, Any]] = spec.get("cases", [])
+    beside = [key for key in (*_ANSWERS, "errors") if key in spec]
+    found = []
+    if cases and beside:
+        found.append(
+            document.diagnostic(
+                pointer_join(pointer, beside[0]),
+                f"{name} gives both cases and {beside[0]}",
+                rule="schema",
+                hint=f"Move {beside[0]} into a case: a last case without `when` answers every "
+                "call the other cases do not take.",
+            )
+        )
+    for index, case in enumerate(cases):
+        at = pointer_join(pointer_join(pointer, "cases"), index)
+        what = f"case {index + 1} of {name}"
+        found += _answer_clashes(document, at, case, what)
+        if case.get("when") == {}:
             found.append(
                 document.diagnostic(
-                    pointer,
-                    f"the entry for {pattern!r} gives both {given[0]} and {given[1]}",
+                    pointer_join(at, "when"),
+                    f"{what} has an empty `when`",
                     rule="schema",
-                    hint="Keep one: reply (every call), replies (one per call) or score.",
+                    hint="Give `when` a field (prompt_contains, system_contains, user_contains "
+                    "or role), or leave it out of the last case to answer every other call.",
+                )
+            )
+        if "when" not in case and index < len(cases) - 1:
+            found.append(
+                document.diagnostic(
+                    at,
+                    f"{what} has no `when`, so it answers every call and the cases after it are "
+                    "never tried",
+                    rule="schema",
+                    hint="Move it to the end of `cases` (only the last case may leave out "
+                    "`when`), or give it a `when`.",
                 )
             )
     return found
+
+
+def _answer_clashes(
+    document: Document, pointer: str, spec: dict[str, Any], name: str
+) -> list[Diagnostic]:
+    given = [key for key in _ANSWERS if key in spec]
+    if len(given) < 2:
+        return []
+    return [
+        document.diagnostic(
+            pointer_join(pointer, given[1]),
+            f"{name} gives both {given[0]} and {given[1]}",
+            rule="schema",
+            hint="Keep one: reply (every call), replies (one per call) or score.",
+        )
+    ]
 
 
 def _for_scripts(diagnostics: tuple[Diagnostic, ...]) -> list[Diagnostic]:

@@ -17,9 +17,15 @@ from jsonschema import Draft202012Validator
 
 from runner.compiler.schema import load_schema
 from runner.errors import ConfigError
-from runner.providers.base import ChatMessage, ModelReply, ModelRequest, ProviderError
+from runner.providers.base import ChatMessage, ChatRole, ModelReply, ModelRequest, ProviderError
 from runner.providers.mock import MockProvider
-from runner.providers.script import MockScript, ScriptEntry, load_script
+from runner.providers.script import (
+    MockScript,
+    ScriptCase,
+    ScriptEntry,
+    When,
+    load_script,
+)
 
 Write = Callable[[str, str], str]
 
@@ -240,6 +246,171 @@ def test_scripts_built_in_code_work_like_files() -> None:
     assert texts(MockProvider(script=script), request(node="n1"), request(node="n1")) == ["a", "b"]
 
 
+# Answers by what the request contains, and by role
+
+
+def asking(
+    *messages: tuple[ChatRole, str], node: str = "locate", role: str = "locator"
+) -> ModelRequest:
+    """A request of ``node`` by ``role`` with the given (role, content) messages."""
+    said = tuple(ChatMessage(role=who, content=text) for who, text in messages)
+    return ModelRequest(node_id=node, role=role, model=None, messages=said)
+
+
+CASES = """\
+    nodes:
+      locate:
+        cases:
+          - when: {prompt_contains: "Answer with the file name only"}
+            reply: runner/cache.py
+          - when: {system_contains: terse, user_contains: [cache, key]}
+            reply: cache.py
+          - when: {role: auditor}
+            score: 3
+          - reply: It is built in runner/cache.py.
+      plain: {reply: as before}
+      open:
+        cases:
+          - when: {user_contains: "?"}
+            reply: asked
+    """
+
+
+def test_the_first_case_whose_when_holds_answers(write: Write) -> None:
+    provider = scripted(write, CASES)
+    note = "Answer with the file name only."
+    calls = [
+        asking(("system", note), ("user", "Which file builds the key?")),
+        asking(("user", "Which file? " + note)),  # any message counts for prompt_contains
+        asking(("assistant", note), ("user", "Which file?")),
+        asking(("system", "Be terse."), ("user", "Which file builds the cache key?")),
+        asking(("system", "Be terse."), ("user", "Which file builds the cache?")),  # no "key"
+        asking(("user", "terse: which file builds the cache key?")),  # not a system message
+        asking(("user", "Which file?"), role="auditor"),
+        asking(("user", "answer with the file name only")),  # case matters
+    ]
+    replies = ask(provider, *calls)
+    assert [reply.text for reply in replies] == [
+        "runner/cache.py",
+        "runner/cache.py",
+        "runner/cache.py",
+        "cache.py",
+        "It is built in runner/cache.py.",
+        "It is built in runner/cache.py.",
+        "3",
+        "It is built in runner/cache.py.",
+    ]
+    assert provider.script is not None
+    where = provider.script.path
+    assert replies[0].model == f"mock (case 1 of 'locate', {where}:4)"
+    assert replies[3].model == f"mock (case 2 of 'locate', {where}:6)"
+    assert replies[4].model == f"mock (case 4 of 'locate', {where}:10)"
+    # The same request gets the same answer from a fresh provider too.
+    assert texts(scripted(write, CASES), *calls) == [reply.text for reply in replies]
+
+
+def test_an_entry_without_cases_answers_as_before_and_no_case_is_the_derived_reply(
+    write: Write,
+) -> None:
+    provider = scripted(write, CASES)
+    plain = ask(provider, asking(("user", "x"), node="plain"))[0]
+    assert (plain.text, plain.model) == ("as before", "mock")
+    unasked, asked = ask(
+        provider, asking(("user", "Do it."), node="open"), asking(("user", "Why?"), node="open")
+    )
+    assert unasked.text == texts(MockProvider(), asking(("user", "Do it."), node="open"))[0]
+    assert unasked.model == "mock (no case of 'open')"
+    assert asked.text == "asked"
+
+
+def test_each_case_walks_its_own_errors_and_replies(write: Write) -> None:
+    provider = scripted(
+        write,
+        """\
+        nodes:
+          n:
+            latency_ms: 0
+            cases:
+              - when: {prompt_contains: fix}
+                errors: [429]
+                replies: [one, two]
+              - replies: [a, b]
+        """,
+    )
+    fix, other = asking(("user", "fix it"), node="n"), asking(("user", "go"), node="n")
+    error = failure(provider, fix)
+    assert str(error) == "mock script: call 1 of n (case 1) failed with HTTP 429"
+    assert texts(provider, other, fix, other, fix, fix) == ["a", "one", "b", "two", "two"]
+
+
+def test_role_entries_answer_the_calls_no_node_entry_matches(write: Write) -> None:
+    provider = scripted(
+        write,
+        """\
+        nodes:
+          review: {reply: node entry}
+        roles:
+          teacher:
+            cases:
+              - when: {prompt_contains: rambling}
+                reply: {lessons: [{id: be-brief}]}
+              - reply: {lessons: []}
+          "writ*": {reply: by glob}
+        """,
+    )
+    calls = [
+        asking(
+            ("user", "Evidence: the drafts are rambling."), node="learn.teacher", role="teacher"
+        ),
+        asking(("user", "Evidence: fine."), node="learn.teacher", role="teacher"),
+        asking(("user", "Evidence: rambling."), node="review", role="teacher"),  # nodes first
+        asking(("user", "Draft."), node="draft", role="writer"),
+    ]
+    assert texts(provider, *calls) == [
+        '{"lessons":[{"id":"be-brief"}]}',
+        '{"lessons":[]}',
+        "node entry",
+        "by glob",
+    ]
+    unscripted = asking(("user", "Hi."), node="draft", role="editor")
+    assert texts(provider, unscripted) == texts(MockProvider(), unscripted)
+
+
+def test_the_documented_teacher_proposes_the_note_the_documented_student_needs() -> None:
+    from runner import docgen_config
+    from runner.compiler.schema import load_schema
+
+    staged = docgen_config.examples(load_schema("mock-script.schema.json"))[1]
+    script = _script_of(staged)
+    provider = MockProvider(script=script)
+    question: tuple[ChatRole, str] = ("user", "Which file builds the cache key?")
+    (before,) = texts(provider, asking(question))
+    assert before != "runner/cache.py"
+    evidence = f"Results by node id: {json.dumps({'locate': before})}"
+    proposed, unasked = texts(
+        provider,
+        asking(("user", evidence), node="learn.teacher", role="teacher"),
+        asking(("user", "Results: all passed."), node="learn.teacher", role="teacher"),
+    )
+    assert json.loads(unasked) == {"lessons": []}
+    (lesson,) = json.loads(proposed)["lessons"]
+    assert (lesson["kind"], lesson["target"]) == ("note", "role:locator")
+    # Applied, the note is a system message of the student's calls: now it passes.
+    note: tuple[ChatRole, str] = ("system", lesson["content"]["text"])
+    assert texts(provider, asking(note, question)) == ["runner/cache.py"]
+
+
+def _script_of(data: dict[str, Any]) -> MockScript:
+    import tempfile
+
+    import yaml
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "learn.yaml"
+        path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+        return load_script(str(path))
+
+
 # Concurrency
 
 
@@ -280,6 +451,16 @@ def test_script_fields_are_read(write: Write) -> None:
         nodes:
           "a*": {replies: [x, 1], errors: [502, timeout], latency_ms: 2.5}
           b: {}
+          c:
+            latency_ms: 1
+            cases:
+              - when: {prompt_contains: [p, q], system_contains: s, user_contains: u, role: r}
+                score: 2
+                errors: [503]
+                latency_ms: 3
+              - {}
+        roles:
+          teacher: {reply: {lessons: []}}
         """,
     )
     assert load_script(path) == MockScript(
@@ -289,7 +470,26 @@ def test_script_fields_are_read(write: Write) -> None:
         entries=(
             ScriptEntry(pattern="a*", replies=("x", "1"), errors=(502, "timeout"), latency_ms=2.5),
             ScriptEntry(pattern="b"),
+            ScriptEntry(
+                pattern="c",
+                latency_ms=1.0,
+                cases=(
+                    ScriptCase(
+                        when=When(
+                            prompt_contains=("p", "q"),
+                            system_contains=("s",),
+                            user_contains=("u",),
+                            role="r",
+                        ),
+                        replies=("2",),
+                        errors=(503,),
+                        latency_ms=3.0,
+                    ),
+                    ScriptCase(),
+                ),
+            ),
         ),
+        roles=(ScriptEntry(pattern="teacher", replies=('{"lessons":[]}',)),),
     )
 
 
@@ -303,6 +503,45 @@ def test_script_fields_are_read(write: Write) -> None:
         ("nodes:\n  a: {reply: [unclosed}\n", "}", "invalid YAML"),
         ("nodes:\n  a: {reply: x}\n  a: {reply: y}\n", "a: {reply: y}", "given twice"),
         ("# nothing here\n", "#", "empty"),
+        (
+            "nodes:\n  a:\n    cases:\n      - when: {prompt_contain: x}\n",
+            "x}",
+            "unknown field 'prompt_contain' in nodes.a.cases[0].when",
+        ),
+        (
+            "nodes:\n  a:\n    cases:\n      - when: {role: r}\n"
+            "      - when: {user_contains: ''}\n",
+            "''",
+            "nodes.a.cases[1].when.user_contains must not be empty",
+        ),
+        (
+            "roles:\n  t:\n    cases:\n      - when: {prompt_contains: [x, '']}\n",
+            "'']",
+            "roles.t.cases[0].when.prompt_contains[1] must not be empty",
+        ),
+        (
+            "nodes:\n  a:\n    cases:\n      - reply: x\n"
+            "      - when: {role: r}\n        reply: y\n",
+            "reply: x",
+            "case 1 of the entry for 'a' has no `when`, so it answers every call and the cases "
+            "after it are never tried",
+        ),
+        (
+            "nodes:\n  a:\n    cases:\n      - when: {}\n",
+            "{}",
+            "case 1 of the entry for 'a' has an empty `when`",
+        ),
+        (
+            "roles:\n  t:\n    reply: x\n    cases: [{reply: y}]\n",
+            "x",
+            "the entry for the role 't' gives both cases and reply",
+        ),
+        (
+            "nodes:\n  a:\n    cases:\n      - {when: {role: r}, reply: x, replies: [y]}\n",
+            "[y]",
+            "case 1 of the entry for 'a' gives both reply and replies",
+        ),
+        ("nodes:\n  a:\n    cases: []\n", "[]", "nodes.a.cases needs at least 1 item"),
     ],
 )
 def test_script_errors_say_where(write: Write, text: str, needle: str, words: str) -> None:
