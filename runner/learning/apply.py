@@ -70,10 +70,12 @@ def apply(workflow: ir.Workflow, lessons: Seq[Lesson]) -> Applied:
     current = workflow
     applied: list[str] = []
     rejected: list[tuple[str, str]] = []
+    seen: set[str] = set()
     for lesson in sorted(lessons, key=lambda one: (one.id, canonical_json(one.to_json()))):
-        if lesson.id in applied or any(lesson.id == done for done, _ in rejected):
+        if lesson.id in seen:
             rejected.append((lesson.id, f"another lesson has the id {lesson.id!r}"))
             continue
+        seen.add(lesson.id)
         try:
             current = _transformed(current, lesson)
         except _Rejected as exc:
@@ -254,9 +256,11 @@ def _patch(template: str, patch: PromptPatch, name: str) -> str:
     # counts as added only where it is printed as it is.
     value = _string_value(added)
     if _printed(out, value) != _printed(template, value) + times:
+        if patch.op != "replace":  # a template that compiles takes text after or before it
+            raise _Rejected(f"the prompt of {name!r} cannot be patched: it does not compile")
         raise _Rejected(
-            f"replace finds {patch.find!r} only inside template syntax in the prompt of "
-            f"{name!r}; give a piece of its plain text"
+            f"replace finds {patch.find!r} inside the template syntax of the prompt of "
+            f"{name!r}; give a piece of its plain text that is nowhere else"
         )
     return out
 

@@ -290,13 +290,19 @@ REFUSALS: dict[str, tuple[str, str, dict[str, Any], str]] = {
         "prompt_patch",
         "node:draft",
         {"op": "replace", "find": "inputs.topic }}", "text": "x"},
-        "replace finds 'inputs.topic }}' only inside template syntax in the prompt of 'draft'",
+        "replace finds 'inputs.topic }}' inside the template syntax of the prompt of 'draft'",
     ),
     "replace inside an if": (
         "prompt_patch",
         "node:draft",
         {"op": "replace", "find": "if inputs", "text": "x"},
-        "only inside template syntax",
+        "inside the template syntax of the prompt of 'draft'; give a piece of its plain text",
+    ),
+    "replace in plain text and in a tag": (
+        "prompt_patch",
+        "node:draft",
+        {"op": "replace", "find": "topic", "text": "x"},
+        "replace finds 'topic' inside the template syntax of the prompt of 'draft'",
     ),
     "example without a user message": (
         "example",
