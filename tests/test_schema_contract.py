@@ -9,6 +9,7 @@ from jsonschema import Draft202012Validator
 
 from runner import ir
 from runner.compiler.schema import CONFIG_SCHEMA, load_schema, workflow_schema
+from runner.learning.lessons import LESSON_SCHEMA
 
 DISPATCH = "/$defs/node"
 """The node dispatcher selects a kind's schema with if/then; the kind schemas are closed."""
@@ -26,12 +27,12 @@ def _objects(schema: Any, pointer: str = "") -> Iterator[tuple[str, dict[str, An
 
 
 def test_schemas_are_valid_json_schema_2020_12() -> None:
-    for name in ("workflow.schema.json", CONFIG_SCHEMA):
+    for name in ("workflow.schema.json", CONFIG_SCHEMA, LESSON_SCHEMA):
         Draft202012Validator.check_schema(load_schema(name))
 
 
 def test_every_object_is_closed() -> None:
-    for name in ("workflow.schema.json", CONFIG_SCHEMA):
+    for name in ("workflow.schema.json", CONFIG_SCHEMA, LESSON_SCHEMA):
         for pointer, schema in _objects(load_schema(name)):
             if pointer == DISPATCH or "/if" in pointer or "/examples/" in pointer:
                 continue

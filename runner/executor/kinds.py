@@ -15,6 +15,7 @@ from runner.executor import redaction
 from runner.executor.calls import chat
 from runner.executor.frames import Frame
 from runner.executor.results import NodeFailed, Spend, failure_marker
+from runner.learning.lessons import MAX_LESSONS, TEACHER_REPLY_SCHEMA
 from runner.providers.base import ChatMessage
 from runner.render import OutputError, evaluate, parse_reply, render
 from runner.schemas import compiled
@@ -25,39 +26,32 @@ if TYPE_CHECKING:
 
 Ran = tuple[Any, Spend, Any]
 
-LESSON_KINDS = ["note", "prompt_patch", "workflow", "branch_heuristic", "cache_policy", "test"]
-LESSONS_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "required": ["lessons"],
-    "additionalProperties": False,
-    "properties": {
-        "lessons": {
-            "type": "array",
-            "maxItems": 10,
-            "items": {
-                "type": "object",
-                "required": ["id", "kind", "target", "content", "rationale"],
-                "properties": {
-                    "id": {"type": "string", "minLength": 1},
-                    "kind": {"enum": LESSON_KINDS},
-                    "target": {"type": "string", "minLength": 1},
-                    "content": {"type": "string"},
-                    "rationale": {"type": "string"},
-                    "evidence": {"type": "array", "items": {"type": "string"}},
-                },
-            },
-        }
-    },
-}
-"""The shape of a teacher's reply: proposed lessons for the learning loop."""
-
 TEACHER_BRIEF = (
     "You review the results below of an automated workflow run and propose lessons that would "
-    "make later runs better: notes, prompt patches, workflow changes, branch heuristics, cache "
-    "policies or tests. Each lesson has an id, a kind ({kinds}), a target (a role, a node id or "
-    "the workflow), the content, the rationale, and evidence (node ids it rests on). "
-    'Reply with JSON: {{"lessons": [...]}}.\n\nResults by node id:\n{results}'
+    'make later runs better. Reply with JSON only: {{"lessons": [...]}}, at most '
+    f"{MAX_LESSONS} lessons, each an object with exactly these fields:\n"
+    "- id: a new name, 1 to 64 of a-z, 0-9, '_', '.' and '-', starting with a letter or digit;\n"
+    "- kind, target and content, one of:\n"
+    '  note: target "role:<role name>" (every leaf the role plays) or "node:<leaf id>"; '
+    'content {{"text": ...}}, a system message added to those leaves;\n'
+    '  prompt_patch: target "node:<leaf id>" or "node:<tournament id>" (its judge\'s prompt); '
+    'content {{"op": "append" or "prepend", "text": ...}} (added after or before the prompt, '
+    'a blank line between) or {{"op": "replace", "find": ..., "text": ...}} (every "find" in '
+    "the prompt's template replaced by the text);\n"
+    '  example: target "role:<role name>" or "node:<leaf id>"; content {{"user": ..., '
+    '"assistant": ...}}, an exchange placed before the final user message;\n'
+    '  parameter: target "node:<leaf id>" with content {{"name": "temperature", "value": 0 to '
+    '2}} or {{"name": "max_tokens", "value": 1 or more}}, or target "node:<tournament or '
+    'pareto id>" with {{"name": "count", "value": 2 or more}};\n'
+    '  test: target "workflow"; content {{"name": a new test name, "expect": a Jinja '
+    'expression over inputs and outputs that must hold after the run, "description": '
+    "optional}};\n"
+    "- rationale: why the lesson helps;\n"
+    '- evidence: at least one {{"run": the run id ("current" for this run), "node": a node '
+    'id below, "event": optional event kind}} the lesson rests on.\n'
+    "Texts are given to the model exactly as written.\n\nResults by node id:\n{results}"
 )
+"""What the teacher is asked; the reply's shape is ``TEACHER_REPLY_SCHEMA``."""
 
 
 def run(engine: Engine, node: ir.Node, frame: Frame) -> Coroutine[Any, Any, Ran]:
@@ -485,9 +479,7 @@ async def _reduce(engine: Engine, node: ir.Reduce, frame: Frame) -> Ran:
 async def _teacher(engine: Engine, node: ir.TeacherReview, frame: Frame) -> Ran:
     scope = frame.scope()
     results = {name: frame.outputs.get(name) for name in node.inputs}
-    brief = TEACHER_BRIEF.format(
-        kinds=", ".join(LESSON_KINDS), results=json.dumps(results, indent=2, sort_keys=True)
-    )
+    brief = TEACHER_BRIEF.format(results=json.dumps(results, indent=2, sort_keys=True))
     extra = render(node.prompt, scope) if node.prompt is not None else ""
     messages = (ChatMessage(role="user", content=brief + ("\n\n" + extra if extra else "")),)
     value, spend = await model_call(
@@ -497,7 +489,7 @@ async def _teacher(engine: Engine, node: ir.TeacherReview, frame: Frame) -> Ran:
         node_id=ir.instance_id(node.id, frame.copies),
         role=node.role or ir.DEFAULT_TEACHER_ROLE,
         messages=messages,
-        output=LESSONS_SCHEMA,
+        output=TEACHER_REPLY_SCHEMA,
         temperature=node.temperature,
         max_tokens=node.max_tokens,
         sample=frame.sample or 0,

@@ -21,8 +21,8 @@ from runner.compiler.pipeline import compile_file
 from runner.config import DEFAULT, Config, load_config
 from runner.executor.calls import RetryPolicy
 from runner.executor.engine import Engine, Observer
-from runner.executor.kinds import LESSONS_SCHEMA
 from runner.executor.results import NodeResult, RunResult
+from runner.learning.lessons import TEACHER_REPLY_SCHEMA
 from runner.providers.base import ModelReply, ModelRequest, Provider
 from runner.providers.mock import MockProvider
 from runner.providers.registry import build_providers
@@ -669,10 +669,10 @@ def test_pareto_keeps_the_frontier_over_its_objectives(tmp_path: Path) -> None:
 LESSON = {
     "id": "shorter-prompts",
     "kind": "prompt_patch",
-    "target": "w",
-    "content": "Ask for one sentence.",
+    "target": "node:draft",
+    "content": {"op": "append", "text": "Ask for one sentence."},
     "rationale": "The drafts rambled.",
-    "evidence": ["draft"],
+    "evidence": [{"run": "current", "node": "draft"}],
 }
 
 
@@ -700,7 +700,7 @@ def test_teacher_review_proposes_valid_lessons_from_its_inputs(tmp_path: Path) -
     result = execute(teacher_workflow(tmp_path), provider, tmp_path)
     assert result.status is Status.SUCCEEDED, result.reason
     assert result.output == {"lessons": [LESSON]}
-    assert list(Draft202012Validator(LESSONS_SCHEMA).iter_errors(result.output)) == []
+    assert list(Draft202012Validator(TEACHER_REPLY_SCHEMA).iter_errors(result.output)) == []
     assert by_path(result)["review"].decision == {"lessons": 1}
     [prompt] = provider.prompts("review")
     assert '"draft": "rambling text"' in prompt
@@ -711,7 +711,7 @@ def test_teacher_review_proposes_valid_lessons_from_its_inputs(tmp_path: Path) -
 def test_teacher_review_unscripted_and_invalid_lessons(tmp_path: Path) -> None:
     result = execute(teacher_workflow(tmp_path), MockProvider(), tmp_path)
     assert result.status is Status.SUCCEEDED
-    assert list(Draft202012Validator(LESSONS_SCHEMA).iter_errors(result.output)) == []
+    assert list(Draft202012Validator(TEACHER_REPLY_SCHEMA).iter_errors(result.output)) == []
 
     bad = {"lessons": [{**LESSON, "kind": "vibes"}]}
     provider = mock(tmp_path, f"nodes:\n  review: {{reply: {json.dumps(bad)}}}\n")
