@@ -1,0 +1,1 @@
+"""The learning loop: evaluation cases, lessons, candidate frontier and promotion gate."""
