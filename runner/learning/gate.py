@@ -152,10 +152,15 @@ def decide(
             flips += f" and {regressed} pass->fail"
         flips += " flip" if improved + regressed == 1 else " flips"
         verb = "gives" if improved + regressed == 1 else "give"
-        reasons.append(
-            f"{flips} {verb} p = {_num(p)}, not below alpha {_num(alpha)}: at least {needed} "
-            f"{'is' if needed == 1 else 'are'} needed with no regressions"
-        )
+        if regressed:
+            more = flips_needed(alpha, regressed)
+            need = (
+                f"with {plural(regressed, 'regression')} at least {more} fail->pass flips are "
+                f"needed ({needed} with none)"
+            )
+        else:
+            need = f"at least {needed} {'is' if needed == 1 else 'are'} needed with no regressions"
+        reasons.append(f"{flips} {verb} p = {_num(p)}, not below alpha {_num(alpha)}: {need}")
 
     failing = [name for name, ok in required_tests.items() if not ok]
     if failing:

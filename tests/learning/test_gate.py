@@ -82,8 +82,8 @@ def test_regressions_and_too_few_flips_are_each_a_reason() -> None:
     decision = decide(flips(3, regressed=2), **GOOD)
     assert decision.reasons == (
         "cases 'c7' and 'c8' pass on the baseline and fail with the lesson",
-        "3 fail->pass and 2 pass->fail flips give p = 0.5, not below alpha 0.05: at least 5 "
-        "are needed with no regressions",
+        "3 fail->pass and 2 pass->fail flips give p = 0.5, not below alpha 0.05: with 2 "
+        "regressions at least 9 fail->pass flips are needed (5 with none)",
     )
 
 
