@@ -1,1 +1,2 @@
-"""The learning loop: lessons, their checks and their application to a compiled workflow."""
+"""The learning loop: evaluation cases, lessons and their application, the candidate frontier
+and the promotion gate."""
