@@ -219,8 +219,19 @@ class Writer:
                     break
                 if not self._read():
                     break
+            # Its output ends as it exits (the system closes it last): waited for here, rather
+            # than polling for its exit, which sleeps 0.5, 1, 2, 4 ms (7 ms on every close).
+            ended = False
+            while self._failure is None and not ended:
+                left = deadline - time.monotonic()
+                if left <= 0 or not select.select([self._from], [], [], left)[0]:
+                    break  # the wait below says so
+                ended = not self._read()
             try:
-                self._process.wait(timeout=max(0.0, deadline - time.monotonic()) + 1.0)
+                if ended:
+                    self._process.wait()  # its files are closed: it has all but exited
+                else:
+                    self._process.wait(timeout=max(0.0, deadline - time.monotonic()) + 1.0)
             except subprocess.TimeoutExpired:
                 self._process.kill()  # what it had answered for is committed
                 self._process.wait()
@@ -232,11 +243,16 @@ class Writer:
 
     def _send(self, value: Any) -> None:
         try:
-            data = memoryview(writer_process.frame(value))
+            body = marshal.dumps(value)
         except ValueError as exc:  # marshal takes the JSON-like values rows hold, no others
             self._fail(f"cannot write to the state database: a row holds {exc}")
             return
         try:
+            # The header on its own: joined to the body, a group's megabyte is copied once more.
+            data = memoryview(writer_process.HEADER.pack(len(body)))
+            while data:
+                data = data[os.write(self._to, data) :]
+            data = memoryview(body)
             while data:
                 data = data[os.write(self._to, data) :]
         except OSError as exc:
