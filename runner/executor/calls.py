@@ -404,7 +404,7 @@ class Caller:
             reply=reply,
             spend=spend,
             attempts=attempt,
-            retried=tuple(retried),
+            retried=tuple(retried) if retried else (),
             paid=provider_config.type != "mock",
         )
 

@@ -43,17 +43,21 @@ from runner.store.runs import HEARTBEAT_SQL
 
 FLUSH_EVERY_S = 0.01
 """The longest a queued row waits for its commit."""
-BATCH_ROWS = 4096
-"""Rows queued before they are committed without waiting."""
-BATCH_CHARS = 8 << 20
-"""Characters of rows' large columns queued before they are committed without waiting."""
+PIPE_BYTES = 1 << 20
+"""The pipe to the writer is enlarged to this, where the system allows, so that sending a
+group rarely waits for the writer to read."""
+BATCH_ROWS = 2048
+"""Rows queued before they are committed without waiting. A group of a wide fan-out's rows
+(512 leaves) is then a frame of about half a megabyte, which the pipe holds while the writer
+commits the group before it: 4096 rows made frames larger than the pipe, and every send of
+one waited, 3 to 8 ms, for the writer to finish its commit and read (issue 13)."""
+BATCH_CHARS = PIPE_BYTES // 2
+"""Characters of rows' large columns queued before they are committed without waiting: groups
+of large replies stay within half the pipe too."""
 HEARTBEAT_S = 2.0
 """How often a running run's row shows it is alive."""
 STOP_WAIT_S = 60.0
 """How long closing waits for the writer to commit what it was sent and stop."""
-PIPE_BYTES = 1 << 20
-"""The pipe to the writer is enlarged to this, where the system allows, so that sending a
-group rarely waits for the writer to read."""
 
 Row = tuple[Any, ...]
 
