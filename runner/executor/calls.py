@@ -203,15 +203,21 @@ class Caller:
                 reply, spent = recorded
                 self._charge(frame.ledger, request, reply.usage, spent.cost_usd)
                 # Nothing paid, and nothing the memo saved: the recorded run answered.
-                return self._record(request, key, reply, _NOTHING, path, position, "trace")
+                self._record(request, key, reply, _NOTHING, path, position, "trace")
+                return Call(reply=reply, spend=_NOTHING, attempts=0)
             if answers.strict:
                 raise NodeFailed(Status.REPLAY_DIVERGED, answers.missed_call(path, known))
         memo = self.memo if known is not None and frame.memo != "off" else None
         if memo is None or known is None:
             limits = frame.leaf_limits
             if len(limits) == 1:  # the usual case: the run's bound only, held right here
-                async with limits[0]:
+                # Acquired and released as calls, not with ``async with``: its __aenter__ and
+                # __aexit__ are two coroutines more per call.
+                await limits[0].acquire()
+                try:
                     call: Call = await self._live(request, frame.ledger)
+                finally:
+                    limits[0].release()
             else:
                 call = await self.bounded(frame, lambda: self._live(request, frame.ledger))
             if self.journal is not None:
@@ -245,15 +251,19 @@ class Caller:
                 saved_tokens=usage.prompt_tokens + usage.completion_tokens,
                 saved_usd=cost,
             )
-            return self._record(request, known, reply, spend, path, position, "memo")
+            self._record(request, known, reply, spend, path, position, "memo")
+            return Call(reply=reply, spend=spend, attempts=0)
         # Followers add their futures here while the call is in flight (usually none do).
         followers: list[asyncio.Future[tuple[ModelReply, float]]] = []
         self._in_flight[known.digest] = followers
         try:
             limits = frame.leaf_limits
-            if len(limits) == 1:
-                async with limits[0]:
+            if len(limits) == 1:  # as above
+                await limits[0].acquire()
+                try:
                     call = await self._live(request, frame.ledger, memo_miss=True)
+                finally:
+                    limits[0].release()
             else:
                 call = await self.bounded(
                     frame, lambda: self._live(request, frame.ledger, memo_miss=True)
@@ -299,7 +309,7 @@ class Caller:
         retried: tuple[dict[str, Any], ...] = (),
         *,
         paid: bool = True,
-    ) -> Call:
+    ) -> None:
         if self.journal is not None:
             self.journal.model_call(
                 path=path,
@@ -312,7 +322,6 @@ class Caller:
                 retried=retried,
                 paid=paid,
             )
-        return Call(reply=reply, spend=spend, attempts=0 if source != "live" else 1)
 
     def _charge(
         self, ledger: Ledger | None, request: ModelRequest, usage: Any, cost: float
@@ -395,7 +404,7 @@ class Caller:
             reply=reply,
             spend=spend,
             attempts=attempt,
-            retried=tuple(retried),
+            retried=tuple(retried) if retried else (),
             paid=provider_config.type != "mock",
         )
 

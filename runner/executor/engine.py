@@ -286,6 +286,7 @@ class Engine:
                     output=output,
                     decision=decision,
                     failures=failures,
+                    path=path,
                 )
                 frame.record(node.id, output)
                 return output
@@ -381,22 +382,27 @@ class Engine:
         failures: list[str] | None = None,
         provider_failure: str | None = None,
         tolerated: bool = False,
+        path: str | None = None,
     ) -> None:
-        """Record how a node ended (``failures``: why its attempts before the last failed)."""
+        """Record how a node ended (``failures``: why its attempts before the last failed;
+        ``path``: the node's path in ``frame``, when known already)."""
+        redactor = self.redactor
         result = NodeResult(
-            path=frame.path(node.id),
+            path=frame.path(node.id) if path is None else path,
             node_id=node.id,
             kind=node.kind,
             status=status,
             output=output,
-            error=redaction.text(error, self.redactor),
+            error=None if error is None else redaction.text(error, redactor),
             attempts=attempts,
-            failures=tuple(redaction.text(f, self.redactor) or "" for f in failures or ()),
+            failures=tuple(redaction.text(f, redactor) or "" for f in failures) if failures else (),
             duration_s=time.monotonic() - started,
             spend=spend,
             decision=decision,
             position="" if self.journal is None else order.end(frame.trail, self.spans[id(node)]),
-            provider_failure=redaction.text(provider_failure, self.redactor),
+            provider_failure=(
+                None if provider_failure is None else redaction.text(provider_failure, redactor)
+            ),
             tolerated=tolerated,
         )
         self.results.append(result)

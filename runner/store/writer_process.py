@@ -14,13 +14,14 @@ payload.
 One thread reads and commits: a second one, reading while the first commits, would wait for
 the interpreter lock at every read. The run's side of the pipe is enlarged so that it holds a
 group or more while the previous one is committed. At the end of its input (the run closed
-it, or died) the process commits what it was sent and exits. Interrupts are for the run,
-which records how it ended through this process: they are ignored here.
+it, or died) the process commits what it was sent, closes the database and exits. Interrupts
+are for the run, which records how it ended through this process: they are ignored here.
 """
 
 from __future__ import annotations
 
 import marshal
+import os
 import signal
 import sqlite3
 import struct
@@ -58,6 +59,7 @@ def main() -> int:
         return 0
     path, pragmas = opening
     failure: str | None = None
+    conn: sqlite3.Connection | None = None
     try:
         conn = sqlite3.connect(path, isolation_level=None)
         for pragma in pragmas:
@@ -67,10 +69,12 @@ def main() -> int:
     while True:
         group = read_frame(stdin)
         if group is None:
+            if conn is not None:
+                conn.close()
             return 0
         number, statements, cancel_of = group
         cancel = False
-        if failure is None:
+        if conn is not None and failure is None:
             try:
                 conn.execute("BEGIN IMMEDIATE")
                 try:
@@ -98,4 +102,6 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    # Everything sent is committed and answered, and the database closed: the interpreter's
+    # teardown would only hold up the run that waits for this process to end (by 3 to 6 ms).
+    os._exit(main())

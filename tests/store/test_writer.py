@@ -16,7 +16,7 @@ from runner.canonical import compact_json
 from runner.store import runs
 from runner.store.db import DB_FILE, StoreError, opened
 from runner.store.journal import EVENTS
-from runner.store.writer import BATCH_ROWS, Writer
+from runner.store.writer import BATCH_ROWS, PIPE_BYTES, Writer
 
 
 def _row(run_id: str, seq: int, data: object) -> tuple[object, ...]:
@@ -79,6 +79,25 @@ def test_rows_of_several_groups_are_all_stored_in_order(tmp_path: Path) -> None:
     assert _data(tmp_path, run_id) == [compact_json({"seq": seq}) for seq in range(count)]
     with opened(tmp_path) as conn:
         assert conn.execute("SELECT COUNT(*) FROM events").fetchone()[0] == count
+
+
+def test_large_rows_leave_in_groups_the_pipe_holds_while_the_writer_commits(
+    tmp_path: Path,
+) -> None:
+    # A group larger than the pipe makes its send wait for the writer to finish committing
+    # the group before it: large replies are sent once they add up to half the pipe.
+    run_id = _run(tmp_path)
+    writer = Writer(tmp_path)
+    text = "x" * (PIPE_BYTES // 5)
+    try:
+        for seq in range(7):
+            writer.append(EVENTS, _row(run_id, seq, {"text": text}), len(text) + 11)
+        sent = writer.groups
+    finally:
+        writer.close()
+    assert sent == 2  # rows 0-2, then rows 3-5; the last row waits for the close
+    assert writer._process.returncode == 0
+    assert _data(tmp_path, run_id) == [compact_json({"text": text})] * 7
 
 
 def test_a_waiter_goes_on_only_once_its_rows_are_committed(tmp_path: Path) -> None:
