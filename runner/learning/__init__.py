@@ -1,0 +1,1 @@
+"""The learning loop: cases, lessons, the frontier, the gate, teacher and student runs."""
