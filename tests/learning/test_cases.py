@@ -272,7 +272,7 @@ SEEDS = st.integers(min_value=-(2**63), max_value=2**63)
 FRACTIONS = st.sampled_from(
     [(0.3, 0.3, 0.4), (0.1, 0.1, 0.8), (0.5, 0.25, 0.25), (0.8, 0.1, 0.1), (1 / 3, 1 / 3, 1 / 3)]
 )
-PROPERTIES = settings(max_examples=150, deadline=None)
+PROPERTIES = settings(max_examples=100, deadline=None)
 
 
 def _sets(result: object) -> dict[str, tuple[str, ...]]:
