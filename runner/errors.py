@@ -37,7 +37,7 @@ class Diagnostic:
     """How to fix it."""
     rule: str = "schema"
     """Which check found it: syntax, schema, ids, references, expressions, roles, bounds,
-    writes, permissions, budget, ci, starlark, names."""
+    writes, permissions, budget, ci, cases, starlark, names."""
 
     def location(self) -> str:
         """``file:line:col`` as far as it is known."""

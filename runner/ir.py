@@ -123,6 +123,22 @@ class Test:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Case:
+    """An evaluation case: a named set of input values for one run of the workflow."""
+
+    name: str
+    """Unique among the cases; the split rule orders cases by it."""
+    inputs: FrozenJson
+    """Input values by name, typed as declared (inputs left out take their defaults)."""
+    description: str | None = None
+    """What the case checks."""
+    source: str = field(default="", compare=False)
+    """The cases file it was read from (empty for a workflow's own cases)."""
+    source_line: int | None = field(default=None, compare=False)
+    """The 1-based line of its entry in that file, where known."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CiSettings:
     """How ``branchleaf ci`` runs the workflow live; ``run`` and replays ignore it."""
 
@@ -455,6 +471,10 @@ class Workflow:
     """Run permissions."""
     tests: tuple[Test, ...] | None = None
     """Post-run assertions."""
+    cases: tuple[Case, ...] | None = None
+    """Evaluation cases of the learning loop, in document order."""
+    metric: str | None = None
+    """Expression scoring a case's run with a number (higher is better)."""
     ci: CiSettings | None = None
     """Inputs and mock script ``branchleaf ci`` runs it with."""
     hash: str = ""

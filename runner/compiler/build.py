@@ -18,7 +18,7 @@ import orjson
 from runner import ir
 from runner.canonical import content_hash, freeze, thaw
 
-_INTERNAL = frozenset({"hash", "source", "has_default"})
+_INTERNAL = frozenset({"hash", "source", "source_line", "has_default"})
 _NODE_CLASSES = frozenset(ir.NODE_TYPES.values())
 _PAIRED = ("inputs", "roles")
 

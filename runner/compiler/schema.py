@@ -65,8 +65,20 @@ def schema_diagnostics(document: Document, schema: str = WORKFLOW_SCHEMA) -> lis
     check = _fast_check(schema)
     if check is not None and check(document.data):
         return []
+    return _diagnostics(document, _validator(schema))
+
+
+def definitions_diagnostics(document: Document, schema: Mapping[str, Any]) -> list[Diagnostic]:
+    """Every violation, in source order, of ``schema``: a schema built in code whose ``$ref``s
+    name the workflow schema's definitions (``#/$defs/case``), for a file holding pieces of a
+    workflow (a cases file)."""
+    validator = Draft202012Validator({**schema, "$defs": workflow_schema()["$defs"]})
+    return _diagnostics(document, validator)
+
+
+def _diagnostics(document: Document, validator: Draft202012Validator) -> list[Diagnostic]:
     found: dict[tuple[str, str], Diagnostic] = {}
-    for error in _validator(schema).iter_errors(document.data):
+    for error in validator.iter_errors(document.data):
         for pointer, message, hint in _explain(error, document.data, document.language):
             key = (pointer, message)
             if key not in found:

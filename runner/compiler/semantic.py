@@ -2,9 +2,10 @@
 
 All problems are collected in one pass; nothing runs. The rules: ids unique; references read only
 nodes guaranteed to have finished; expressions and templates compile and read only names in
-scope; roles are declared and their needs met by the configuration; input defaults have their
-types; output schemas are valid; the launch shape fits ``budget.leaves`` and the depth limit;
-write scopes of concurrent nodes do not overlap; children never exceed their parent's limits.
+scope; roles are declared and their needs met by the configuration; input defaults, the ``ci``
+block's inputs and the evaluation cases' inputs have their types; output schemas are valid; the
+launch shape fits ``budget.leaves`` and the depth limit; write scopes of concurrent nodes do not
+overlap; children never exceed their parent's limits.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from jsonschema.exceptions import SchemaError
 from runner import ir
 from runner.canonical import compact_json, thaw
 from runner.compiler import references, scopes, shape
+from runner.compiler.case_inputs import case_findings, has_type
 from runner.compiler.expression_fields import TextField, scope_names, text_fields
 from runner.compiler.plain_templates import plain_reads
 from runner.compiler.source import Document, pointer_join
@@ -35,15 +37,6 @@ UnmappedRole when a configuration exists and does not serve the role."""
 
 _RESERVED_NAMES = ROOT_NAMES | {"iteration", "candidate", "sample"}
 """Names the runner binds itself, which an expand's ``as`` must not hide."""
-
-_PYTHON_TYPES: dict[str, tuple[type, ...]] = {
-    "string": (str,),
-    "integer": (int,),
-    "number": (int, float),
-    "boolean": (bool,),
-    "array": (tuple, list),
-    "object": (dict,),
-}
 
 
 class Checker:
@@ -98,6 +91,7 @@ class Checker:
         self.check_ids()
         self.check_inputs()
         self.check_ci()
+        self.check_cases()
         self.check_roles()
         self.check_references()
         self.check_min_successes()
@@ -134,7 +128,7 @@ class Checker:
         for name, spec in self.inputs.items():
             if self.touched(pointer_join("/inputs", name)):
                 continue
-            if spec.has_default and not _has_type(thaw(spec.default), spec.type):
+            if spec.has_default and not has_type(thaw(spec.default), spec.type):
                 self.report(
                     f"/inputs/{name}/default",
                     f"the default of input {name!r} is not of type {spec.type}",
@@ -164,7 +158,7 @@ class Checker:
                     hint=f"Declare it under inputs, or take it out of ci.inputs "
                     f"(declared: {declared}).{guess}",
                 )
-            elif not _has_type(thaw(value), spec.type):
+            elif not has_type(thaw(value), spec.type):
                 quote = " In YAML, quote a string that reads as a number or a boolean." * (
                     spec.type == "string"
                 )
@@ -177,6 +171,17 @@ class Checker:
                 )
         if settings.mock_script is not None:
             self.check_mock_script(settings.mock_script)
+
+    def check_cases(self) -> None:
+        """Cases have unique names and set declared inputs, as ``--input`` would: values of
+        their types, every input without a default given."""
+        inputs_mended = self.touched("/inputs")
+        yaml = self.document.language == "yaml"
+        cases = self.workflow.cases or ()
+        for finding in case_findings(self.inputs, cases, names_checked=True, yaml=yaml):
+            if not (inputs_mended and finding.pointer.startswith("/inputs")):
+                pointer = f"/cases/{finding.index}{finding.pointer}"
+                self.report(pointer, finding.message, rule="cases", hint=finding.hint)
 
     def check_mock_script(self, given: str) -> None:
         """``ci.mock_script`` names an existing file, relative to the workflow's folder."""
@@ -322,6 +327,9 @@ class Checker:
         for i, test in enumerate(self.workflow.tests or ()):
             source = TextField(field="expect", text=test.expect, expression=True)
             self.check_source(None, f"/tests/{i}/expect", source, frozenset(), available.after_run)
+        if self.workflow.metric is not None:
+            source = TextField(field="metric", text=self.workflow.metric, expression=True)
+            self.check_source(None, "/metric", source, frozenset(), available.after_run)
 
     def check_source(
         self,
@@ -497,13 +505,6 @@ def _fan_out_size(node: ir.Node) -> tuple[int | None, str]:
             return len(node.candidates), f"{len(node.candidates)} candidates"
         return node.count, f"count {node.count}"
     return None, ""
-
-
-def _has_type(value: Any, kind: ir.InputType) -> bool:
-    """Whether a JSON value is of an input's declared type (a boolean is not a number)."""
-    if kind != "boolean" and isinstance(value, bool):
-        return False
-    return isinstance(value, _PYTHON_TYPES[kind])
 
 
 def _roles_used(node: ir.Node) -> Iterator[tuple[str, str]]:
