@@ -179,7 +179,7 @@ class Overlay:
         """
         now = self.clock()
         prepared = [files.promoted(document, now=now) for document in files_]
-        self._check_not_checked_out()
+        self._check_writable()
         commits = []
         for document in prepared:
             lesson = document["lesson"]
@@ -196,7 +196,8 @@ class Overlay:
                     raise OverlayError(
                         f"lesson {lesson_id!r} is already on {self.branch} (commit "
                         f"{self._changed_by(tip, found)[:7]}): give the new lesson another id, "
-                        f"or revert the one there with `branchleaf overlay revert {lesson_id}`"
+                        "or revert the one there with "
+                        f"`branchleaf overlay revert {lesson_id} --reason TEXT`"
                     )
                 return [*tip.lessons, _file(lesson_id, blob)]
 
@@ -206,7 +207,7 @@ class Overlay:
     def demote(self, lesson_id: str, reason: str) -> str:
         """Stop a lesson being applied, keeping its file (status demoted); the new commit."""
         reason = _reason(reason)
-        self._check_not_checked_out()
+        self._check_writable()
         at = self.clock()
 
         def change(tip: _Tip) -> list[Entry]:
@@ -214,12 +215,13 @@ class Overlay:
             if current.status == "broken":
                 raise OverlayError(
                     f"{current.where(self.branch)} {current.problem}, so it cannot be demoted: "
-                    f"remove it with `branchleaf overlay revert {lesson_id}`"
+                    f"remove it with `branchleaf overlay revert {lesson_id} --reason TEXT`"
                 )
             if current.status == "demoted":
                 raise OverlayError(
                     f"lesson {lesson_id!r} is already demoted on {self.branch} (commit "
-                    f"{current.commit[:7]}): `branchleaf overlay revert {lesson_id}` removes it"
+                    f"{current.commit[:7]}): "
+                    f"`branchleaf overlay revert {lesson_id} --reason TEXT` removes it"
                 )
             blob = self.git.write_blob(
                 files.dump(files.demoted(current.document, reason=reason, at=at))
@@ -233,7 +235,7 @@ class Overlay:
     def revert(self, lesson_id: str, reason: str) -> str:
         """Remove a lesson's file (even a broken one) from the branch; the new commit."""
         reason = _reason(reason)
-        self._check_not_checked_out()
+        self._check_writable()
 
         def change(tip: _Tip) -> list[Entry]:
             name = self._current(tip, lesson_id, parse=False).path.rsplit("/", 1)[1]
@@ -255,20 +257,28 @@ class Overlay:
             raise OverlayError(f"there is no branch {self.branch} to push in {self.repo}")
         expected = self.git.resolve(f"refs/remotes/{remote}/{self.branch}") if old is True else old
         lease = f"--force-with-lease={self.ref}:{expected or ''}"
-        code, _, stderr = self.git.run(
+        code, out, stderr = self.git.run(
             "push", "--porcelain", lease, remote, f"{self.ref}:{self.ref}", ok=(0, 1, 128)
         )
         if code == 0:
             return
-        if "stale info" in stderr or "rejected" in stderr:
+        # --porcelain prints each ref's outcome on stdout: "!<TAB>from:to<TAB>[rejected] (why)".
+        refused = [
+            line for line in out.decode("utf-8", "replace").splitlines() if line.startswith("!")
+        ]
+        if any("stale info" in line or "fetch first" in line for line in refused):
             was = f"at {expected[:7]}" if expected else "absent"
             raise OverlayError(
                 f"{remote} refused {self.branch}: its branch is no longer {was} as expected, so "
                 f"another writer pushed first; fetch {self.branch} from {remote}, promote again "
                 "on it and push"
             )
-        first = next((line for line in stderr.splitlines() if line.strip()), "no message")
-        raise OverlayError(f"git push to {remote} failed: {first.strip()}")
+        why = [line.split("\t")[-1] for line in refused] or [
+            line.strip() for line in stderr.splitlines() if line.strip()
+        ]
+        raise OverlayError(
+            f"git push of {self.branch} to {remote} failed: {(why or ['no message'])[0]}"
+        )
 
     # The compare-and-swap loop
 
@@ -353,13 +363,20 @@ class Overlay:
     def _check_ours(self, tip: _Tip) -> None:
         if tip.commit is None or any(e.name == MARKER and e.type == "blob" for e in tip.root):
             return
+        self._not_ours(tip.commit)
+
+    def _not_ours(self, commit: str) -> None:
         raise OverlayError(
             f"branch {self.branch!r} in {self.repo} is not a Branchleaf overlay (commit "
-            f"{tip.commit[:7]} has no {MARKER} file), so it is left alone: name another branch "
+            f"{commit[:7]} has no {MARKER} file), so it is left alone: name another branch "
             "with --branch NAME, one that does not exist yet or that branchleaf made"
         )
 
-    def _check_not_checked_out(self) -> None:
+    def _check_writable(self) -> None:
+        """Refuse a branch that is not ours, or that a worktree has checked out."""
+        tip = self.tip()
+        if tip is not None and self.git.run("cat-file", "-e", f"{tip}:{MARKER}", ok=(0, 1, 128))[0]:
+            self._not_ours(tip)
         out = self.git.text("worktree", "list", "--porcelain")
         for line in out.splitlines():
             if line == f"branch {self.ref}":

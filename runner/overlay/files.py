@@ -118,7 +118,7 @@ def _parsed(label: str, data: bytes) -> tuple[Any, str | None]:
     except CompileError as exc:
         first = exc.diagnostics[0]
         at = f" at line {first.line}" if first.line is not None else ""
-        return None, f"is not valid YAML{at}: {first.message}"
+        return None, f"is not valid YAML{at}: {first.message.removeprefix('invalid YAML: ')}"
     if not isinstance(loaded, Mapping):
         return loaded, f"holds a {_type(loaded)}, not a mapping of {', '.join(FILE_KEYS)}"
     return loaded, None

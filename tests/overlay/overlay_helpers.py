@@ -33,3 +33,23 @@ def lesson_file(lesson_id: str, *, text: str = "Answer with JSON keys in snake_c
         "runs": ["20261204-230000-abcdef"],
         "validated_against": "0123456789abcdef0123456789abcdef01234567",
     }
+
+
+def hand_edit(
+    repo: Path, work: Path, edits: dict[str, bytes | None], branch: str = "cached-main"
+) -> str:
+    """Change files on ``branch`` as a person would (a clone, a commit, a push); the commit."""
+    from conftest import git
+
+    git(work.parent, "clone", "-q", "--branch", branch, str(repo), str(work))
+    for path, data in edits.items():
+        target = work / path
+        if data is None:
+            target.unlink()
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+    git(work, "add", "-A")
+    git(work, "commit", "-q", "-m", "Edit the lessons by hand")
+    git(work, "push", "-q", "origin", branch)
+    return git(work, "rev-parse", "HEAD").strip()
