@@ -101,6 +101,7 @@ class Overlay:
         self.serialize = serialize
         self.git = Git(repo)
         self._known: _Tip | None = None
+        self._holding = False
         code, out, _ = self.git.run("rev-parse", "--git-common-dir", ok=(0, 128))
         if code != 0:
             raise OverlayError(
@@ -180,29 +181,33 @@ class Overlay:
         now = self.clock()
         prepared = [files.promoted(document, now=now) for document in files_]
         self._check_writable()
-        commits = []
-        for document in prepared:
-            lesson = document["lesson"]
-            lesson_id = lesson["id"]
-            blob = self.git.write_blob(files.dump(document))
-            trailers = [("Lesson-Id", lesson_id), *_trailers(trailers_of, document)]
-            message = _message(
-                f"Promote lesson {lesson_id}: {lesson['kind']} for {lesson['target']}", trailers
-            )
+        # One turn for the whole batch: its commits follow each other without reading the
+        # branch again, as this writer knows the tip it made.
+        with self._turn():
+            return [self._promote_one(document, trailers_of) for document in prepared]
 
-            def change(tip: _Tip, lesson_id: str = lesson_id, blob: str = blob) -> list[Entry]:
-                found = tip.entry(lesson_id)
-                if found is not None:
-                    raise OverlayError(
-                        f"lesson {lesson_id!r} is already on {self.branch} (commit "
-                        f"{self._changed_by(tip, found)[:7]}): give the new lesson another id, "
-                        "or revert the one there with "
-                        f"`branchleaf overlay revert {lesson_id} --reason TEXT`"
-                    )
-                return [*tip.lessons, _file(lesson_id, blob)]
+    def _promote_one(self, document: dict[str, Any], trailers_of: Trailers | None) -> str:
+        """Commit one prepared lesson file; the commit."""
+        lesson = document["lesson"]
+        lesson_id = lesson["id"]
+        blob = self.git.write_blob(files.dump(document))
+        trailers = [("Lesson-Id", lesson_id), *_trailers(trailers_of, document)]
+        message = _message(
+            f"Promote lesson {lesson_id}: {lesson['kind']} for {lesson['target']}", trailers
+        )
 
-            commits.append(self._commit(change, message))
-        return commits
+        def change(tip: _Tip) -> list[Entry]:
+            found = tip.entry(lesson_id)
+            if found is not None:
+                raise OverlayError(
+                    f"lesson {lesson_id!r} is already on {self.branch} (commit "
+                    f"{self._changed_by(tip, found)[:7]}): give the new lesson another id, "
+                    "or revert the one there with "
+                    f"`branchleaf overlay revert {lesson_id} --reason TEXT`"
+                )
+            return [*tip.lessons, _file(lesson_id, blob)]
+
+        return self._commit(change, message)
 
     def demote(self, lesson_id: str, reason: str) -> str:
         """Stop a lesson being applied, keeping its file (status demoted); the new commit."""
@@ -287,11 +292,16 @@ class Overlay:
         subject = message.split("\n", 1)[0]
         for lost in range(self.retry.attempts):
             with self._turn():
-                tip = self._tip()
+                tip, trusted = self._tip()
                 if tip.commit is None:
                     tip = self._start()
                 if tip.commit is not None:  # else another writer created the branch first
-                    lessons = tuple(change(tip))
+                    try:
+                        lessons = tuple(change(tip))
+                    except OverlayError:
+                        if trusted and self.tip() != tip.commit:
+                            continue  # the change was refused on a tip that is gone: again
+                        raise
                     root = tuple(e for e in tip.root if e.name != LESSONS_DIR)
                     if lessons:
                         folder = self.git.write_tree(lessons)
@@ -317,23 +327,26 @@ class Overlay:
         anyway. What keeps every change is the compare-and-swap, which holds for writers that
         do not take the lock (another machine's, on a shared repository) too.
         """
-        if not self.serialize or fcntl is None:
+        if self._holding or not self.serialize or fcntl is None:
             yield
             return
         with open(self._lock_path, "a+b") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
+            self._holding = True
             try:
                 yield
             finally:
+                self._holding = False
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
-    def _tip(self) -> _Tip:
-        """The branch's tip and trees; those this writer made last, if it is still the tip."""
-        commit = self.tip()
+    def _tip(self) -> tuple[_Tip, bool]:
+        """The branch's tip and trees, and whether they are taken on trust: those of the commit
+        this writer made last are (when another writer moved the branch since, the swap says so
+        and the next attempt reads it afresh), else they are read from the branch."""
         known, self._known = self._known, None
-        tip = known if known is not None and known.commit == commit else self._read(commit)
+        tip = known if known is not None else self._read(self.tip())
         self._check_ours(tip)
-        return tip
+        return tip, known is not None
 
     def _start(self) -> _Tip:
         """Create the branch as a root commit holding only the marker; the branch as it is
