@@ -39,7 +39,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
     tip = overlay.tip()
     if tip is None:
         raise OverlayError(
-            f"there is no branch {overlay.branch} in {overlay.repo}: `branchleaf learn "
+            f"there is no branch {overlay.branch} in {overlay.where}: `branchleaf learn "
             "--promote` creates it, or name another with --branch NAME"
         )
     if args.verb == "show":

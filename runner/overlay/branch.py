@@ -11,6 +11,8 @@ never lose or repeat each other's lessons and the history stays linear (issue 14
 from __future__ import annotations
 
 import contextlib
+import enum
+import os
 import random
 import re
 import time
@@ -37,6 +39,15 @@ MARKER_TEXT = (
 )
 DEFAULT_BRANCH = "cached-main"
 _TRAILER_KEY = re.compile("^[A-Za-z][A-Za-z0-9-]*$")
+
+
+class Tracked(enum.Enum):
+    """The old value a push expects by default: the remote-tracking ref's."""
+
+    REF = "refs/remotes/REMOTE/BRANCH"
+
+
+TRACKED = Tracked.REF
 
 Trailers = Callable[[Mapping[str, Any]], Iterable[tuple[str, str]] | Mapping[str, str]]
 """What gives a promoted file's commit trailers (the gate's figures), beside ``Lesson-Id``."""
@@ -94,6 +105,8 @@ class Overlay:
         serialize: bool = True,
     ) -> None:
         self.repo = repo
+        self.where = os.path.abspath(repo)
+        """The repository's folder, as messages name it."""
         self.branch = branch
         self.ref = f"refs/heads/{branch}"
         self.retry = retry or Retry()
@@ -249,7 +262,7 @@ class Overlay:
         message = _message(f"Revert lesson {lesson_id}", [("Lesson-Id", lesson_id)], body=reason)
         return self._commit(change, message)
 
-    def push(self, remote: str = "origin", *, old: str | bool | None = True) -> None:
+    def push(self, remote: str = "origin", *, old: str | Tracked | None = TRACKED) -> None:
         """Publish the branch to ``remote``, only if the remote's branch is still at ``old``.
 
         ``old`` is the value the remote's branch must have: by default the remote-tracking
@@ -259,8 +272,12 @@ class Overlay:
         """
         tip = self.tip()
         if tip is None:
-            raise OverlayError(f"there is no branch {self.branch} to push in {self.repo}")
-        expected = self.git.resolve(f"refs/remotes/{remote}/{self.branch}") if old is True else old
+            raise OverlayError(f"there is no branch {self.branch} to push in {self.where}")
+        expected = (
+            self.git.resolve(f"refs/remotes/{remote}/{self.branch}")
+            if isinstance(old, Tracked)
+            else old
+        )
         lease = f"--force-with-lease={self.ref}:{expected or ''}"
         code, out, stderr = self.git.run(
             "push", "--porcelain", lease, remote, f"{self.ref}:{self.ref}", ok=(0, 1, 128)
@@ -380,7 +397,7 @@ class Overlay:
 
     def _not_ours(self, commit: str) -> None:
         raise OverlayError(
-            f"branch {self.branch!r} in {self.repo} is not a Branchleaf overlay (commit "
+            f"branch {self.branch!r} in {self.where} is not a Branchleaf overlay (commit "
             f"{commit[:7]} has no {MARKER} file), so it is left alone: name another branch "
             "with --branch NAME, one that does not exist yet or that branchleaf made"
         )
@@ -394,7 +411,7 @@ class Overlay:
         for line in out.splitlines():
             if line == f"branch {self.ref}":
                 raise OverlayError(
-                    f"{self.branch} is checked out in a worktree of {self.repo}, and moving it "
+                    f"{self.branch} is checked out in a worktree of {self.where}, and moving it "
                     "would change that worktree's files: switch that worktree to another "
                     "branch, or name another overlay branch with --branch NAME"
                 )

@@ -97,7 +97,10 @@ BAD = {
         ["overlay", "revert", "be-brief", "--reason", " ", "--repo", "{repo}"],
         "give a reason with --reason TEXT",
     ),
-    "no reason": (["overlay", "revert", "be-brief", "--repo", "{repo}"], "the following arguments are required: --reason"),
+    "no reason": (
+        ["overlay", "revert", "be-brief", "--repo", "{repo}"],
+        "the following arguments are required: --reason",
+    ),
 }
 
 
