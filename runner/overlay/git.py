@@ -58,7 +58,8 @@ class Entry:
 
     def line(self) -> bytes:
         """The entry as ``mktree -z`` reads it."""
-        return f"{self.mode} {self.type} {self.id}\t{self.name}".encode() + b"\0"
+        line = f"{self.mode} {self.type} {self.id}\t{self.name}\0"
+        return line.encode("utf-8", "surrogateescape")  # a name git holds that is not UTF-8
 
 
 class Git:
@@ -127,7 +128,10 @@ class Git:
         at = 0
         while at < len(out):
             end = out.index(b"\n", at)
-            oid, _kind, size = out[at:end].decode().split(" ")
+            header = out[at:end].decode().split(" ")
+            if len(header) != 3:  # "<id> missing": the repository lacks an object it names
+                raise GitFailed(("cat-file",), self.repo, f"object {header[0]} is missing")
+            oid, _kind, size = header
             start = end + 1
             found[oid] = out[start : start + int(size)]
             at = start + int(size) + 1
