@@ -36,6 +36,7 @@ COMMANDS = {
     "watch": "Follow a run from another process: the live view, until it ends.",
     "cancel": "Stop a running run cleanly: what is in flight is cancelled and awaited.",
     "ci": "Validate, run (or replay exported traces) and write the JUnit and markdown reports.",
+    "overlay": "The lessons on the overlay branch (cached-main): list, show, demote, revert.",
 }
 """Command name -> help; each is implemented by ``runner.commands.<name>.run``."""
 
@@ -254,6 +255,32 @@ def _ci(ci: argparse.ArgumentParser) -> None:
     _state(ci)
 
 
+def _overlay(overlay: argparse.ArgumentParser) -> None:
+    verbs = overlay.add_subparsers(dest="verb", required=True, metavar="VERB")
+    list_ = verbs.add_parser("list", help="the lessons on the branch, with their status")
+    show = verbs.add_parser("show", help="one lesson's file and the commits that changed it")
+    demote = verbs.add_parser("demote", help="stop runs applying a lesson (a new commit)")
+    revert = verbs.add_parser(
+        "revert", help="remove a lesson's file from the branch (a new commit)"
+    )
+    for verb in (show, demote, revert):
+        verb.add_argument("lesson", metavar="ID", help="a lesson id")
+    for verb in (demote, revert):
+        verb.add_argument(
+            "--reason", required=True, metavar="TEXT", help="why, kept in the branch's history"
+        )
+    for verb in (list_, show, demote, revert):
+        verb.add_argument(
+            "--repo", default=".", metavar="PATH", help="the git repository (default: .)"
+        )
+        verb.add_argument(
+            "--branch",
+            default="cached-main",
+            metavar="NAME",
+            help="the overlay branch (default: cached-main)",
+        )
+
+
 _OPTIONS: dict[str, Callable[[argparse.ArgumentParser], None]] = {
     "validate": _validate,
     "compile": _compile,
@@ -269,6 +296,7 @@ _OPTIONS: dict[str, Callable[[argparse.ArgumentParser], None]] = {
     "watch": _watch,
     "cancel": _cancel,
     "ci": _ci,
+    "overlay": _overlay,
 }
 """Command name -> what adds its arguments (and its verbs) to its parser."""
 

@@ -29,6 +29,10 @@ CASES: dict[str, tuple[list[str], list[str], list[str]]] = {
     "watch": (["watch"], ["RUN"], ["--state", "S", "--plain"]),
     "cancel": (["cancel"], ["RUN"], ["--state", "S"]),
     "ci": (["ci"], ["a.yaml", "flows"], ["--replay", "T", "--state", "S", "--comment"]),
+    "overlay list": (["overlay", "list"], [], ["--repo", "R", "--branch", "B"]),
+    "overlay show": (["overlay", "show"], ["ID"], ["--repo", "R", "--branch", "B"]),
+    "overlay demote": (["overlay", "demote"], ["ID"], ["--reason", "why", "--repo", "R"]),
+    "overlay revert": (["overlay", "revert"], ["ID"], ["--reason", "why", "--branch", "B"]),
 }
 
 
