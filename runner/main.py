@@ -159,6 +159,20 @@ def _run_options(run: argparse.ArgumentParser) -> None:
         help="start the run in a detached process and print its run id at once",
     )
     run.add_argument("--run-id", help=argparse.SUPPRESS)  # given by --background to its child
+    _overlay_options(run)
+
+
+def _overlay_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--no-overlay",
+        action="store_true",
+        help="run without the lessons of the overlay branch",
+    )
+    command.add_argument(
+        "--overlay-branch",
+        metavar="NAME",
+        help="the overlay branch whose active lessons are applied (default: cached-main)",
+    )
 
 
 def _runs(runs: argparse.ArgumentParser) -> None:
@@ -252,6 +266,7 @@ def _ci(ci: argparse.ArgumentParser) -> None:
         help="where branchleaf.junit.xml, branchleaf.md and the JSON summaries go "
         "(default: reports in the state directory)",
     )
+    _overlay_options(ci)
     _state(ci)
 
 

@@ -16,7 +16,11 @@ CASES: dict[str, tuple[list[str], list[str], list[str]]] = {
     "validate": (["validate"], ["a.yaml", "b.yaml"], ["--format", "json", "--config", "c"]),
     "compile": (["compile"], ["a.yaml"], ["-o", "out.json", "--compact"]),
     "graph": (["graph"], ["a.yaml"], ["-o", "out.mmd"]),
-    "run": (["run"], ["a.yaml", "b.yaml"], ["--input", "x=1", "--state", "S", "--plain"]),
+    "run": (
+        ["run"],
+        ["a.yaml", "b.yaml"],
+        ["--input", "x=1", "--state", "S", "--plain", "--overlay-branch", "B", "--no-overlay"],
+    ),
     "runs": (["runs"], [], ["--limit", "3", "--state", "S"]),
     "inspect": (["inspect"], ["RUN", "NODE"], ["--state", "S"]),
     "report": (["report"], ["RUN1", "RUN2"], ["--format", "junit", "-o", "r.xml"]),

@@ -150,6 +150,10 @@ def child_argv(path: str, args: argparse.Namespace, directory: Path, run_id: str
         argv.append("--mock")
     if args.report_dir:  # else the child's default: reports in the same state directory
         argv += ["--report-dir", args.report_dir]
+    if getattr(args, "no_overlay", False):
+        argv.append("--no-overlay")
+    if getattr(args, "overlay_branch", None):
+        argv += ["--overlay-branch", args.overlay_branch]
     argv += ["--state", str(directory)]
     return [*argv, "--run-id", run_id, "--plain"]
 

@@ -23,7 +23,7 @@ from rich.console import Console
 from runner import exits, ir
 from runner.ci_block import with_ci_settings
 from runner.commands import replay as replay_command
-from runner.commands.run import report_dir, run_workflow
+from runner.commands.run import overlaid, report_dir, run_workflow
 from runner.commands.validate import check_paths
 from runner.config import MOCK, Config, load_config
 from runner.errors import CompileError, UsageError
@@ -78,13 +78,17 @@ def run(args: argparse.Namespace, console: Console) -> int:
         state=args.state,
         argv=getattr(args, "argv", None),
         run_id=None,
+        no_overlay=args.no_overlay,
+        overlay_branch=args.overlay_branch,
     )
     if args.replay:
         _replay_all(Path(args.replay), workflows, options, made, console)
     else:
         # Every workflow's settings are checked before the first one runs.
         planned = [(workflow, with_ci_settings(workflow, options)) for workflow in workflows]
-        for workflow, live in planned:
+        for given, live in planned:
+            used = overlaid(given, live, console)
+            workflow = used.workflow
             if live.input or live.mock_script:
                 said = [f"--input {shlex.quote(pair)}" for pair in live.input]
                 said += [f"--mock-script {shlex.quote(live.mock_script)}"] * bool(live.mock_script)
@@ -100,7 +104,13 @@ def run(args: argparse.Namespace, console: Console) -> int:
                         markup=False,
                     )
                 code = run_workflow(
-                    workflow, config, live, console, started=made.started, repeat=repeat
+                    workflow,
+                    config,
+                    live,
+                    console,
+                    started=made.started,
+                    repeat=repeat,
+                    overlay=used.record,
                 )
                 if code == 130:
                     return 130

@@ -17,7 +17,7 @@ from runner.errors import UsageError
 from runner.humanize import cost, duration
 from runner.plural import plural
 from runner.reports.divergences import kind_of
-from runner.reports.model import served_line
+from runner.reports.model import overlay_line, served_line
 from runner.status import Status, tests_note
 from runner.store import runs as store
 from runner.store.db import opened, state_dir
@@ -46,6 +46,9 @@ def run(args: argparse.Namespace, console: Console) -> int:
         + (f" — {escape(reason)}" if reason else "")
     )
     console.print(served_line(record.providers), markup=False)
+    applied = overlay_line(record.overlay)
+    if applied:
+        console.print(applied, markup=False)
     if args.node:
         return _node(args.node, recorded, console)
     console.print(_tree(record.workflow, recorded, running=status == store.RUNNING))

@@ -14,9 +14,11 @@ from runner.commands.run import rerun
 from runner.compiler.build import build_workflow, to_document
 from runner.compiler.pipeline import compile_file
 from runner.config import from_data, load_config
+from runner.overlay.use import reapply
 from runner.providers.base import Provider
 from runner.providers.recorded import RecordedProvider
 from runner.providers.registry import build_providers
+from runner.reports.model import overlay_line
 from runner.store import runs
 from runner.store.db import opened, state_dir
 from runner.store.recording import Recording
@@ -34,11 +36,14 @@ def run(
     with opened(directory, create=False) as conn:
         record = runs.find(conn, args.run)
         answers = RecordedRun.read(directory, conn, record.id, strict=not args.allow_live)
-    workflow = (
-        compile_file(args.workflow)
-        if args.workflow
-        else build_workflow(record.document, source=record.source or "")
-    )
+    if args.workflow:
+        # The file as it is now, with the lessons the run applied applied again: a replay
+        # applies the run's lessons, whatever the overlay branch holds by now.
+        workflow = compile_file(args.workflow)
+        if record.overlay:
+            workflow = reapply(workflow, record.overlay)
+    else:
+        workflow = build_workflow(record.document, source=record.source or "")  # as run
     config = from_data(record.config, record.config.get("path"))
     providers: dict[str, Provider]
     if args.allow_live:
@@ -100,6 +105,9 @@ def _say(
         what = f"{args.workflow} ({how})"
     live = "; calls and commands it does not answer are made live" if args.allow_live else ""
     console.print(f"replaying run {record.id} with {what}{live}", markup=False)
+    applied = overlay_line(record.overlay)
+    if applied:
+        console.print(f"the run's {applied}", markup=False)
 
 
 def _without_ci(document: Mapping[str, Any]) -> dict[str, Any]:

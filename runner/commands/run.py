@@ -28,6 +28,7 @@ from runner.errors import CompileError, UsageError
 from runner.executor.engine import Engine, declared_env, run_sync
 from runner.executor.results import RunResult
 from runner.humanize import cost, duration
+from runner.overlay.use import DEFAULT_BRANCH, Used, overlay_for
 from runner.plural import plural
 from runner.progress import LiveProgress, PlainProgress
 from runner.providers import outage
@@ -91,7 +92,8 @@ def run(args: argparse.Namespace, console: Console) -> int:
             console.print(
                 f"{checked.workflow.name}: from its ci block: {' '.join(words)}", markup=False
             )
-        code = run_workflow(checked.workflow, config, options, console)
+        used = overlaid(checked.workflow, options, console)
+        code = run_workflow(used.workflow, config, options, console, overlay=used.record)
         ran += 1
         if code == 130:
             return 130
@@ -158,10 +160,12 @@ def run_workflow(
     *,
     started: Callable[[Recording], None] | None = None,
     repeat: int = 0,
+    overlay: dict[str, Any] | None = None,
 ) -> int:
     """Run one workflow as a new recorded run and return its exit code; ``started`` is told
     the run's recording once it exists; ``repeat``: which repeat of the workflow this run is
-    (``ci`` repeating it for its tests)."""
+    (``ci`` repeating it for its tests); ``overlay``: the lessons applied to ``workflow``, as
+    the run records them (:func:`overlaid`)."""
     inputs = resolve_inputs(workflow, parse_inputs(args.input or []))
     roles = [name for name, _ in workflow.roles or ()]
     providers = build_providers(config, roles, mock_script=args.mock_script)
@@ -180,6 +184,7 @@ def run_workflow(
         argv=getattr(args, "argv", None),
         run_id=getattr(args, "run_id", None),
         repeat=repeat,
+        overlay=overlay,
     )
     if started is not None:
         started(recording)
@@ -195,6 +200,30 @@ def run_workflow(
     )
     return execute(
         engine, inputs=inputs, recording=recording, progress=progress, args=args, console=console
+    )
+
+
+def overlaid(workflow: ir.Workflow, args: argparse.Namespace, console: Console) -> Used:
+    """``workflow`` with the active lessons of the overlay branch applied (none with
+    ``--no-overlay``); says which were applied, and warns of each that was left out."""
+    if getattr(args, "no_overlay", False):
+        return Used(workflow, None, ())
+    branch = getattr(args, "overlay_branch", None) or DEFAULT_BRANCH
+    used = overlay_for(workflow, repo=Path.cwd(), branch=branch)
+    errors = Console(stderr=True, highlight=False, soft_wrap=True)
+    for note in used.notes:
+        errors.print(f"warning: {note}", markup=False)
+    if used.record is not None:
+        console.print(f"{workflow.name}: {applied_line(used.record)}", markup=False)
+    return used
+
+
+def applied_line(overlay: Mapping[str, Any]) -> str:
+    """``2 lessons applied from cached-main at abc1234: a, b``."""
+    ids = [lesson["id"] for lesson in overlay.get("lessons") or ()]
+    return (
+        f"{plural(len(ids), 'lesson')} applied from {overlay.get('branch')} at "
+        f"{str(overlay.get('commit'))[:7]}: {', '.join(ids)}"
     )
 
 
@@ -237,6 +266,7 @@ def rerun(
         mode=mode,
         parent=record.id,
         repeat=repeat,
+        overlay=record.overlay,  # the lessons in ``workflow`` are the run's
     )
     started(recording)
     progress = progress_for(console, args)
@@ -317,7 +347,7 @@ def _finish(
             f"(first: {path}: {why})",
             markup=False,
         )
-    summary = _write_summary(result, report_dir(args), recording.served)
+    summary = _write_summary(result, report_dir(args), recording.served, recording.overlay)
     console.print(f"run {recording.run_id}; summary written to {summary}", markup=False)
     return exits.of_run(result.status, result.passed)
 
@@ -419,8 +449,13 @@ def _print(result: RunResult, console: Console) -> None:
     )
 
 
-def summary_json(result: RunResult, served: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The run summary as JSON; ``served``: the run's provider map, for who served each role."""
+def summary_json(
+    result: RunResult,
+    served: dict[str, Any] | None = None,
+    overlay: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The run summary as JSON; ``served``: the run's provider map, for who served each role;
+    ``overlay``: the lessons the run applied, as recorded."""
     return {
         "workflow": result.workflow,
         "workflow_hash": result.workflow_hash,
@@ -465,6 +500,7 @@ def summary_json(result: RunResult, served: dict[str, Any] | None = None) -> dic
         ],
         "roles": model.served_roles(served or {}),
         "all_mock": (served or {}).get("all_mock"),
+        "overlay": model.overlay_summary(overlay),
     }
 
 
@@ -482,12 +518,17 @@ def summary_bytes(summary: dict[str, Any]) -> bytes:
 _SUMMARY_OPTIONS = orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS
 
 
-def _write_summary(result: RunResult, report_dir: Path, served: dict[str, Any]) -> Path:
+def _write_summary(
+    result: RunResult,
+    report_dir: Path,
+    served: dict[str, Any],
+    overlay: dict[str, Any] | None = None,
+) -> Path:
     """Write the summary atomically, so a crash never leaves half a file."""
     target = report_dir / f"{result.workflow}.summary.json"
     try:
         report_dir.mkdir(parents=True, exist_ok=True)
-        data = summary_bytes(summary_json(result, served))
+        data = summary_bytes(summary_json(result, served, overlay))
         with tempfile.NamedTemporaryFile(
             "wb", dir=report_dir, delete=False, suffix=".tmp"
         ) as handle:

@@ -23,7 +23,16 @@ LESSONS_DIR = "lessons"
 SUFFIX = ".yaml"
 LESSON_ID = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 """What a lesson id may be: it becomes a file name."""
-FILE_KEYS = ("lesson", "status", "demoted", "gate", "runs", "validated_against", "promoted_at")
+FILE_KEYS = (
+    "lesson",
+    "workflow",
+    "status",
+    "demoted",
+    "gate",
+    "runs",
+    "validated_against",
+    "promoted_at",
+)
 """A lesson file's keys, in the order they are written."""
 LESSON_KEYS = ("id", "kind", "target", "content", "rationale", "evidence")
 """A lesson's keys, in the order they are written (others follow, as given)."""
@@ -142,6 +151,8 @@ def envelope_problem(document: Mapping[str, Any], lesson_id: str) -> str | None:
         isinstance(demoted, Mapping) and isinstance(demoted.get("reason"), str)
     ):
         return "has a demoted: that is not a mapping with a reason"
+    if "workflow" in document and not isinstance(document["workflow"], str):
+        return f"has a workflow: that is a {_type(document['workflow'])}, not a workflow's name"
     if "gate" in document and not isinstance(document["gate"], Mapping):
         return f"has a gate: that is a {_type(document['gate'])}, not a mapping"
     runs = document.get("runs", [])

@@ -22,7 +22,7 @@ import junit_xml  # type: ignore[import-untyped]  # ships no type information
 from runner.plural import plural
 from runner.providers import outage
 from runner.reports import divergences
-from runner.reports.model import FailedNode, RunReport, served_line, served_roles
+from runner.reports.model import FailedNode, RunReport, overlay_line, served_line, served_roles
 from runner.status import Status
 from runner.store.runs import RUNNING
 from runner.trace_match import Unmatched
@@ -180,6 +180,9 @@ def _properties(reports: list[RunReport]) -> dict[str, str]:
                 f"role.{role}",
                 f"{spec['provider']}" + (f"/{spec['model']}" if spec["model"] else ""),
             )
+    applied = [line for line in (overlay_line(r.overlay) for r in reports) if line]
+    if applied:
+        properties["lessons"] = " | ".join(dict.fromkeys(applied))
     if hits + misses:  # no rate when the memo could answer nothing
         properties["memo_hit_rate"] = f"{hits / (hits + misses):.4f}"
     return properties

@@ -18,7 +18,7 @@ from runner.graph import mermaid
 from runner.humanize import cost, duration
 from runner.plural import plural
 from runner.reports import divergences
-from runner.reports.model import RunReport, served_line
+from runner.reports.model import RunReport, overlay_line, served_line
 from runner.status import Status
 from runner.trace_match import Unmatched
 
@@ -100,6 +100,9 @@ def _run(report: RunReport, *, graphs: bool) -> list[str]:
         "",
         _text(served_line(report.served)),
     ]
+    applied = overlay_line(report.overlay)
+    if applied:
+        lines += ["", _text(applied)]
     if report.shown_reason:
         # A divergence's reason holds its diff, which has a section of its own below.
         first = report.shown_reason.splitlines()[0]

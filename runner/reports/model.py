@@ -196,6 +196,8 @@ class RunReport:
     served: dict[str, Any] = field(default_factory=dict)
     """Which provider and model served each role, as the run recorded it (its provider map:
     ``roles``, ``providers``, ``all_mock``)."""
+    overlay: dict[str, Any] | None = None
+    """The overlay lessons the run applied (branch, commit, lessons, digest), or None."""
     repeats: tuple[str, ...] = ()
     """Other runs of the workflow, repeated for its tests, whose usage and memo figures are
     summed into this report's (``ci``); their tests are counted in :attr:`tests`."""
@@ -264,6 +266,7 @@ def load(conn: sqlite3.Connection, run_id: str) -> RunReport:
         statuses=_statuses(recorded, running=status == runs.RUNNING),
         document=record.document,
         served=record.providers,
+        overlay=record.overlay,
     )
 
 
@@ -276,6 +279,30 @@ def served_roles(served: dict[str, Any]) -> dict[str, dict[str, str | None]]:
         str(role): {"provider": spec.get("provider"), "model": spec.get("model")}
         for role, spec in sorted(roles.items())
         if isinstance(spec, dict)
+    }
+
+
+def overlay_line(overlay: dict[str, Any] | None) -> str | None:
+    """``lessons applied: a, b (cached-main at abc1234)``; None when the run applied none."""
+    if not overlay or not overlay.get("lessons"):
+        return None
+    ids = ", ".join(str(lesson.get("id")) for lesson in overlay["lessons"])
+    return f"lessons applied: {ids} ({overlay.get('branch')} at {str(overlay.get('commit'))[:7]})"
+
+
+def overlay_summary(overlay: dict[str, Any] | None) -> dict[str, Any] | None:
+    """What a summary or report file says of the lessons applied: where from, and each
+    lesson's id, kind and target."""
+    if not overlay:
+        return None
+    return {
+        "branch": overlay.get("branch"),
+        "commit": overlay.get("commit"),
+        "digest": overlay.get("digest"),
+        "lessons": [
+            {key: lesson.get(key) for key in ("id", "kind", "target")}
+            for lesson in overlay.get("lessons") or ()
+        ],
     }
 
 

@@ -39,7 +39,7 @@ PRAGMAS = (
 )
 """How every connection to the state is set up."""
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """The schema this version writes; older databases are migrated when opened."""
 
 MIGRATIONS: dict[int, str] = {
@@ -101,6 +101,10 @@ MIGRATIONS: dict[int, str] = {
         created_at REAL NOT NULL
     );
     CREATE INDEX memo_by_time ON memo (created_at);
+    """,
+    # The overlay lessons a run applied (JSON), so that its replay applies the same ones.
+    2: """
+    ALTER TABLE runs ADD COLUMN overlay TEXT
     """,
 }
 """Version -> the DDL that brings the previous version to it."""
@@ -269,7 +273,7 @@ def _check_layout(conn: sqlite3.Connection, path: Path) -> None:
     written by a development build before the version was released)."""
     columns = {row[1] for row in conn.execute("PRAGMA table_info(runs)")}
     memo = {row[1] for row in conn.execute("PRAGMA table_info(memo)")}
-    if not {"env", "cancel_requested"} <= columns or "slot" not in memo:
+    if not {"env", "cancel_requested", "overlay"} <= columns or "slot" not in memo:
         raise StoreError(
             f"the state database {path} has an older layout of schema {SCHEMA_VERSION}, "
             "written by a development build: move it away (or delete it) to start a new state"

@@ -61,6 +61,10 @@ RUN_FIELDS: dict[str, str] = {
 }
 """The header's ``run`` object: each field of the run's row that travels, and its JSON type."""
 
+RUN_OPTIONAL: dict[str, str] = {"overlay": _OBJ}
+"""Fields of the header's ``run`` written only when the run has them (the overlay lessons it
+applied), so that the traces of runs without them keep their bytes."""
+
 EVENT_FIELDS: dict[str, str] = {
     "seq": _INT,
     "position": _STR,
@@ -99,7 +103,7 @@ EVENT_DATA: dict[str, dict[str, str]] = {
 """The fields a replay reads from each event type's ``data``, and their JSON types."""
 
 _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
-_JSON_COLUMNS = ("document", "inputs", "env", "config", "providers", "output", "tests")
+_JSON_COLUMNS = ("document", "inputs", "env", "config", "providers", "output", "tests", "overlay")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -139,6 +143,9 @@ def _read(conn: sqlite3.Connection, ref: str) -> Trace:
     record = runs.find(conn, ref)
     recorded = events(conn, record.id)
     run = {name: getattr(record, name) for name in RUN_FIELDS}
+    run.update(
+        (name, getattr(record, name)) for name in RUN_OPTIONAL if getattr(record, name) is not None
+    )
     found = [{name: getattr(e, name) for name in EVENT_FIELDS} for e in recorded]
     # A replay records no call or command: they are its parent's. Its file carries them, as
     # answered from a trace, so that it replays where the runs it replays are not (issue 11).
@@ -244,7 +251,13 @@ def _header(raw: bytes, name: str) -> tuple[dict[str, Any], int]:
         )
     if type(count) is not int or count < 0:
         raise UsageError(f"{name}:1: the header's events {count!r} is not a count of events")
-    run = _fields(header.get("run"), RUN_FIELDS, f"{name}:1: the header's run")
+    where = f"{name}:1: the header's run"
+    run = _fields(header.get("run"), RUN_FIELDS, where)
+    _fields(
+        {field: run[field] for field in RUN_OPTIONAL if field in run},
+        {field: wanted for field, wanted in RUN_OPTIONAL.items() if field in run},
+        where,
+    )
     if not _RUN_ID.fullmatch(run["id"]):
         raise UsageError(f"{name}:1: the run id {run['id']!r} is not a Branchleaf run id")
     if content_hash(run["document"]) != run["workflow_hash"]:
@@ -268,7 +281,7 @@ def store(conn: sqlite3.Connection, trace: Trace) -> Imported:
     present = Imported(
         run_id=run["id"], status=run["status"], events=len(trace.events), already=True
     )
-    columns = list(RUN_FIELDS)
+    columns = [*RUN_FIELDS, *(name for name in RUN_OPTIONAL if name in run)]
     values = [_column(run[name]) if name in _JSON_COLUMNS else run[name] for name in columns]
     try:
         with transaction(conn):

@@ -65,6 +65,7 @@ class Recording:
         argv: list[str] | None = None,
         run_id: str | None = None,
         repeat: int = 0,
+        overlay: dict[str, Any] | None = None,
     ) -> None:
         self.directory = directory
         self.conn: sqlite3.Connection = connect(directory)
@@ -85,7 +86,10 @@ class Recording:
             mode=mode,
             parent=parent,
             argv=argv,
+            overlay=overlay,
         )
+        self.overlay = overlay
+        """The overlay lessons the run applies, as recorded (None: none)."""
         self.writer = Writer(directory, heartbeat=self.run_id)
         self.journal = RunJournal(self.writer, self.run_id, answers_recorded=mode != "replay")
         try:

@@ -101,6 +101,9 @@ class RunRecord:
     """The root node's output, once finished."""
     tests: list[dict[str, Any]] | None
     """The workflow tests' results, once finished."""
+    overlay: dict[str, Any] | None = None
+    """The overlay lessons the run applied (branch, commit, the lessons), when it applied any
+    (:mod:`runner.overlay.use`)."""
 
     @property
     def duration_s(self) -> float:
@@ -128,14 +131,15 @@ def create(
     mode: str,
     parent: str | None,
     argv: list[str] | None,
+    overlay: Any = None,
 ) -> None:
     """Insert a run that starts now in this process."""
     now = time.time()
     with transaction(conn):
         conn.execute(
             "INSERT INTO runs (id, workflow, workflow_hash, source, document, inputs, env,"
-            " config, providers, mode, parent, status, pid, host, argv, started_at, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " config, providers, mode, parent, status, pid, host, argv, started_at, updated_at,"
+            " overlay) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 run_id,
                 workflow,
@@ -154,6 +158,7 @@ def create(
                 json.dumps(argv) if argv is not None else None,
                 now,
                 now,
+                canonical_json(overlay) if overlay is not None else None,
             ),
         )
 
@@ -329,9 +334,12 @@ _FIELDS = (
     "saved_usd",
     "output",
     "tests",
+    "overlay",
 )
 _COLUMNS = ", ".join(_FIELDS)
-_JSON = frozenset({"document", "inputs", "env", "config", "providers", "argv", "output", "tests"})
+_JSON = frozenset(
+    {"document", "inputs", "env", "config", "providers", "argv", "output", "tests", "overlay"}
+)
 
 
 _SHAPES: dict[str, type | tuple[type, ...]] = {
@@ -342,6 +350,7 @@ _SHAPES: dict[str, type | tuple[type, ...]] = {
     "providers": dict,
     "argv": (list, type(None)),
     "tests": (list, type(None)),
+    "overlay": (dict, type(None)),
     **dict.fromkeys(("started_at", "updated_at", "cost_usd", "saved_usd"), (int, float)),
     "finished_at": (int, float, type(None)),
     **dict.fromkeys(

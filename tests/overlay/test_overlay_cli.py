@@ -66,9 +66,9 @@ def test_list_of_a_hand_broken_file_names_it_and_exits_2(
     assert "1 lesson (1 active), 1 broken file" in out
     assert err == (
         f"error: cached-main:lessons/be-brief.yaml (commit {edit[:7]}) holds a list, not a mapping "
-        "of lesson, status, demoted, gate, runs, validated_against, promoted_at, so runs do not "
-        "apply it: fix the file, or remove it with `branchleaf overlay revert be-brief --reason "
-        "TEXT`"
+        "of lesson, workflow, status, demoted, gate, runs, validated_against, promoted_at, so "
+        "runs do not apply it: fix the file, or remove it with "
+        "`branchleaf overlay revert be-brief --reason TEXT`"
     )
     code, out, err = _run(["overlay", "show", "be-brief", "--repo", str(promoted)], capsys)
     assert code == 2

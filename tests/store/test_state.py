@@ -41,6 +41,31 @@ def test_a_new_state_is_created_at_the_current_schema(tmp_path: Path) -> None:
         connect(tmp_path / "missing", create=False)
 
 
+def test_a_state_of_schema_1_is_migrated_and_its_runs_still_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from runner.main import main
+    from runner.store import runs
+    from runner.store.db import MIGRATIONS
+
+    raw = sqlite3.connect(tmp_path / "state.db")
+    raw.executescript(MIGRATIONS[1] + "; PRAGMA user_version = 1;")
+    raw.execute(
+        "INSERT INTO runs (id, workflow, workflow_hash, document, inputs, config, providers,"
+        " mode, status, started_at, updated_at) VALUES ('20250101-000000-abcdef', 'old', 'h',"
+        " '{}', '{}', '{}', '{}', 'run', 'succeeded', 1, 2)"
+    )
+    raw.commit()
+    raw.close()
+    with opened(tmp_path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        old = runs.find(conn, "last")
+    assert old.id == "20250101-000000-abcdef"
+    assert old.overlay is None
+    assert main(["runs", "--state", str(tmp_path)]) == 0
+    assert "20250101-000000-abcdef" in capsys.readouterr().out
+
+
 def test_a_state_from_a_newer_version_is_refused(tmp_path: Path) -> None:
     connect(tmp_path).close()
     raw = sqlite3.connect(tmp_path / "state.db")
@@ -109,5 +134,5 @@ def test_a_state_with_an_older_layout_of_its_version_is_refused_clearly(tmp_path
     raw = sqlite3.connect(tmp_path / "state.db")
     raw.execute("ALTER TABLE runs DROP COLUMN env")
     raw.close()
-    with pytest.raises(StoreError, match=r"older layout of schema 1.*move it away"):
+    with pytest.raises(StoreError, match=r"older layout of schema 2.*move it away"):
         connect(tmp_path)
