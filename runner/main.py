@@ -37,6 +37,7 @@ COMMANDS = {
     "cancel": "Stop a running run cleanly: what is in flight is cancelled and awaited.",
     "ci": "Validate, run (or replay exported traces) and write the JUnit and markdown reports.",
     "overlay": "The lessons on the overlay branch (cached-main): list, show, demote, revert.",
+    "learn": "Propose lessons from a workflow's cases, evaluate them and gate their promotion.",
 }
 """Command name -> help; each is implemented by ``runner.commands.<name>.run``."""
 
@@ -162,7 +163,7 @@ def _run_options(run: argparse.ArgumentParser) -> None:
     _overlay_options(run)
 
 
-def _overlay_options(command: argparse.ArgumentParser) -> None:
+def _overlay_options(command: argparse.ArgumentParser, *names: str) -> None:
     command.add_argument(
         "--no-overlay",
         action="store_true",
@@ -170,6 +171,8 @@ def _overlay_options(command: argparse.ArgumentParser) -> None:
     )
     command.add_argument(
         "--overlay-branch",
+        *names,
+        dest="overlay_branch",
         metavar="NAME",
         help="the overlay branch whose active lessons are applied (default: cached-main)",
     )
@@ -296,6 +299,86 @@ def _overlay(overlay: argparse.ArgumentParser) -> None:
         )
 
 
+def _learn(learn: argparse.ArgumentParser) -> None:
+    learn.add_argument("workflow", metavar="WORKFLOW", help="the workflow file to learn for")
+    learn.add_argument(
+        "--cases",
+        metavar="FILE",
+        help="a cases file (YAML or JSONL) instead of the workflow's own cases",
+    )
+    learn.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of the split, the parent picks and the gate's bootstrap (default: 0)",
+    )
+    learn.add_argument(
+        "--split",
+        type=float,
+        nargs=3,
+        default=[0.3, 0.3, 0.4],
+        metavar=("REFLECTION", "SELECTION", "HELD_OUT"),
+        help="the shares of the cases in each set (default: 0.3 0.3 0.4)",
+    )
+    learn.add_argument(
+        "--rounds",
+        type=_count,
+        default=1,
+        help="teacher -> student -> frontier rounds (default: 1)",
+    )
+    learn.add_argument("--alpha", type=float, default=0.05, help="the gate's McNemar alpha")
+    learn.add_argument(
+        "--threshold",
+        type=float,
+        default=0.0,
+        help="with a metric: the least bootstrap lower bound of the mean difference (default: 0)",
+    )
+    learn.add_argument(
+        "--require",
+        action="append",
+        metavar="TEST",
+        help="a test that must pass on every held-out case with the lesson; repeat for several",
+    )
+    learn.add_argument(
+        "--cost-cap",
+        type=float,
+        metavar="USD",
+        help="the most a candidate's evaluation may cost to be promoted",
+    )
+    learn.add_argument(
+        "--max-calls", type=_count, metavar="N", help="model calls the whole learn run may make"
+    )
+    learn.add_argument("--max-tokens", type=_count, metavar="N", help="tokens it may spend")
+    learn.add_argument("--max-cost", type=float, metavar="USD", help="dollars it may spend")
+    learn.add_argument(
+        "--promote",
+        action="store_true",
+        help="commit the lessons the gate promotes to the overlay branch",
+    )
+    learn.add_argument(
+        "--push",
+        action="store_true",
+        help="with --promote: push the branch (--force-with-lease naming its old value)",
+    )
+    learn.add_argument("--remote", default="origin", help="where --push pushes (default: origin)")
+    learn.add_argument(
+        "--repo",
+        default=".",
+        metavar="PATH",
+        help="the git repository of the overlay branch (default: .)",
+    )
+    learn.add_argument("--config", help="branchleaf.yaml (default: ./branchleaf.yaml, else mock)")
+    learn.add_argument("--mock", action="store_true", help="every role on the mock provider")
+    learn.add_argument("--mock-script", help="script the mock provider's replies")
+    _overlay_options(learn, "--branch")
+    _state(learn)
+    learn.add_argument(
+        "--report-dir",
+        metavar="DIR",
+        help="where <workflow>.learn.json goes (default: reports in the state directory)",
+    )
+
+
 _OPTIONS: dict[str, Callable[[argparse.ArgumentParser], None]] = {
     "validate": _validate,
     "compile": _compile,
@@ -312,6 +395,7 @@ _OPTIONS: dict[str, Callable[[argparse.ArgumentParser], None]] = {
     "cancel": _cancel,
     "ci": _ci,
     "overlay": _overlay,
+    "learn": _learn,
 }
 """Command name -> what adds its arguments (and its verbs) to its parser."""
 

@@ -37,6 +37,7 @@ CASES: dict[str, tuple[list[str], list[str], list[str]]] = {
     "overlay show": (["overlay", "show"], ["ID"], ["--repo", "R", "--branch", "B"]),
     "overlay demote": (["overlay", "demote"], ["ID"], ["--reason", "why", "--repo", "R"]),
     "overlay revert": (["overlay", "revert"], ["ID"], ["--reason", "why", "--branch", "B"]),
+    "learn": (["learn"], ["wf.yaml"], ["--cases", "c.jsonl", "--rounds", "2", "--promote"]),
 }
 
 

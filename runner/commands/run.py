@@ -209,7 +209,8 @@ def overlaid(workflow: ir.Workflow, args: argparse.Namespace, console: Console) 
     if getattr(args, "no_overlay", False):
         return Used(workflow, None, ())
     branch = getattr(args, "overlay_branch", None) or DEFAULT_BRANCH
-    used = overlay_for(workflow, repo=Path.cwd(), branch=branch)
+    repo = Path(getattr(args, "repo", None) or Path.cwd())
+    used = overlay_for(workflow, repo=repo, branch=branch)
     errors = Console(stderr=True, highlight=False, soft_wrap=True)
     for note in used.notes:
         errors.print(f"warning: {note}", markup=False)
@@ -320,10 +321,10 @@ def execute(
     recording.writer.on_cancel = lambda: engine.halt(
         Status.CANCELLED, "cancelled from another process (cancel)"
     )
-    with _held_signals():
+    with held_signals():
         try:
             with progress if isinstance(progress, LiveProgress) else contextlib.nullcontext():
-                result = run_sync(_run_with_signals(engine, inputs))
+                result = run_sync(run_with_signals(engine, inputs))
         finally:
             recording.close(result)
         return _finish(result, recording, args, engine, console)
@@ -356,9 +357,9 @@ SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 @contextlib.contextmanager
-def _held_signals() -> Iterator[None]:
+def held_signals() -> Iterator[None]:
     """From the run's start to its summary, SIGINT and SIGTERM do not kill the process: while
-    the engine runs they cancel it (``_run_with_signals``), and once it has ended they are
+    the engine runs they cancel it (``run_with_signals``), and once it has ended they are
     ignored, so that a signal landing as the run finishes (``cancel`` sends one) cannot leave it
     without its summary. The handlers from before are restored at the end."""
     before = {sig: signal.getsignal(sig) for sig in SIGNALS}
@@ -375,7 +376,7 @@ def _ended_already(signum: int, frame: object) -> None:
     """A stop asked for once the run has ended: there is nothing left to stop."""
 
 
-async def _run_with_signals(engine: Engine, inputs: dict[str, Any]) -> RunResult:
+async def run_with_signals(engine: Engine, inputs: dict[str, Any]) -> RunResult:
     """Run, turning SIGINT and SIGTERM into a clean cancellation of everything in flight."""
     loop = asyncio.get_running_loop()
     watchdog.clear_stop()

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 Ran = tuple[Any, Spend, Any]
 
-TEACHER_BRIEF = (
+LESSONS_ASKED = (
     "You review the results below of an automated workflow run and propose lessons that would "
     'make later runs better. Reply with JSON only: {{"lessons": [...]}}, at most '
     f"{MAX_LESSONS} lessons, each an object with exactly these fields:\n"
@@ -49,8 +49,10 @@ TEACHER_BRIEF = (
     "- rationale: why the lesson helps;\n"
     '- evidence: at least one {{"run": the run id ("current" for this run), "node": a node '
     'id below, "event": optional event kind}} the lesson rests on.\n'
-    "Texts are given to the model exactly as written.\n\nResults by node id:\n{results}"
+    "Texts are given to the model exactly as written."
 )
+"""How a lesson is written, as the teacher is told (a format string: braces doubled)."""
+TEACHER_BRIEF = LESSONS_ASKED + "\n\nResults by node id:\n{results}"
 """What the teacher is asked; the reply's shape is ``TEACHER_REPLY_SCHEMA``."""
 
 

@@ -193,7 +193,7 @@ class Overlay:
         """
         now = self.clock()
         prepared = [files.promoted(document, now=now) for document in files_]
-        self._check_writable()
+        self.check_writable()
         # One turn for the whole batch: its commits follow each other without reading the
         # branch again, as this writer knows the tip it made.
         with self._turn():
@@ -225,7 +225,7 @@ class Overlay:
     def demote(self, lesson_id: str, reason: str) -> str:
         """Stop a lesson being applied, keeping its file (status demoted); the new commit."""
         reason = _reason(reason)
-        self._check_writable()
+        self.check_writable()
         at = self.clock()
 
         def change(tip: _Tip) -> list[Entry]:
@@ -253,7 +253,7 @@ class Overlay:
     def revert(self, lesson_id: str, reason: str) -> str:
         """Remove a lesson's file (even a broken one) from the branch; the new commit."""
         reason = _reason(reason)
-        self._check_writable()
+        self.check_writable()
 
         def change(tip: _Tip) -> list[Entry]:
             name = self._current(tip, lesson_id, parse=False).path.rsplit("/", 1)[1]
@@ -402,7 +402,7 @@ class Overlay:
             "with --branch NAME, one that does not exist yet or that branchleaf made"
         )
 
-    def _check_writable(self) -> None:
+    def check_writable(self) -> None:
         """Refuse a branch that is not ours, or that a worktree has checked out."""
         tip = self.tip()
         if tip is not None and self.git.run("cat-file", "-e", f"{tip}:{MARKER}", ok=(0, 1, 128))[0]:

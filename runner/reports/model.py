@@ -287,6 +287,8 @@ def overlay_line(overlay: dict[str, Any] | None) -> str | None:
     if not overlay or not overlay.get("lessons"):
         return None
     ids = ", ".join(str(lesson.get("id")) for lesson in overlay["lessons"])
+    if overlay.get("candidate"):
+        return f"lessons applied: {ids} (learn candidate {overlay['candidate']})"
     return f"lessons applied: {ids} ({overlay.get('branch')} at {str(overlay.get('commit'))[:7]})"
 
 

@@ -497,7 +497,7 @@ def test_a_signal_after_the_run_ended_does_not_lose_its_summary() -> None:
     from runner.commands import run
 
     before = signal.getsignal(signal.SIGTERM)
-    with run._held_signals():
+    with run.held_signals():
         os.kill(os.getpid(), signal.SIGTERM)
         os.kill(os.getpid(), signal.SIGINT)
         alive = True
