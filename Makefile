@@ -32,6 +32,9 @@ demo: $(VENV)/.installed-dev
 		--input 'test_command=["python", "-m", "pytest", "tests/test_ir.py"]'
 	$(BIN)/python -m runner report last -o $(REPORTS)/rlm_cache_change.md
 	$(BIN)/python -m runner report last --format junit -o $(REPORTS)/rlm_cache_change.junit.xml
+	# The learning loop's worked example (docs/learning.md); without --promote it commits nothing.
+	$(BIN)/python -m runner learn workflows/label_tickets.yaml \
+		--mock-script workflows/mocks/label_tickets.yaml --report-dir $(REPORTS)
 	@echo "Reports written to $(REPORTS)/"
 
 lint: $(VENV)/.installed-dev
