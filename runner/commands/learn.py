@@ -14,16 +14,12 @@ report folder.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import math
 import random
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import orjson
 from rich.console import Console
-from rich.table import Table
 
 from runner import ir
 from runner.commands.run import overlaid, report_dir
@@ -37,33 +33,13 @@ from runner.learning.apply import applied_digest, apply, check
 from runner.learning.cases import Split, check_cases, load_cases_file, split
 from runner.learning.frontier import Frontier, frontier, pick
 from runner.learning.lessons import Lesson, parse_lesson, problem
+from runner.learning.record import BASELINE, Candidate, Log, candidate_json, spend_json, table
 from runner.learning.student import Allowance, CaseRun, Stopped, Student
 from runner.overlay.branch import Overlay
 from runner.overlay.use import DEFAULT_BRANCH
 from runner.plural import plural
 from runner.status import Status
 from runner.store.db import state_dir
-
-BASELINE = "baseline"
-
-
-@dataclass(slots=True, kw_only=True)
-class Candidate:
-    """The baseline, or the baseline with some lessons."""
-
-    name: str
-    lessons: tuple[Lesson, ...]
-    """The lessons it adds to the baseline (the overlay's active ones are in the baseline)."""
-    workflow: ir.Workflow
-    parent: str | None
-    round: int
-    runs: dict[str, CaseRun] = field(default_factory=dict)
-    """Its runs, by case name."""
-
-    def spend(self, names: tuple[str, ...] | None = None) -> Spend:
-        return Spend.total(
-            run.spend for case, run in self.runs.items() if names is None or case in names
-        )
 
 
 def run(args: argparse.Namespace, console: Console) -> int:
@@ -191,11 +167,11 @@ def run(args: argparse.Namespace, console: Console) -> int:
         console.print(f"stopped: {stopped}", markup=False)
         code = stopped.exit_code
         decisions = {}
-    _table(candidates, parts, decisions, metric, console)
+    table(candidates, parts, decisions, metric, console)
     promoted = _to_promote(candidates, decisions)
     for candidate in candidates.values():
         decision = decisions.get(candidate.name)
-        log.candidates.append(_candidate_json(candidate, decision, parts))
+        log.candidates.append(candidate_json(candidate, decision, parts))
     if args.promote and promoted and code == 0:
         _promote(
             promoted,
@@ -212,7 +188,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
         console.print("the gate promotes no lesson", markup=False)
     predicted = _predicted(baseline, candidates, len(log.rounds))
     actual = student.spend
-    log.spend = {"predicted": _spend_json(predicted), "actual": _spend_json(actual)}
+    log.spend = {"predicted": spend_json(predicted), "actual": spend_json(actual)}
     console.print(
         f"spend: predicted at most {plural(predicted.calls, 'model call')} without the memo; "
         f"made {plural(actual.calls, 'model call')} ({plural(actual.tokens, 'token')}, "
@@ -431,119 +407,3 @@ def _predicted(baseline: Candidate, candidates: dict[str, Candidate], rounds: in
     )
     cases = sum(len(candidate.runs) for candidate in candidates.values())
     return Spend(calls=round(per_case * cases) + rounds)
-
-
-def _table(
-    candidates: dict[str, Candidate],
-    parts: Split,
-    decisions: dict[str, gate.GateDecision],
-    metric: bool,
-    console: Console,
-) -> None:
-    table = Table(title="candidates", title_justify="left")
-    for column in ("candidate", "lessons", "selection", "held-out", "calls", "memo", "gate"):
-        table.add_column(column)
-    for candidate in candidates.values():
-        decision = decisions.get(candidate.name)
-        spend = candidate.spend()
-        verdict = (
-            ""
-            if candidate.name == BASELINE
-            else "not decided"
-            if decision is None
-            else "promoted"
-            if decision.promoted
-            else f"rejected ({plural(len(decision.reasons), 'reason')} below)"
-        )
-        table.add_row(
-            candidate.name,
-            ", ".join(lesson.id for lesson in candidate.lessons) or "-",
-            _score(candidate, parts.selection, metric),
-            _score(candidate, parts.held_out, metric),
-            str(spend.calls),
-            str(spend.memo_hits),
-            verdict,
-        )
-    console.print(table)
-    for candidate in candidates.values():
-        decision = decisions.get(candidate.name)
-        if decision is not None and not decision.promoted:
-            for reason in decision.reasons:
-                console.print(f"{candidate.name} rejected: {reason}", markup=False)
-
-
-def _score(candidate: Candidate, names: tuple[str, ...], metric: bool) -> str:
-    runs = [candidate.runs[name] for name in names if name in candidate.runs]
-    if not runs:
-        return "-"
-    passed = sum(1 for run in runs if run.score.passed)
-    text = f"{passed}/{len(runs)} pass"
-    if metric:
-        values = [run.score.metric for run in runs if run.score.metric is not None]
-        if values:
-            text += f", mean {sum(values) / len(values):.3g}"
-    return text
-
-
-# -- the record -----------------------------------------------------------------------------
-
-
-@dataclass(slots=True, kw_only=True)
-class Log:
-    """What the learn run decided, for ``<workflow>.learn.json``."""
-
-    workflow: str
-    split: dict[str, Any]
-    seed: int
-    overlay: dict[str, Any] | None
-    rounds: list[dict[str, Any]] = field(default_factory=list)
-    lessons: list[dict[str, Any]] = field(default_factory=list)
-    candidates: list[dict[str, Any]] = field(default_factory=list)
-    frontier: dict[str, Any] | None = None
-    spend: dict[str, Any] = field(default_factory=dict)
-
-    def write(self, folder: Path) -> Path:
-        folder.mkdir(parents=True, exist_ok=True)
-        target = folder / f"{self.workflow}.learn.json"
-        data = orjson.dumps(
-            dataclasses.asdict(self),
-            option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS,
-            default=str,
-        )
-        temporary = target.with_suffix(".json.tmp")
-        temporary.write_bytes(data + b"\n")
-        temporary.replace(target)
-        return target
-
-
-def _candidate_json(
-    candidate: Candidate, decision: gate.GateDecision | None, parts: Split
-) -> dict[str, Any]:
-    spend = candidate.spend()
-    return {
-        "name": candidate.name,
-        "parent": candidate.parent,
-        "round": candidate.round,
-        "lessons": [lesson.id for lesson in candidate.lessons],
-        "runs": {
-            case: {
-                "run": run.run_id,
-                "split": parts.of(case),
-                "passed": run.score.passed,
-                "failed_tests": list(run.score.failed_tests),
-                "metric": run.score.metric,
-            }
-            for case, run in candidate.runs.items()
-        },
-        "spend": _spend_json(spend),
-        "gate": decision.to_json() if decision is not None else None,
-    }
-
-
-def _spend_json(spend: Spend) -> dict[str, Any]:
-    return {
-        "calls": spend.calls,
-        "tokens": spend.tokens,
-        "cost_usd": spend.cost_usd,
-        "memo_hits": spend.memo_hits,
-    }
