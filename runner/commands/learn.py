@@ -114,7 +114,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
                 for run in (parent.runs[name],)
             ]
             reply, teacher_run, result = student.ask_teacher(
-                parent.workflow, teacher.brief(parent.workflow, evidence)
+                parent.workflow, teacher.brief(parent.workflow, evidence, list(known))
             )
             if result.status != Status.SUCCEEDED:
                 why = next((n.error for n in result.nodes if n.error), result.reason)

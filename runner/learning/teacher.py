@@ -101,9 +101,10 @@ def nodes(workflow: ir.Workflow) -> list[dict[str, Any]]:
     return out
 
 
-def brief(workflow: ir.Workflow, evidence: Sequence[Evidence]) -> str:
+def brief(workflow: ir.Workflow, evidence: Sequence[Evidence], taken: Sequence[str] = ()) -> str:
     """What the teacher is asked: how to write a lesson, the workflow's model-calling nodes,
-    and the reflection cases' runs."""
+    the reflection cases' runs, and the lesson ids already taken (on the overlay, or proposed
+    in an earlier round), which it must not propose again."""
     shown = {
         "workflow": workflow.name,
         "nodes": nodes(workflow),
@@ -119,6 +120,12 @@ def brief(workflow: ir.Workflow, evidence: Sequence[Evidence]) -> str:
         + json.dumps(shown, indent=2, sort_keys=True, default=str)
         + "\n\nRuns of the reflection cases:\n"
         + json.dumps(runs, indent=2, sort_keys=True, default=str)
+        + (
+            "\n\nLesson ids already taken (on the overlay or tried before; propose new "
+            "ones): " + ", ".join(sorted(taken))
+            if taken
+            else ""
+        )
     )
 
 
