@@ -85,6 +85,8 @@ def run(args: argparse.Namespace, console: Console) -> int:
     baseline = Candidate(name=BASELINE, lessons=(), workflow=used.workflow, parent=None, round=0)
     candidates: dict[str, Candidate] = {BASELINE: baseline}
     known = dict.fromkeys((lesson.id for lesson in base_lessons), "is active on the overlay")
+    cited: dict[str, dict[str, str]] = {}
+    """For each lesson proposed, the runs its teacher was shown, by case name."""
     rng = random.Random(args.seed)
     metric = given.metric is not None
 
@@ -122,8 +124,10 @@ def run(args: argparse.Namespace, console: Console) -> int:
                     f"the teacher's reply (run {teacher_run}) is not a lessons reply: {why}; "
                     "nothing was promoted"
                 )
+            runs_shown = {one.case: one.run_id for one in evidence}
             proposed = _proposed(
                 reply,
+                shown=runs_shown,
                 teacher_run=teacher_run,
                 parent=parent,
                 known=known,
@@ -133,6 +137,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
             )
             for lesson in proposed:
                 known[lesson.id] = f"was proposed in round {round_}"
+                cited[lesson.id] = runs_shown
                 name = f"c{len(candidates)}"
                 lessons = (*parent.lessons, lesson)
                 made = apply(used.workflow, list(lessons))
@@ -177,6 +182,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
             promoted,
             decisions=decisions,
             candidates=candidates,
+            cited=cited,
             workflow=given,
             args=args,
             console=console,
@@ -240,6 +246,7 @@ def _frontier(
 def _proposed(
     reply: Any,
     *,
+    shown: dict[str, str],
     teacher_run: str,
     parent: Candidate,
     known: dict[str, str],
@@ -263,7 +270,7 @@ def _proposed(
         lesson = None
         if wrong is None:
             lesson = parse_lesson(data, f"lesson {index + 1} of run {teacher_run}")
-            wrong = check(parent.workflow, lesson)
+            wrong = _uncited(lesson, shown) or check(parent.workflow, lesson)
         log.lessons.append(
             {
                 "round": round_,
@@ -330,11 +337,26 @@ def _to_promote(
     return out
 
 
+def _uncited(lesson: Lesson, shown: dict[str, str]) -> str | None:
+    """Why the lesson's evidence rests on nothing the teacher was shown, or None when some of
+    it names a reflection case (or its run)."""
+    known = {*shown, *shown.values()}
+    if any(item.run in known for item in lesson.evidence):
+        return None
+    cases = ", ".join(sorted(shown)) or "none"
+    return (
+        f"its evidence cites no run the teacher was shown (runs named: "
+        f"{', '.join(sorted({item.run for item in lesson.evidence}))}); cite a reflection case: "
+        f"{cases}"
+    )
+
+
 def _promote(
     promoted: list[tuple[str, Lesson]],
     *,
     decisions: dict[str, gate.GateDecision],
     candidates: dict[str, Candidate],
+    cited: dict[str, dict[str, str]],
     workflow: ir.Workflow,
     args: argparse.Namespace,
     console: Console,
@@ -347,7 +369,7 @@ def _promote(
         candidate = candidates[name]
         documents.append(
             {
-                "lesson": _cited(lesson, candidates[BASELINE]),
+                "lesson": _cited(lesson, cited.get(lesson.id, {})),
                 "workflow": workflow.name,
                 "gate": {"candidate": name, **decisions[name].to_json()},
                 "runs": sorted({run.run_id for run in candidate.runs.values()}),
@@ -368,14 +390,12 @@ def _promote(
         console.print(f"pushed {overlay.branch} to {args.remote}", markup=False)
 
 
-def _cited(lesson: Lesson, baseline: Candidate) -> dict[str, Any]:
+def _cited(lesson: Lesson, shown: dict[str, str]) -> dict[str, Any]:
     """The lesson as its file holds it: evidence that names a reflection case (as the teacher
-    is shown them) names the run of that case instead."""
+    is shown them) names the run of that case that the teacher was shown instead."""
     data = lesson.to_json()
     for item in data["evidence"]:
-        run = baseline.runs.get(item["run"])
-        if run is not None:
-            item["run"] = run.run_id
+        item["run"] = shown.get(item["run"], item["run"])
     return data
 
 

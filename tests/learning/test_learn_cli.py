@@ -227,3 +227,21 @@ def test_promote_outside_a_repository_or_to_a_branch_not_ours(
     assert code == 2
     assert err.startswith("error: ")
     assert "cached-main" in err
+
+
+def test_a_lesson_whose_evidence_cites_no_run_shown_is_rejected(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    mock = project / "workflows/mocks/label_tickets.yaml"
+    mock.write_text(
+        mock.read_text().replace("{run: ticket-06, node: label}", "{run: ticket-99, node: label}"),
+        encoding="utf-8",
+    )
+    code, out, err = _run(capsys, *LEARN)
+    assert code == 0, out + err
+    assert (
+        "lesson refunds-are-billing is rejected: its evidence cites no run the teacher was shown "
+        "(runs named: ticket-99); cite a reflection case: ticket-02, ticket-05, ticket-06, "
+        "ticket-10, ticket-16, ticket-22, ticket-23" in " ".join(out.split())
+    )
+    assert "the gate promotes no lesson" in out
