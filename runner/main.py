@@ -316,7 +316,6 @@ def _learn(learn: argparse.ArgumentParser) -> None:
         "--split",
         type=float,
         nargs=3,
-        default=[0.3, 0.3, 0.4],
         metavar=("REFLECTION", "SELECTION", "HELD_OUT"),
         help="the shares of the cases in each set (default: 0.3 0.3 0.4)",
     )

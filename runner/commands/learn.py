@@ -29,14 +29,21 @@ from runner.errors import CompileError, UsageError
 from runner.executor.results import Spend
 from runner.humanize import cost
 from runner.learning import gate, teacher
-from runner.learning.apply import applied_digest, apply, check
-from runner.learning.cases import Split, check_cases, load_cases_file, split
+from runner.learning.apply import apply, check
+from runner.learning.cases import (
+    DEFAULT_FRACTIONS,
+    CaseRun,
+    Split,
+    check_cases,
+    load_cases_file,
+    split,
+)
 from runner.learning.frontier import Frontier, frontier, pick
 from runner.learning.lessons import Lesson, parse_lesson, problem
 from runner.learning.record import BASELINE, Candidate, Log, candidate_json, spend_json, table
-from runner.learning.student import Allowance, CaseRun, Stopped, Student
+from runner.learning.student import Allowance, Stopped, Student
 from runner.overlay.branch import Overlay
-from runner.overlay.use import DEFAULT_BRANCH
+from runner.overlay.use import DEFAULT_BRANCH, record
 from runner.plural import plural
 from runner.status import Status
 from runner.store.db import state_dir
@@ -68,7 +75,8 @@ def run(args: argparse.Namespace, console: Console) -> int:
     if args.promote:
         # A branch that cannot take the lessons is said before anything is paid for.
         Overlay(Path(args.repo), _branch(args)).check_writable()
-    parts = split(cases, seed=args.seed, fractions=tuple(args.split))
+    fractions = tuple(args.split) if args.split else DEFAULT_FRACTIONS
+    parts = split(cases, seed=args.seed, fractions=fractions)
     _say_split(parts, cases, console)
     by_name = {case.name: case for case in cases}
 
@@ -91,10 +99,11 @@ def run(args: argparse.Namespace, console: Console) -> int:
     metric = given.metric is not None
 
     def evaluate(candidate: Candidate, names: tuple[str, ...]) -> None:
+        applied = _applied(used.record, base_lessons, candidate)
         for name in names:
             if name not in candidate.runs:
                 candidate.runs[name] = student.run_case(
-                    candidate.workflow, by_name[name], overlay=_record(used.record, candidate)
+                    candidate.workflow, by_name[name], overlay=applied
                 )
 
     code = 0
@@ -110,13 +119,9 @@ def run(args: argparse.Namespace, console: Console) -> int:
                 markup=False,
             )
             evaluate(parent, parts.reflection)
-            evidence = [
-                teacher.Evidence(case=name, run_id=run.run_id, score=run.score, result=run.result)
-                for name in parts.reflection
-                for run in (parent.runs[name],)
-            ]
+            shown = [parent.runs[name] for name in parts.reflection]
             reply, teacher_run, result = student.ask_teacher(
-                parent.workflow, teacher.brief(parent.workflow, evidence, list(known))
+                parent.workflow, teacher.brief(parent.workflow, shown, list(known))
             )
             if result.status != Status.SUCCEEDED:
                 why = next((n.error for n in result.nodes if n.error), result.reason)
@@ -124,7 +129,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
                     f"the teacher's reply (run {teacher_run}) is not a lessons reply: {why}; "
                     "nothing was promoted"
                 )
-            runs_shown = {one.case: one.run_id for one in evidence}
+            runs_shown = {run.case: run.run_id for run in shown}
             proposed = _proposed(
                 reply,
                 shown=runs_shown,
@@ -189,7 +194,9 @@ def run(args: argparse.Namespace, console: Console) -> int:
         )
     elif promoted and code == 0:
         ids = ", ".join(lesson.id for _, lesson in promoted)
-        console.print(f"the gate promotes {ids}: --promote commits them to {_branch(args)}")
+        console.print(
+            f"the gate promotes {ids}: --promote commits them to {_branch(args)}", markup=False
+        )
     elif code == 0:
         console.print("the gate promotes no lesson", markup=False)
     predicted = _predicted(baseline, candidates, len(log.rounds))
@@ -403,19 +410,18 @@ def _branch(args: argparse.Namespace) -> str:
     return getattr(args, "overlay_branch", None) or DEFAULT_BRANCH
 
 
-def _record(base: dict[str, Any] | None, candidate: Candidate) -> dict[str, Any] | None:
+def _applied(
+    base: dict[str, Any] | None, base_lessons: list[Lesson], candidate: Candidate
+) -> dict[str, Any] | None:
     """What a candidate's run records as the lessons it applied: the overlay's, then its own."""
     if base is None and not candidate.lessons:
         return None
-    lessons = [*(base["lessons"] if base else []), *(c.to_json() for c in candidate.lessons)]
-    parsed = [parse_lesson(data, "a candidate's lessons") for data in lessons]
-    return {
-        "branch": base["branch"] if base else None,
-        "commit": base["commit"] if base else None,
-        "lessons": lessons,
-        "digest": applied_digest(parsed),
-        "candidate": candidate.name,
-    }
+    applied = record(
+        base["branch"] if base else None,
+        base["commit"] if base else None,
+        [*base_lessons, *candidate.lessons],
+    )
+    return {**applied, "candidate": candidate.name}
 
 
 def _predicted(baseline: Candidate, candidates: dict[str, Candidate], rounds: int) -> Spend:

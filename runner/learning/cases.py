@@ -37,7 +37,7 @@ from runner.compiler.case_inputs import case_findings
 from runner.compiler.schema import definitions_diagnostics
 from runner.compiler.source import Document, Location
 from runner.errors import CompileError, Diagnostic, UsageError
-from runner.executor.results import TestResult
+from runner.executor.results import RunResult, Spend, TestResult
 from runner.render import RenderError, Scope, evaluate
 from runner.userfiles import UnreadableFile, read_user_text
 
@@ -418,3 +418,26 @@ def _metric(source: str, scope: Scope) -> tuple[float | None, str | None]:
     if not math.isfinite(number):
         return None, f"the metric {source!r} is {explain.shown(value)}, not a finite number"
     return number, None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CaseRun:
+    """One case run by one candidate."""
+
+    case: str
+    """The case's name."""
+    run_id: str
+    """The recorded run."""
+    score: CaseScore
+    """How it scored."""
+    spend: Spend
+    """What it cost, memo hits included."""
+    result: RunResult
+    """The run's result, for the evidence the teacher is shown."""
+
+    def value(self, *, metric: bool) -> float:
+        """The case's score for the frontier: the metric (a run without one scores -inf), or
+        1 for a pass and 0 for a fail."""
+        if metric:
+            return self.score.metric if self.score.metric is not None else -math.inf
+        return 1.0 if self.score.passed else 0.0

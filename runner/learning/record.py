@@ -15,9 +15,8 @@ from rich.table import Table
 from runner import ir
 from runner.executor.results import Spend
 from runner.learning import gate
-from runner.learning.cases import Split
+from runner.learning.cases import CaseRun, Split
 from runner.learning.lessons import Lesson
-from runner.learning.student import CaseRun
 from runner.plural import plural
 
 BASELINE = "baseline"
@@ -40,11 +39,9 @@ class Candidate:
     runs: dict[str, CaseRun] = field(default_factory=dict)
     """Its runs, by case name."""
 
-    def spend(self, names: tuple[str, ...] | None = None) -> Spend:
-        """What its runs cost (of the cases ``names`` only, when given)."""
-        return Spend.total(
-            run.spend for case, run in self.runs.items() if names is None or case in names
-        )
+    def spend(self) -> Spend:
+        """What its runs cost."""
+        return Spend.total(run.spend for run in self.runs.values())
 
 
 def table(

@@ -12,7 +12,6 @@ the candidate, so it ends the learn run (:class:`Stopped`) rather than counting 
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from runner.config import Config
 from runner.errors import RunnerError
 from runner.executor.engine import Engine, declared_env, run_sync
 from runner.executor.results import RunResult, Spend
-from runner.learning.cases import CaseScore, case_inputs, score
+from runner.learning.cases import CaseRun, case_inputs, score
 from runner.learning.lessons import TEACHER_REPLY_SCHEMA
 from runner.providers.registry import build_providers
 from runner.status import Status
@@ -95,29 +94,6 @@ def _least(a: Any, b: Any) -> Any:
     return min(a, b)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class CaseRun:
-    """One case run by one candidate."""
-
-    case: str
-    """The case's name."""
-    run_id: str
-    """The recorded run."""
-    score: CaseScore
-    """How it scored."""
-    spend: Spend
-    """What it cost, memo hits included."""
-    result: RunResult
-    """The run's result, for the evidence the teacher is shown."""
-
-    def value(self, *, metric: bool) -> float:
-        """The case's score for the frontier: the metric (a run without one scores -inf), or
-        1 for a pass and 0 for a fail."""
-        if metric:
-            return self.score.metric if self.score.metric is not None else -math.inf
-        return 1.0 if self.score.passed else 0.0
-
-
 class Student:
     """Runs workflows on cases as recorded runs in one state, within one allowance."""
 
@@ -177,16 +153,15 @@ class Student:
     ) -> tuple[RunResult, str]:
         from runner.commands.run import held_signals, run_with_signals
 
-        short = self.allowance.after(self.spend).spent()
+        left = self.allowance.after(self.spend)
+        short = left.spent()
         if short is not None:
             raise Stopped(
                 f"the learn budget is spent ({short}) before {what}: nothing more is run; "
                 "raise it with --max-calls, --max-tokens or --max-cost",
                 exits.FAILED,
             )
-        bounded = dataclasses.replace(
-            workflow, budget=self.allowance.after(self.spend).bound(workflow.budget)
-        )
+        bounded = dataclasses.replace(workflow, budget=left.bound(workflow.budget))
         roles = [name for name, _ in bounded.roles or ()]
         providers = build_providers(self.config, roles, mock_script=self.mock_script)
         recording = Recording(

@@ -12,13 +12,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from runner import ir
 from runner.executor.kinds import LESSONS_ASKED
-from runner.executor.results import RunResult
-from runner.learning.cases import CaseScore
+from runner.learning.cases import CaseRun
 from runner.tree import walk
 
 OUTPUT_CHARS = 2_000
@@ -28,52 +26,43 @@ PROMPT_CHARS = 4_000
 _CALLING = ("leaf", "tournament", "pareto", "reduce", "teacher_review")
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Evidence:
-    """One reflection case's run, as the teacher sees it: by the case's name, not the run's
-    id, so that the same runs make the same brief and a learn run repeated is answered by the
+def evidence(run: CaseRun) -> dict[str, Any]:
+    """One reflection case's run as the teacher sees it: by the case's name, not the run's id,
+    so that the same runs make the same brief and a learn run repeated is answered by the
     memo."""
-
-    case: str
-    run_id: str
-    score: CaseScore
-    result: RunResult
-
-    def to_json(self) -> dict[str, Any]:
-        """The case's evidence as the brief shows it."""
-        result = self.result
-        failed_nodes = [
-            {"node": n.path, "kind": n.kind, "status": str(n.status), "error": n.error}
-            for n in result.nodes
-            if n.error and not n.tolerated
-        ]
-        decisions = [
-            {"node": n.path, "kind": n.kind, "decision": n.decision}
-            for n in result.nodes
-            if n.kind in ("tournament", "pareto") and n.decision is not None
-        ]
-        outputs = {
-            n.path: _cut(n.output, OUTPUT_CHARS)
-            for n in result.nodes
-            if n.kind in _CALLING and n.output is not None
-        }
-        data: dict[str, Any] = {
-            "case": self.case,
-            "passed": self.score.passed,
-            "failed_tests": [
-                {"name": t.name, "message": t.message} for t in result.tests if not t.passed
-            ],
-        }
-        if self.score.metric is not None or self.score.metric_error is not None:
-            data["metric"] = self.score.metric
-            if self.score.metric_error:
-                data["metric_error"] = self.score.metric_error
-        if failed_nodes:
-            data["failed_nodes"] = failed_nodes
-        if decisions:
-            data["decisions"] = decisions
-        data["outputs"] = outputs
-        return data
+    result = run.result
+    failed_nodes = [
+        {"node": n.path, "kind": n.kind, "status": str(n.status), "error": n.error}
+        for n in result.nodes
+        if n.error and not n.tolerated
+    ]
+    decisions = [
+        {"node": n.path, "kind": n.kind, "decision": n.decision}
+        for n in result.nodes
+        if n.kind in ("tournament", "pareto") and n.decision is not None
+    ]
+    outputs = {
+        n.path: _cut(n.output, OUTPUT_CHARS)
+        for n in result.nodes
+        if n.kind in _CALLING and n.output is not None
+    }
+    data: dict[str, Any] = {
+        "case": run.case,
+        "passed": run.score.passed,
+        "failed_tests": [
+            {"name": t.name, "message": t.message} for t in result.tests if not t.passed
+        ],
+    }
+    if run.score.metric is not None or run.score.metric_error is not None:
+        data["metric"] = run.score.metric
+        if run.score.metric_error:
+            data["metric_error"] = run.score.metric_error
+    if failed_nodes:
+        data["failed_nodes"] = failed_nodes
+    if decisions:
+        data["decisions"] = decisions
+    data["outputs"] = outputs
+    return data
 
 
 def nodes(workflow: ir.Workflow) -> list[dict[str, Any]]:
@@ -101,23 +90,23 @@ def nodes(workflow: ir.Workflow) -> list[dict[str, Any]]:
     return out
 
 
-def brief(workflow: ir.Workflow, evidence: Sequence[Evidence], taken: Sequence[str] = ()) -> str:
+def brief(workflow: ir.Workflow, shown: Sequence[CaseRun], taken: Sequence[str] = ()) -> str:
     """What the teacher is asked: how to write a lesson, the workflow's model-calling nodes,
     the reflection cases' runs, and the lesson ids already taken (on the overlay, or proposed
     in an earlier round), which it must not propose again."""
-    shown = {
+    about = {
         "workflow": workflow.name,
         "nodes": nodes(workflow),
         "tests": [{"name": t.name, "expect": t.expect} for t in workflow.tests or ()],
         "roles": [name for name, _ in workflow.roles or ()],
     }
-    runs = [one.to_json() for one in evidence]
+    runs = [evidence(run) for run in shown]
     return (
         LESSONS_ASKED.format()
         .replace("the results below of an automated workflow run", "the runs below of a workflow")
         .replace('the run id ("current" for this run)', "the name of a case below")
         + "\n\nThe workflow:\n"
-        + json.dumps(shown, indent=2, sort_keys=True, default=str)
+        + json.dumps(about, indent=2, sort_keys=True, default=str)
         + "\n\nRuns of the reflection cases:\n"
         + json.dumps(runs, indent=2, sort_keys=True, default=str)
         + (

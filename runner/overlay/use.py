@@ -90,8 +90,9 @@ def overlay_for(workflow: ir.Workflow, *, repo: Path, branch: str = DEFAULT_BRAN
     )
 
 
-def record(branch: str, commit: str, lessons: list[Lesson]) -> dict[str, Any]:
-    """What a run records of the lessons it applied."""
+def record(branch: str | None, commit: str | None, lessons: list[Lesson]) -> dict[str, Any]:
+    """What a run records of the lessons it applied (from ``branch`` at ``commit``; None for
+    a learn candidate's lessons without an overlay)."""
     return {
         "branch": branch,
         "commit": commit,
