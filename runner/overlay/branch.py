@@ -29,7 +29,7 @@ except ImportError:  # pragma: no cover - not on Windows; the compare-and-swap a
 
 from runner.overlay import files
 from runner.overlay.files import LESSONS_DIR, LessonFile
-from runner.overlay.git import Entry, Git, OverlayError
+from runner.overlay.git import Entry, Git, NotARepository, OverlayError
 
 MARKER = ".branchleaf-overlay"
 """The file at the root of every overlay branch; a branch without it is not written to."""
@@ -117,7 +117,7 @@ class Overlay:
         self._holding = False
         code, out, _ = self.git.run("rev-parse", "--git-common-dir", ok=(0, 128))
         if code != 0:
-            raise OverlayError(
+            raise NotARepository(
                 f"{repo} is not in a git repository: give the repository with --repo PATH"
             )
         code, _, _ = self.git.run("check-ref-format", self.ref, ok=(0, 1))

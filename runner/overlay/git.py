@@ -32,6 +32,10 @@ class OverlayError(RunnerError):
     exit_code = 2
 
 
+class NotARepository(OverlayError):
+    """The folder given is not in a git repository, so there is no overlay branch there."""
+
+
 class GitFailed(RunnerError):
     """A git call failed for a reason of the repository's own (exit 3)."""
 

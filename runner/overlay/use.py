@@ -24,7 +24,7 @@ from runner.errors import ConfigError
 from runner.learning.apply import applied_digest, apply
 from runner.learning.lessons import Lesson, parse_lesson, problem
 from runner.overlay.branch import Overlay
-from runner.overlay.git import OverlayError
+from runner.overlay.git import NotARepository, OverlayError
 
 DEFAULT_BRANCH = "cached-main"
 
@@ -52,9 +52,9 @@ def overlay_for(workflow: ir.Workflow, *, repo: Path, branch: str = DEFAULT_BRAN
         overlay = Overlay(repo, branch)
         tip = overlay.tip()
         files = overlay.lessons(tip) if tip is not None else []
+    except NotARepository:
+        return Used(workflow, None, ())
     except OverlayError as exc:
-        if "not in a git repository" in str(exc):
-            return Used(workflow, None, ())
         return Used(workflow, None, (f"the overlay is not applied: {exc}",))
     if tip is None:
         return Used(workflow, None, ())
